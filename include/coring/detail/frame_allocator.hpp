@@ -1,0 +1,97 @@
+// SPDX-License-Identifier: MIT
+// Recycling allocator for coroutine frames and loop handles: per-thread free lists by size class.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <new>
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define CORING_FRAME_RECYCLING 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define CORING_FRAME_RECYCLING 0
+#endif
+#endif
+#ifndef CORING_FRAME_RECYCLING
+#define CORING_FRAME_RECYCLING 1
+#endif
+
+namespace coring::detail {
+
+/// Per-thread cache of freed blocks. Trivially constructible and destructible so that the
+/// thread_local below needs no guard on the fast path; FrameCacheOwner frees it at thread exit.
+struct FrameCache {
+    static constexpr std::size_t granularity = 32;
+    static constexpr std::size_t classes = 64; // blocks up to 2 KiB are recycled
+    static constexpr std::uint32_t max_per_class = 8192;
+
+    struct Block {
+        Block* next;
+    };
+
+    Block* free[classes];
+    std::uint32_t count[classes];
+    bool owner_registered; // FrameCacheOwner exists for this thread
+    bool dead;             // the thread is exiting: free straight to the system
+};
+
+inline thread_local constinit FrameCache frame_cache{};
+
+/// Size class of a block: 1 for 1..32 bytes, 2 for 33..64, ... (0 bytes counts as 1).
+constexpr std::size_t frame_size_class(std::size_t size) noexcept {
+    return size == 0 ? 1 : (size - 1) / FrameCache::granularity + 1;
+}
+
+/// Slow paths, out of line: first use on a thread, full class, thread exit.
+void frame_cache_register_owner() noexcept;
+
+/// Allocates size bytes, reusing a block freed earlier on this thread when one fits.
+/// Throws std::bad_alloc like operator new.
+inline void* frame_allocate(std::size_t size) {
+#if CORING_FRAME_RECYCLING
+    std::size_t cls = frame_size_class(size);
+    if (cls < FrameCache::classes) {
+        FrameCache& c = frame_cache;
+        if (FrameCache::Block* b = c.free[cls]) {
+            c.free[cls] = b->next;
+            --c.count[cls];
+            return b;
+        }
+        return ::operator new(cls* FrameCache::granularity);
+    }
+#endif
+    return ::operator new(size);
+}
+
+/// Returns a block from frame_allocate; size must be the size it was allocated with.
+inline void frame_deallocate(void* p, std::size_t size) noexcept {
+#if CORING_FRAME_RECYCLING
+    std::size_t cls = frame_size_class(size);
+    if (cls < FrameCache::classes) {
+        FrameCache& c = frame_cache;
+        if (c.count[cls] < FrameCache::max_per_class && !c.dead) {
+            if (!c.owner_registered) [[unlikely]] {
+                frame_cache_register_owner();
+            }
+            auto* b = static_cast<FrameCache::Block*>(p);
+            b->next = c.free[cls];
+            c.free[cls] = b;
+            ++c.count[cls];
+            return;
+        }
+        ::operator delete(p, cls* FrameCache::granularity);
+        return;
+    }
+#endif
+    ::operator delete(p, size);
+}
+
+/// Base for types whose instances should come from the frame allocator.
+struct FrameAllocated {
+    static void* operator new(std::size_t size) { return frame_allocate(size); }
+
+    static void operator delete(void* p, std::size_t size) noexcept { frame_deallocate(p, size); }
+};
+
+} // namespace coring::detail

@@ -1,0 +1,142 @@
+// SPDX-License-Identifier: MIT
+// RAII over one io_uring: setup with feature fallback, SQE acquisition, batched submit, reaping.
+#pragma once
+
+#include <coring/detail/assert.hpp>
+
+#include <liburing.h>
+
+#include <bitset>
+#include <chrono>
+#include <cstdint>
+
+namespace coring::detail {
+
+/// Target of a CQE: user_data points at one of these, living in the awaiting coroutine's frame.
+/// complete() is called once per CQE; a multishot operation sees IORING_CQE_F_MORE in flags
+/// on every completion but its last.
+struct Completion {
+    using CompleteFn = void (*)(Completion*, int res, unsigned flags) noexcept;
+
+    CompleteFn complete;
+};
+
+/// user_data of SQEs whose completion nobody waits for (cancel requests).
+inline constexpr std::uint64_t ignored_user_data = 0;
+
+/// Setup parameters of a Ring.
+struct RingOptions {
+    unsigned entries = 1024; // submission queue size; the completion queue is twice as large
+};
+
+/// One io_uring instance. Not thread-safe: a Ring belongs to the thread that runs its loop.
+class Ring {
+public:
+    /// Sets the ring up with the best flags the kernel accepts (SINGLE_ISSUER, DEFER_TASKRUN,
+    /// COOP_TASKRUN, SUBMIT_ALL, falling back one step at a time on EINVAL).
+    /// Throws: coring::RuntimeError naming the cause and the fix when io_uring is unavailable.
+    explicit Ring(const RingOptions& options = {});
+
+    Ring(const Ring&) = delete;
+    Ring& operator=(const Ring&) = delete;
+
+    ~Ring();
+
+    /// A fresh SQE. When the submission queue is full, submits what it holds and retries, so this
+    /// never fails.
+    io_uring_sqe* get_sqe() {
+        if (io_uring_sqe* sqe = io_uring_get_sqe(&ring_)) [[likely]] {
+            return sqe;
+        }
+        return get_sqe_slow();
+    }
+
+    /// Points the SQE's user_data at c and counts the operation as in flight.
+    void track(io_uring_sqe* sqe, Completion* c) noexcept {
+        io_uring_sqe_set_data(sqe, c);
+        ++in_flight_;
+    }
+
+    /// Queues an asynchronous cancel of the operation whose user_data is c. Its completion
+    /// arrives later through c, usually with -ECANCELED.
+    void cancel(Completion* c) {
+        io_uring_sqe* sqe = get_sqe();
+        io_uring_prep_cancel64(sqe, reinterpret_cast<std::uint64_t>(c), 0);
+        io_uring_sqe_set_data64(sqe, ignored_user_data);
+    }
+
+    /// Submits what is queued, then waits for at least one completion: for at most timeout, or
+    /// without limit when timeout is negative. One io_uring_enter.
+    void submit_and_wait(std::chrono::nanoseconds timeout);
+
+    /// Submits what is queued and collects completions without waiting. Enters the kernel only
+    /// when there is something to submit or the kernel has completions to hand over.
+    void submit_nowait();
+
+    /// Calls on_cqe(Completion*, res, flags) for every completion in the CQ, in order, then
+    /// marks them seen. Completions of untracked SQEs (cancel requests) are skipped.
+    template <class OnCqe>
+    unsigned reap(OnCqe&& on_cqe) {
+        unsigned head;
+        unsigned n = 0;
+        io_uring_cqe* cqe;
+        io_uring_for_each_cqe(&ring_, head, cqe) {
+            ++n;
+            std::uint64_t ud = cqe->user_data;
+            if (ud == ignored_user_data) {
+                continue;
+            }
+            if (!(cqe->flags & IORING_CQE_F_MORE)) {
+                --in_flight_;
+            }
+            on_cqe(reinterpret_cast<Completion*>(ud), cqe->res, cqe->flags);
+        }
+        io_uring_cq_advance(&ring_, n);
+        return n;
+    }
+
+    /// True when the CQ holds completions not reaped yet.
+    bool has_completions() const noexcept { return io_uring_cq_ready(&ring_) != 0; }
+
+    /// Operations submitted (or queued) whose final completion has not been reaped.
+    std::uint64_t in_flight() const noexcept { return in_flight_; }
+
+    /// Number of io_uring_enter calls made so far (for tests and benchmarks).
+    std::uint64_t enter_count() const noexcept { return enters_; }
+
+    /// Binds the ring to the calling thread. Rings set up with IORING_SETUP_R_DISABLED (all that
+    /// use SINGLE_ISSUER) start disabled so the thread that runs the loop, not the one that
+    /// created it, becomes the single issuer. Idempotent.
+    void enable();
+
+    /// The IORING_SETUP_* flags the kernel accepted.
+    unsigned setup_flags() const noexcept { return setup_flags_; }
+
+    /// The IORING_FEAT_* flags the kernel reported.
+    unsigned features() const noexcept { return features_; }
+
+    /// Whether the kernel supports an IORING_OP_* opcode (io_uring_get_probe).
+    bool supports(unsigned opcode) const noexcept { return opcode < 256 && ops_.test(opcode); }
+
+    /// Cancels every operation in flight and waits until the kernel has handed all of them
+    /// back, discarding their completions. Used when a loop closes with tasks still pending.
+    void cancel_all_and_drain() noexcept;
+
+    int fd() const noexcept { return ring_.ring_fd; }
+
+    io_uring* native() noexcept { return &ring_; }
+
+private:
+    io_uring_sqe* get_sqe_slow();
+    void check_sqes_before_submit() noexcept;
+
+    io_uring ring_{};
+    std::bitset<256> ops_;
+    std::uint64_t in_flight_ = 0;
+    std::uint64_t enters_ = 0;
+    unsigned setup_flags_ = 0;
+    unsigned features_ = 0;
+    bool enabled_ = false;
+};
+
+} // namespace coring::detail

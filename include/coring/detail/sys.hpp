@@ -1,0 +1,39 @@
+// SPDX-License-Identifier: MIT
+// Syscall seam: the system calls coring makes, as replaceable function pointers for tests.
+#pragma once
+
+#include <liburing.h>
+
+namespace coring::detail {
+
+/// Every system call coring may need to fail on purpose in a test goes through this table.
+/// Tests swap an entry (see SysOverride) to inject EPERM, ENOSYS, ENOMEM, EMFILE, ...
+/// Not thread-safe: change it only while no loop runs.
+struct Sys {
+    int (*io_uring_queue_init_params)(unsigned entries, io_uring* ring, io_uring_params* p);
+    int (*eventfd)(unsigned initval, int flags);
+    int (*close)(int fd);
+};
+
+/// The live table; starts out pointing at the real functions.
+extern Sys sys;
+
+/// Replaces one entry of the table for its lifetime (test helper).
+template <class Fn>
+class SysOverride {
+public:
+    SysOverride(Fn Sys::*entry, Fn replacement) noexcept : entry_(entry), saved_(sys.*entry) {
+        sys.*entry = replacement;
+    }
+
+    SysOverride(const SysOverride&) = delete;
+    SysOverride& operator=(const SysOverride&) = delete;
+
+    ~SysOverride() { sys.*entry_ = saved_; }
+
+private:
+    Fn Sys::*entry_;
+    Fn saved_;
+};
+
+} // namespace coring::detail

@@ -1,0 +1,465 @@
+// SPDX-License-Identifier: MIT
+// EventLoop: one io_uring, a ready queue and a timer heap (asyncio.events / base_events).
+#pragma once
+
+#include <coring/errors.hpp>
+
+#include <coring/detail/frame_allocator.hpp>
+#include <coring/detail/intrusive_list.hpp>
+#include <coring/detail/ready_queue.hpp>
+#include <coring/detail/ring.hpp>
+#include <coring/detail/timer_heap.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <type_traits>
+#include <typeinfo>
+#include <utility>
+#include <vector>
+
+namespace coring {
+
+class EventLoop;
+
+namespace testing {
+std::size_t run_until_idle(EventLoop& loop, std::size_t max_iterations);
+} // namespace testing
+
+namespace detail {
+class FutureBase;
+class TaskBase;
+
+struct LoopTag {};
+class HandleState;
+} // namespace detail
+
+/// What went wrong, as passed to an exception handler (asyncio's context dict).
+struct ExceptionContext {
+    /// What happened, e.g. "Task exception was never retrieved".
+    std::string message;
+    /// The exception, when there is one.
+    std::exception_ptr exception;
+    /// Name of the task involved ("Task-3"), or empty.
+    std::string task;
+    /// Where the task or callback came from ("file.cpp:42 in worker"), or empty.
+    std::string source;
+};
+
+/// Receives errors nobody else can: failed callbacks, exceptions never retrieved, ...
+/// Must not throw; if it does, the default handler reports that too.
+using ExceptionHandler = std::function<void(EventLoop&, const ExceptionContext&)>;
+
+/// Construction parameters of an EventLoop.
+struct EventLoopOptions {
+    /// Size of the io_uring submission queue. A full queue is flushed, never an error.
+    unsigned ring_entries = 1024;
+    /// Debug mode; when unset, on if the environment variable CORING_DEBUG is set to 1.
+    std::optional<bool> debug;
+};
+
+/// A callback scheduled with call_soon (asyncio.Handle). Copies share the callback.
+/// Thread safety: cancel() only on the loop's thread; copies may be dropped on any thread.
+class Handle {
+public:
+    Handle() noexcept = default;
+    Handle(const Handle& other) noexcept;
+
+    Handle(Handle&& other) noexcept : state_(std::exchange(other.state_, nullptr)) {}
+
+    Handle& operator=(Handle other) noexcept {
+        std::swap(state_, other.state_);
+        return *this;
+    }
+
+    ~Handle();
+
+    /// Stops the callback from running, if it has not run yet. Calling it again does nothing.
+    void cancel() noexcept;
+
+    /// Whether cancel() was called.
+    bool cancelled() const noexcept;
+
+    /// Whether this refers to a callback (a default-constructed Handle does not).
+    explicit operator bool() const noexcept { return state_ != nullptr; }
+
+protected:
+    friend class EventLoop;
+
+    explicit Handle(detail::HandleState* state) noexcept : state_(state) {}
+
+    detail::HandleState* state_ = nullptr;
+};
+
+/// A callback scheduled with call_later or call_at (asyncio.TimerHandle).
+class TimerHandle : public Handle {
+public:
+    TimerHandle() noexcept = default;
+
+    /// When the callback is due, on the loop's clock.
+    std::chrono::steady_clock::time_point when() const noexcept;
+
+private:
+    friend class EventLoop;
+
+    explicit TimerHandle(detail::HandleState* state) noexcept : Handle(state) {}
+};
+
+namespace detail {
+
+/// Shared state of a Handle: the callback, its cancelled flag, its timer when it has one.
+/// Reference counted: one reference per Handle, one while the loop has it queued.
+class HandleState : public FrameAllocated, public TimerNode {
+public:
+    HandleState(const HandleState&) = delete;
+    HandleState& operator=(const HandleState&) = delete;
+
+    void add_ref() noexcept {
+        // relaxed: taking another reference needs no ordering; we already hold one.
+        refs_.fetch_add(1, std::memory_order_relaxed);
+    }
+
+    void release() noexcept {
+        // acq_rel: the last owner must see every write made through other references before
+        // it destroys the callback.
+        if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+            delete this;
+        }
+    }
+
+    bool cancelled() const noexcept { return cancelled_; }
+
+    /// Ready-queue entry function: runs the callback unless cancelled, then drops the queue's
+    /// reference. With discard set (the loop is closing) it only drops the reference.
+    static void run_entry(void* self, bool discard) noexcept;
+
+    /// Timer fire function: moves the handle from the timer heap to the ready queue.
+    static void fire_timer(TimerNode* node, bool discard) noexcept;
+
+    EventLoop* loop_;
+    std::int64_t when_ns_ = 0;
+    const std::type_info* callback_type_;
+    bool cancelled_ = false;
+
+protected:
+    HandleState(EventLoop* loop, const std::type_info& type) noexcept
+        : TimerNode(&HandleState::fire_timer), loop_(loop), callback_type_(&type) {}
+
+    virtual ~HandleState() = default;
+
+    virtual void invoke() = 0;
+
+private:
+    std::atomic<std::uint32_t> refs_{1};
+};
+
+template <class F>
+class CallbackHandleState final : public HandleState {
+public:
+    template <class G>
+    CallbackHandleState(EventLoop* loop, G&& g)
+        : HandleState(loop, typeid(F)), callback_(std::forward<G>(g)) {}
+
+private:
+    void invoke() override { callback_(); }
+
+    F callback_;
+};
+
+template <class F, class... Args>
+auto bind_callback(F&& f, Args&&... args) {
+    if constexpr (sizeof...(Args) == 0) {
+        return std::forward<F>(f);
+    } else {
+        return [fn = std::forward<F>(f),
+                tup = std::make_tuple(std::forward<Args>(args)...)]() mutable {
+            std::apply(fn, tup);
+        };
+    }
+}
+
+} // namespace detail
+
+/// asyncio's event loop over one io_uring. Runs on one thread at a time; a loop that uses
+/// IORING_SETUP_SINGLE_ISSUER stays bound to the first thread that runs it.
+///
+/// Every iteration is asyncio's `_run_once`: submit queued operations and wait for completions
+/// (one io_uring_enter; no wait if something is ready, else until the nearest timer), turn
+/// completions into ready entries in completion order, move due timers to the ready queue in
+/// deadline order, then run exactly the entries that were ready when the pass began.
+///
+/// Thread safety: only call_soon_threadsafe may be called from other threads.
+class EventLoop {
+public:
+    using clock = std::chrono::steady_clock;
+    using time_point = clock::time_point;
+    using duration = clock::duration;
+
+    /// Creates a loop with its own io_uring.
+    /// Throws: RuntimeError naming the cause and the fix when io_uring is unavailable.
+    EventLoop();
+    explicit EventLoop(const EventLoopOptions& options);
+
+    EventLoop(const EventLoop&) = delete;
+    EventLoop& operator=(const EventLoop&) = delete;
+
+    /// Closes the loop if it is not closed yet.
+    ~EventLoop();
+
+    /// Runs until aw (a Task, a TaskHandle, a Future or any awaitable) is done and returns its
+    /// result or rethrows its exception. A Task is wrapped in a task first. Defined in task.hpp.
+    /// Throws: RuntimeError when the loop is closed or already running, or when stop() ended
+    /// the run before aw finished.
+    template <class Aw>
+    decltype(auto) run_until_complete(Aw&& aw);
+
+    /// Runs until stop() is called.
+    /// Throws: RuntimeError when the loop is closed or already running, or when another loop is
+    /// running on this thread.
+    void run_forever();
+
+    /// Stops run_forever after the current iteration (before it starts, if not running: then
+    /// the next run polls I/O once, runs what is ready and returns).
+    void stop() noexcept { stopping_ = true; }
+
+    /// Closes the loop: cancels and drains operations still in the kernel, drops pending
+    /// callbacks and timers, destroys pending tasks (each reported as "Task was destroyed but it
+    /// is pending!"). Idempotent. Throws: RuntimeError when the loop is running.
+    void close();
+
+    bool is_running() const noexcept { return running_; }
+
+    bool is_closed() const noexcept { return closed_; }
+
+    /// The loop's monotonic clock (asyncio's loop.time()).
+    time_point time() const noexcept {
+        return clock::now() + std::chrono::nanoseconds(virtual_offset_ns_);
+    }
+
+    /// Schedules f(args...) to run on a later iteration, after what is already ready (FIFO).
+    template <class F, class... Args>
+    Handle call_soon(F&& f, Args&&... args) {
+        detail::HandleState* s = make_handle(std::forward<F>(f), std::forward<Args>(args)...);
+        s->add_ref();
+        ready_.push({&detail::HandleState::run_entry, s});
+        return Handle(s);
+    }
+
+    /// Schedules f(args...) to run once delay has passed; equal deadlines run in the order they
+    /// were scheduled. A negative delay counts as zero.
+    template <class Rep, class Period, class F, class... Args>
+    TimerHandle call_later(std::chrono::duration<Rep, Period> delay, F&& f, Args&&... args) {
+        return call_at(time() + std::chrono::duration_cast<duration>(delay),
+                       std::forward<F>(f),
+                       std::forward<Args>(args)...);
+    }
+
+    /// Schedules f(args...) to run at when, on this loop's clock (time()).
+    template <class F, class... Args>
+    TimerHandle call_at(time_point when, F&& f, Args&&... args) {
+        detail::HandleState* s = make_handle(std::forward<F>(f), std::forward<Args>(args)...);
+        s->add_ref();
+        s->when_ns_ = to_ns(when);
+        timers_.push(*s, s->when_ns_);
+        return TimerHandle(s);
+    }
+
+    /// Like call_soon, from any thread: wakes the loop through its io_uring.
+    /// Throws: RuntimeError when the loop is closed.
+    /// Thread safety: safe from any thread.
+    template <class F, class... Args>
+    Handle call_soon_threadsafe(F&& f, Args&&... args) {
+        detail::HandleState* s =
+                make_handle_unchecked(std::forward<F>(f), std::forward<Args>(args)...);
+        Handle h(s);
+        push_threadsafe(s);
+        return h;
+    }
+
+    /// Sets the handler called for errors nobody else can receive; nullptr restores the default.
+    void set_exception_handler(ExceptionHandler handler) { handler_ = std::move(handler); }
+
+    /// The handler set with set_exception_handler, or empty.
+    const ExceptionHandler& get_exception_handler() const noexcept { return handler_; }
+
+    /// Logs the context at error level through coring::log (asyncio's default handler).
+    void default_exception_handler(const ExceptionContext& context) noexcept {
+        log_exception(context);
+    }
+
+    /// What default_exception_handler does, for reports that no longer have a loop.
+    static void log_exception(const ExceptionContext& context) noexcept;
+
+    /// Passes context to the handler, or to the default handler when none is set. Never throws.
+    void call_exception_handler(const ExceptionContext& context) noexcept;
+
+    /// Debug mode: reports callbacks and task steps slower than slow_callback_duration(), and
+    /// coroutines that were created but never awaited.
+    void set_debug(bool enabled) noexcept { debug_ = enabled; }
+
+    bool get_debug() const noexcept { return debug_; }
+
+    /// Threshold for debug mode's slow-callback warning (default 100 ms).
+    duration slow_callback_duration() const noexcept { return slow_callback_duration_; }
+
+    void set_slow_callback_duration(duration d) noexcept { slow_callback_duration_ = d; }
+
+    /// Wraps aw in a task scheduled on this loop (asyncio's loop.create_task). Defined in
+    /// task.hpp. Unlike coring::create_task it works before the loop runs.
+    template <class Aw>
+    auto create_task(Aw&& aw, std::string name = {});
+
+    /// The loop running on this thread, or nullptr.
+    static EventLoop* running() noexcept { return running_loop_; }
+
+    // ---- For coring's own layers (awaiters, tasks); not part of the asyncio API. ----
+
+    /// The io_uring behind this loop.
+    detail::Ring& ring() noexcept { return ring_; }
+
+    /// Appends an entry to the ready queue.
+    void schedule(detail::ReadyEntry entry) { ready_.push(entry); }
+
+    /// Queues a timer for the loop's time when (nanoseconds on the loop clock).
+    void add_timer(detail::TimerNode& node, std::int64_t when_ns) { timers_.push(node, when_ns); }
+
+    void remove_timer(detail::TimerNode& node) noexcept { timers_.remove(node); }
+
+    /// The task whose step is running, or nullptr.
+    detail::TaskBase* current_task() const noexcept { return current_task_; }
+
+    void set_current_task(detail::TaskBase* t) noexcept { current_task_ = t; }
+
+    /// Registers a Future or Task so close() can detach it.
+    void register_future(detail::FutureBase& f) noexcept;
+
+    /// Next task number, for default names ("Task-N").
+    static std::uint64_t next_task_id() noexcept;
+
+    /// Visits every live (registered) future and task.
+    template <class F>
+    void for_each_future(F&& f) {
+        live_.for_each(std::forward<F>(f));
+    }
+
+    /// Turns the loop's clock into virtual time (see coring::testing::VirtualClock): whenever the
+    /// loop has nothing to do but wait for a timer, the clock jumps to the timer instead.
+    void set_virtual_time(bool enabled) noexcept { virtual_time_ = enabled; }
+
+    bool virtual_time() const noexcept { return virtual_time_; }
+
+    /// Moves the clock forward by d without waiting (virtual time only).
+    void advance_time(duration d) noexcept {
+        virtual_offset_ns_ += std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+    }
+
+    /// Debug mode's warning: "Executing <what> took 0.150 seconds".
+    void report_slow_callback(const std::string& what, duration took) noexcept;
+
+    /// Runs exactly one iteration (asyncio's _run_once). For tests and run_until_idle.
+    void run_once();
+
+    /// Whether anything is ready, scheduled or in flight.
+    bool has_pending_work() const noexcept {
+        return !ready_.empty() || !timers_.empty() || io_in_flight() > 0;
+    }
+
+    /// Number of ready entries, timers, kernel operations (excluding the loop's own wake-up).
+    std::size_t ready_count() const noexcept { return ready_.size(); }
+
+    std::size_t timer_count() const noexcept { return timers_.size(); }
+
+    std::uint64_t io_in_flight() const noexcept {
+        return ring_.in_flight() - (wake_armed_ ? 1 : 0);
+    }
+
+    /// Loop iterations run so far.
+    std::uint64_t iteration_count() const noexcept { return iterations_; }
+
+    /// Nanoseconds on the loop clock for a time point.
+    static std::int64_t to_ns(time_point t) noexcept {
+        return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+    }
+
+    std::int64_t now_ns() const noexcept { return to_ns(time()); }
+
+private:
+    friend class detail::HandleState;
+    friend std::size_t testing::run_until_idle(EventLoop& loop, std::size_t max_iterations);
+
+    // Marks the loop running on this thread for its lifetime (run_forever, run_until_idle).
+    class RunningScope {
+    public:
+        explicit RunningScope(EventLoop& loop);
+        RunningScope(const RunningScope&) = delete;
+        RunningScope& operator=(const RunningScope&) = delete;
+        ~RunningScope();
+
+    private:
+        EventLoop& loop_;
+    };
+
+    template <class F, class... Args>
+    detail::HandleState* make_handle(F&& f, Args&&... args) {
+        check_closed();
+        return make_handle_unchecked(std::forward<F>(f), std::forward<Args>(args)...);
+    }
+
+    template <class F, class... Args>
+    detail::HandleState* make_handle_unchecked(F&& f, Args&&... args) {
+        using Bound =
+                decltype(detail::bind_callback(std::forward<F>(f), std::forward<Args>(args)...));
+        return new detail::CallbackHandleState<std::decay_t<Bound>>(
+                this, detail::bind_callback(std::forward<F>(f), std::forward<Args>(args)...));
+    }
+
+    void check_closed() const;
+    void push_threadsafe(detail::HandleState* s);
+    void arm_wakeup();
+    static void on_wakeup(detail::Completion* c, int res, unsigned flags) noexcept;
+
+    detail::Ring ring_;
+    detail::ReadyQueue ready_;
+    detail::TimerHeap timers_;
+    detail::IntrusiveList<detail::FutureBase, detail::LoopTag> live_;
+    detail::TaskBase* current_task_ = nullptr;
+    ExceptionHandler handler_;
+    duration slow_callback_duration_ = std::chrono::milliseconds(100);
+    std::int64_t virtual_offset_ns_ = 0;
+    std::uint64_t iterations_ = 0;
+    std::thread::id thread_;
+    bool running_ = false;
+    bool stopping_ = false;
+    bool closed_ = false;
+    bool debug_ = false;
+    bool virtual_time_ = false;
+
+    // call_soon_threadsafe: other threads append under the mutex and write the eventfd; a read
+    // on the eventfd stays in flight in the ring while the loop runs.
+    struct WakeCompletion : detail::Completion {
+        EventLoop* loop;
+    };
+
+    std::mutex threadsafe_mutex_;
+    std::vector<detail::HandleState*> threadsafe_queue_;
+    bool wake_pending_ = false; // guarded by threadsafe_mutex_: an eventfd write is outstanding
+    bool wake_armed_ = false;   // the eventfd read is in flight
+    int wake_fd_ = -1;
+    std::uint64_t wake_buf_ = 0;
+    WakeCompletion wake_completion_{};
+
+    static inline thread_local constinit EventLoop* running_loop_ = nullptr;
+};
+
+/// The loop running on this thread (asyncio.get_running_loop()).
+/// Throws: RuntimeError("no running event loop") when none is.
+EventLoop& get_running_loop();
+
+} // namespace coring

@@ -1,0 +1,49 @@
+// SPDX-License-Identifier: MIT
+// Out-of-line messages of coring's exception classes.
+#include <coring/errors.hpp>
+
+#include <fmt/format.h>
+
+namespace coring {
+
+const char* CancelledError::what() const noexcept {
+    return message_.empty() ? "cancelled" : message_.c_str();
+}
+
+IncompleteReadError::IncompleteReadError(std::string partial_bytes,
+                                         std::optional<std::size_t> expected_bytes)
+    : std::runtime_error(fmt::format("{} bytes read on a total of {} expected bytes",
+                                     partial_bytes.size(),
+                                     expected_bytes ? fmt::to_string(*expected_bytes)
+                                                    : std::string("undefined"))),
+      partial(std::move(partial_bytes)), expected(expected_bytes) {
+}
+
+ExceptionGroup::ExceptionGroup(std::string message, std::vector<std::exception_ptr> exceptions)
+    : message_(std::move(message)), exceptions_(std::move(exceptions)) {
+    what_ = fmt::format("{} ({} sub-exception{})",
+                        message_,
+                        exceptions_.size(),
+                        exceptions_.size() == 1 ? "" : "s");
+}
+
+const char* ExceptionGroup::what() const noexcept {
+    return what_.c_str();
+}
+
+std::string describe_exception(const std::exception_ptr& e) {
+    if (!e) {
+        return {};
+    }
+    try {
+        std::rethrow_exception(e);
+    } catch (const CancelledError& c) {
+        return fmt::format("CancelledError: {}", c.what());
+    } catch (const std::exception& x) {
+        return x.what();
+    } catch (...) {
+        return "unknown exception";
+    }
+}
+
+} // namespace coring

@@ -1,0 +1,405 @@
+// SPDX-License-Identifier: MIT
+// EventLoop: run_once (base_events._run_once), close, handles, threadsafe wake-ups, reports.
+#include <coring/event_loop.hpp>
+#include <coring/log.hpp>
+#include <coring/testing.hpp>
+
+#include <coring/detail/future_base.hpp>
+#include <coring/detail/sys.hpp>
+#include <coring/detail/task_base.hpp>
+
+#include <fmt/format.h>
+
+#include <cxxabi.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+
+namespace coring {
+
+namespace {
+
+std::string demangle(const std::type_info& type) {
+    int status = 0;
+    std::unique_ptr<char, void (*)(void*)> name(
+            abi::__cxa_demangle(type.name(), nullptr, nullptr, &status), &std::free);
+    return status == 0 && name ? std::string(name.get()) : std::string(type.name());
+}
+
+bool env_debug() noexcept {
+    const char* v = std::getenv("CORING_DEBUG");
+    return v != nullptr && v[0] != '\0' && std::strcmp(v, "0") != 0;
+}
+
+} // namespace
+
+// ---- Handle ----
+
+Handle::Handle(const Handle& other) noexcept : state_(other.state_) {
+    if (state_ != nullptr) {
+        state_->add_ref();
+    }
+}
+
+Handle::~Handle() {
+    if (state_ != nullptr) {
+        state_->release();
+    }
+}
+
+void Handle::cancel() noexcept {
+    if (state_ == nullptr || state_->cancelled_) {
+        return;
+    }
+    state_->cancelled_ = true;
+    if (state_->is_queued()) {
+        // A timer still in the heap: take it out now (O(log n)) and drop the heap's reference.
+        state_->loop_->remove_timer(*state_);
+        state_->release();
+    }
+}
+
+bool Handle::cancelled() const noexcept {
+    return state_ != nullptr && state_->cancelled_;
+}
+
+std::chrono::steady_clock::time_point TimerHandle::when() const noexcept {
+    return std::chrono::steady_clock::time_point(std::chrono::nanoseconds(state_->when_ns_));
+}
+
+namespace detail {
+
+void HandleState::run_entry(void* self, bool discard) noexcept {
+    auto* s = static_cast<HandleState*>(self);
+    if (!discard && !s->cancelled_) {
+        EventLoop& loop = *s->loop_;
+        auto t0 = loop.debug_ ? EventLoop::clock::now() : EventLoop::time_point{};
+        try {
+            s->invoke();
+        } catch (...) {
+            loop.call_exception_handler(
+                    {fmt::format("Exception in callback {}", demangle(*s->callback_type_)),
+                     std::current_exception(),
+                     {},
+                     {}});
+        }
+        if (loop.debug_) {
+            auto took = EventLoop::clock::now() - t0;
+            if (took >= loop.slow_callback_duration_) {
+                loop.report_slow_callback(fmt::format("<Handle {}>", demangle(*s->callback_type_)),
+                                          took);
+            }
+        }
+    }
+    s->release();
+}
+
+void HandleState::fire_timer(TimerNode* node, bool discard) noexcept {
+    auto* s = static_cast<HandleState*>(node);
+    if (discard) {
+        s->release();
+        return;
+    }
+    // The heap's reference moves to the ready queue.
+    s->loop_->schedule({&HandleState::run_entry, s});
+}
+
+} // namespace detail
+
+// ---- EventLoop ----
+
+EventLoop::EventLoop() : EventLoop(EventLoopOptions{}) {
+}
+
+EventLoop::EventLoop(const EventLoopOptions& options)
+    : ring_(detail::RingOptions{options.ring_entries}),
+      debug_(options.debug.value_or(env_debug())) {
+    wake_fd_ = detail::sys.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (wake_fd_ < 0) {
+        int err = errno;
+        throw std::system_error(err, std::system_category(), "coring: eventfd for the event loop");
+    }
+    wake_completion_.complete = &EventLoop::on_wakeup;
+    wake_completion_.loop = this;
+}
+
+EventLoop::~EventLoop() {
+    if (running_) {
+        // Destroying a running loop (from inside one of its own callbacks) cannot be recovered.
+        detail::assertion_failed(
+                __FILE__, __LINE__, "!running_", "EventLoop destroyed while running");
+    }
+    close();
+}
+
+std::uint64_t EventLoop::next_task_id() noexcept {
+    static std::atomic<std::uint64_t> counter{0};
+    // relaxed: ids only need to be unique, not ordered with anything else.
+    return counter.fetch_add(1, std::memory_order_relaxed) + 1;
+}
+
+void EventLoop::register_future(detail::FutureBase& f) noexcept {
+    live_.push_back(f);
+}
+
+void EventLoop::check_closed() const {
+    if (closed_) {
+        throw RuntimeError("Event loop is closed");
+    }
+}
+
+EventLoop::RunningScope::RunningScope(EventLoop& loop) : loop_(loop) {
+    loop.check_closed();
+    if (loop.running_) {
+        throw RuntimeError("This event loop is already running");
+    }
+    if (running_loop_ != nullptr) {
+        throw RuntimeError("Cannot run the event loop while another loop is running");
+    }
+    if ((loop.ring_.setup_flags() & IORING_SETUP_SINGLE_ISSUER) &&
+        loop.thread_ != std::thread::id{} && loop.thread_ != std::this_thread::get_id()) {
+        throw RuntimeError("coring: this event loop's io_uring is bound to the thread that first "
+                           "ran it (IORING_SETUP_SINGLE_ISSUER); run it on that thread");
+    }
+    loop.ring_.enable();
+    loop.thread_ = std::this_thread::get_id();
+    loop.running_ = true;
+    running_loop_ = &loop;
+    loop.arm_wakeup();
+}
+
+EventLoop::RunningScope::~RunningScope() {
+    loop_.running_ = false;
+    loop_.stopping_ = false;
+    running_loop_ = nullptr;
+}
+
+void EventLoop::run_forever() {
+    RunningScope scope(*this);
+    for (;;) {
+        run_once();
+        if (stopping_) {
+            break;
+        }
+    }
+}
+
+void EventLoop::run_once() {
+    ++iterations_;
+    // 1. Submit what is queued and wait for completions: not at all when something is ready,
+    //    else until the nearest timer (base_events._run_once's select timeout).
+    if (!ready_.empty() || stopping_) {
+        ring_.submit_nowait();
+    } else if (!timers_.empty()) {
+        std::int64_t wait = timers_.earliest() - now_ns();
+        if (wait < 0) {
+            wait = 0;
+        }
+        if (virtual_time_ && io_in_flight() == 0) {
+            ring_.submit_nowait();
+            if (!ring_.has_completions()) {
+                virtual_offset_ns_ += wait;
+            }
+        } else {
+            ring_.submit_and_wait(std::chrono::nanoseconds(wait));
+        }
+    } else {
+        ring_.submit_and_wait(std::chrono::nanoseconds(-1));
+    }
+
+    // 2. Completions become ready entries, in completion order.
+    ring_.reap([](detail::Completion* c, int res, unsigned flags) noexcept {
+        c->complete(c, res, flags);
+    });
+
+    // 3. Timers that are due, in deadline order (ties in scheduling order).
+    if (!timers_.empty()) {
+        std::int64_t now = now_ns();
+        while (!timers_.empty() && timers_.earliest() <= now) {
+            timers_.pop()->fire(false);
+        }
+    }
+
+    // 4. Run exactly what was ready when this pass began; what it schedules waits for the next.
+    for (std::size_t n = ready_.size(); n > 0; --n) {
+        detail::ReadyEntry e = ready_.pop();
+        e.run(e.arg, false);
+    }
+}
+
+void EventLoop::close() {
+    if (running_) {
+        throw RuntimeError("Cannot close a running event loop");
+    }
+    if (closed_) {
+        return;
+    }
+    {
+        std::lock_guard lock(threadsafe_mutex_);
+        closed_ = true;
+    }
+    // Operations still in the kernel write into coroutine frames: get them all back first.
+    ring_.cancel_all_and_drain();
+    wake_armed_ = false;
+
+    while (!ready_.empty()) {
+        detail::ReadyEntry e = ready_.pop();
+        e.run(e.arg, true);
+    }
+    while (!timers_.empty()) {
+        timers_.pop()->fire(true);
+    }
+    std::vector<detail::HandleState*> pending_threadsafe;
+    {
+        std::lock_guard lock(threadsafe_mutex_);
+        pending_threadsafe.swap(threadsafe_queue_);
+        if (wake_fd_ >= 0) {
+            detail::sys.close(wake_fd_);
+            wake_fd_ = -1;
+        }
+    }
+    for (detail::HandleState* s : pending_threadsafe) {
+        s->release();
+    }
+
+    // Pending tasks lose the loop's reference; those nobody else holds are destroyed now (and
+    // reported, as asyncio reports "Task was destroyed but it is pending!").
+    std::vector<detail::TaskBase*> pending;
+    live_.for_each([&](detail::FutureBase& f) {
+        if (f.is_task() && !f.done()) {
+            pending.push_back(static_cast<detail::TaskBase*>(&f));
+        }
+    });
+    for (detail::TaskBase* t : pending) {
+        t->release();
+    }
+    // Whatever is still referenced from outside outlives the loop, detached from it.
+    while (detail::FutureBase* f = live_.pop_front()) {
+        f->detach_from_loop();
+    }
+}
+
+void EventLoop::push_threadsafe(detail::HandleState* s) {
+    std::lock_guard lock(threadsafe_mutex_);
+    if (closed_) {
+        s->release();
+        throw RuntimeError("Event loop is closed");
+    }
+    s->add_ref(); // the queue's reference
+    threadsafe_queue_.push_back(s);
+    if (!wake_pending_) {
+        wake_pending_ = true;
+        std::uint64_t one = 1;
+        // The eventfd counter cannot overflow here, so write() never blocks or fails partially.
+        [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
+    }
+}
+
+void EventLoop::arm_wakeup() {
+    if (wake_armed_ || wake_fd_ < 0) {
+        return;
+    }
+    io_uring_sqe* sqe = ring_.get_sqe();
+    io_uring_prep_read(sqe, wake_fd_, &wake_buf_, sizeof wake_buf_, 0);
+    ring_.track(sqe, &wake_completion_);
+    wake_armed_ = true;
+}
+
+void EventLoop::on_wakeup(detail::Completion* c, int res, unsigned) noexcept {
+    EventLoop& loop = *static_cast<WakeCompletion*>(c)->loop;
+    loop.wake_armed_ = false;
+    std::vector<detail::HandleState*> batch;
+    {
+        std::lock_guard lock(loop.threadsafe_mutex_);
+        batch.swap(loop.threadsafe_queue_);
+        loop.wake_pending_ = false;
+    }
+    for (detail::HandleState* s : batch) {
+        loop.ready_.push({&detail::HandleState::run_entry, s});
+    }
+    if (res != -ECANCELED && !loop.closed_) {
+        try {
+            loop.arm_wakeup();
+        } catch (...) {
+            loop.call_exception_handler(
+                    {"could not re-arm the loop's wake-up read", std::current_exception(), {}, {}});
+        }
+    }
+}
+
+void EventLoop::report_slow_callback(const std::string& what, duration took) noexcept {
+    try {
+        log(LogLevel::warning,
+            fmt::format("Executing {} took {:.3f} seconds",
+                        what,
+                        std::chrono::duration<double>(took).count()));
+    } catch (...) {
+        // formatting failed (out of memory): nothing sensible to report
+    }
+}
+
+void EventLoop::log_exception(const ExceptionContext& context) noexcept {
+    try {
+        std::string text =
+                context.message.empty() ? "Unhandled exception in event loop" : context.message;
+        if (!context.task.empty()) {
+            fmt::format_to(std::back_inserter(text), "\n  task: {}", context.task);
+        }
+        if (!context.source.empty()) {
+            fmt::format_to(std::back_inserter(text), "\n  source: {}", context.source);
+        }
+        if (context.exception) {
+            fmt::format_to(std::back_inserter(text),
+                           "\n  exception: {}",
+                           describe_exception(context.exception));
+        }
+        log(LogLevel::error, text);
+    } catch (...) {
+        log(LogLevel::error, context.message);
+    }
+}
+
+void EventLoop::call_exception_handler(const ExceptionContext& context) noexcept {
+    if (!handler_) {
+        default_exception_handler(context);
+        return;
+    }
+    try {
+        handler_(*this, context);
+    } catch (...) {
+        // As asyncio: a failing custom handler is itself reported by the default handler.
+        default_exception_handler({"Unhandled error in exception handler",
+                                   std::current_exception(),
+                                   context.task,
+                                   context.source});
+        default_exception_handler(context);
+    }
+}
+
+EventLoop& get_running_loop() {
+    EventLoop* loop = EventLoop::running();
+    if (loop == nullptr) {
+        throw RuntimeError("no running event loop");
+    }
+    return *loop;
+}
+
+namespace testing {
+
+std::size_t run_until_idle(EventLoop& loop, std::size_t max_iterations) {
+    EventLoop::RunningScope scope(loop);
+    std::size_t n = 0;
+    while (n < max_iterations && loop.ready_count() > 0) {
+        loop.run_once();
+        ++n;
+    }
+    return n;
+}
+
+} // namespace testing
+
+} // namespace coring

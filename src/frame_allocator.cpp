@@ -1,0 +1,32 @@
+// SPDX-License-Identifier: MIT
+// Thread-exit cleanup for the frame allocator's per-thread cache.
+#include <coring/detail/frame_allocator.hpp>
+
+namespace coring::detail {
+
+namespace {
+
+// Frees the thread's cached blocks when the thread exits. Blocks freed after that go straight
+// to the system (FrameCache::dead).
+struct FrameCacheOwner {
+    ~FrameCacheOwner() {
+        FrameCache& c = frame_cache;
+        c.dead = true;
+        for (std::size_t cls = 0; cls < FrameCache::classes; ++cls) {
+            while (FrameCache::Block* b = c.free[cls]) {
+                c.free[cls] = b->next;
+                ::operator delete(b, cls* FrameCache::granularity);
+            }
+            c.count[cls] = 0;
+        }
+    }
+};
+
+} // namespace
+
+void frame_cache_register_owner() noexcept {
+    static thread_local FrameCacheOwner owner;
+    frame_cache.owner_registered = true;
+}
+
+} // namespace coring::detail

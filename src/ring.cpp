@@ -1,0 +1,294 @@
+// SPDX-License-Identifier: MIT
+// Ring setup (flag fallback chain, probe, error messages), submission and draining.
+#include <coring/errors.hpp>
+#include <coring/log.hpp>
+
+#include <coring/detail/ring.hpp>
+#include <coring/detail/sys.hpp>
+
+#include <fmt/format.h>
+
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CORING_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define CORING_ASAN 1
+#endif
+#ifdef CORING_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
+namespace coring::detail {
+
+namespace {
+
+// Flag sets to try, best first. The kernel answers EINVAL for flags it does not know, so each
+// step drops the newest feature: DEFER_TASKRUN (6.1), SINGLE_ISSUER (6.0), COOP_TASKRUN and
+// TASKRUN_FLAG (5.19), SUBMIT_ALL (5.18). R_DISABLED lets the thread that first runs the loop,
+// rather than the one that built it, become the single issuer.
+constexpr unsigned setup_chain[] = {
+        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG |
+                IORING_SETUP_SUBMIT_ALL | IORING_SETUP_R_DISABLED,
+        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG |
+                IORING_SETUP_SUBMIT_ALL | IORING_SETUP_R_DISABLED,
+        IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_SUBMIT_ALL,
+        IORING_SETUP_SUBMIT_ALL,
+        0,
+};
+
+[[noreturn]] void throw_setup_error(int err, unsigned entries) {
+    const char* name = std::strerror(err);
+    switch (err) {
+    case EPERM:
+        throw RuntimeError(fmt::format(
+                "coring: io_uring_setup failed: {} (EPERM). io_uring is blocked for this process. "
+                "In a container the seccomp profile usually forbids it (Docker and Podman do by "
+                "default): run with a profile that allows io_uring_setup, io_uring_enter and "
+                "io_uring_register, e.g. --security-opt seccomp=unconfined. On the host, check "
+                "the sysctl kernel.io_uring_disabled: set it to 0, or to 1 and add the user to "
+                "the group in kernel.io_uring_group.",
+                name));
+    case ENOSYS:
+        throw RuntimeError(fmt::format(
+                "coring: io_uring_setup failed: {} (ENOSYS). This kernel has no io_uring: it is "
+                "older than Linux 5.1 or was built without CONFIG_IO_URING. coring needs Linux "
+                "5.11 or newer (6.1 or newer for its fastest mode): upgrade the kernel or enable "
+                "CONFIG_IO_URING.",
+                name));
+    case ENOMEM:
+        throw RuntimeError(fmt::format(
+                "coring: io_uring_setup failed: {} (ENOMEM) for a ring of {} entries. Before "
+                "Linux 5.12 ring memory counts against the locked-memory limit (RLIMIT_MEMLOCK, "
+                "see `ulimit -l`): raise it (`ulimit -l unlimited`, memlock in "
+                "/etc/security/limits.conf, or LimitMEMLOCK= in a systemd unit), or give the loop "
+                "fewer entries (EventLoopOptions::ring_entries).",
+                name,
+                entries));
+    case EMFILE:
+    case ENFILE:
+        throw RuntimeError(fmt::format(
+                "coring: io_uring_setup failed: {} ({}). The process has run out of file "
+                "descriptors: close some or raise the limit (`ulimit -n`).",
+                name,
+                err == EMFILE ? "EMFILE" : "ENFILE"));
+    default:
+        throw RuntimeError(fmt::format(
+                "coring: io_uring_setup failed: {} (errno {}) for a ring of {} entries.",
+                name,
+                err,
+                entries));
+    }
+}
+
+} // namespace
+
+Ring::Ring(const RingOptions& options) {
+    int ret = -EINVAL;
+    for (unsigned flags : setup_chain) {
+        io_uring_params params{};
+        params.flags = flags;
+        ret = sys.io_uring_queue_init_params(options.entries, &ring_, &params);
+        if (ret == 0) {
+            setup_flags_ = params.flags;
+            features_ = params.features;
+            break;
+        }
+        if (ret != -EINVAL) {
+            break;
+        }
+    }
+    if (ret != 0) {
+        throw_setup_error(-ret, options.entries);
+    }
+    enabled_ = !(setup_flags_ & IORING_SETUP_R_DISABLED);
+    std::unique_ptr<io_uring_probe, void (*)(io_uring_probe*)> probe(
+            io_uring_get_probe_ring(&ring_), &io_uring_free_probe);
+    if (probe) {
+        for (unsigned op = 0; op <= probe->last_op && op < 256; ++op) {
+            if (io_uring_opcode_supported(probe.get(), static_cast<int>(op))) {
+                ops_.set(op);
+            }
+        }
+    }
+}
+
+Ring::~Ring() {
+    cancel_all_and_drain();
+    io_uring_queue_exit(&ring_);
+}
+
+void Ring::enable() {
+    if (enabled_) {
+        return;
+    }
+    // liburing 2.3 declares io_uring_enable_rings but does not export it: call the syscall.
+    long ret = ::syscall(
+            __NR_io_uring_register, ring_.ring_fd, IORING_REGISTER_ENABLE_RINGS, nullptr, 0);
+    if (ret < 0) {
+        throw RuntimeError(
+                fmt::format("coring: enabling the io_uring failed: {}", std::strerror(errno)));
+    }
+    enabled_ = true;
+}
+
+io_uring_sqe* Ring::get_sqe_slow() {
+    for (;;) {
+        // The SQ is full: hand its entries to the kernel and take a fresh slot.
+        check_sqes_before_submit();
+        int ret = io_uring_submit(&ring_);
+        ++enters_;
+        if (io_uring_sqe* sqe = io_uring_get_sqe(&ring_)) {
+            return sqe;
+        }
+        if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
+            throw RuntimeError(
+                    fmt::format("coring: io_uring_submit failed: {}", std::strerror(-ret)));
+        }
+    }
+}
+
+namespace {
+
+bool benign_enter_error(int ret) noexcept {
+    return ret >= 0 || ret == -ETIME || ret == -EINTR || ret == -EBUSY || ret == -EAGAIN;
+}
+
+[[noreturn]] void throw_enter_error(int ret) {
+    if (ret == -EEXIST) {
+        throw RuntimeError("coring: io_uring_enter failed (EEXIST): an event loop must always run "
+                           "on the thread that first ran it");
+    }
+    throw RuntimeError(fmt::format("coring: io_uring_enter failed: {}", std::strerror(-ret)));
+}
+
+} // namespace
+
+void Ring::submit_and_wait(std::chrono::nanoseconds timeout) {
+    check_sqes_before_submit();
+    int ret;
+    io_uring_cqe* cqe = nullptr;
+    if (timeout.count() < 0) {
+        ret = io_uring_submit_and_wait(&ring_, 1);
+    } else {
+        __kernel_timespec ts{};
+        ts.tv_sec = static_cast<long long>(timeout.count() / 1'000'000'000);
+        ts.tv_nsec = static_cast<long long>(timeout.count() % 1'000'000'000);
+        ret = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+    }
+    ++enters_;
+    if (!benign_enter_error(ret)) {
+        throw_enter_error(ret);
+    }
+}
+
+void Ring::submit_nowait() {
+    unsigned kflags = IO_URING_READ_ONCE(*ring_.sq.kflags);
+    bool kernel_has_work = (kflags & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) != 0;
+    if (io_uring_sq_ready(&ring_) == 0 && !kernel_has_work) {
+        return;
+    }
+    check_sqes_before_submit();
+    int ret = io_uring_submit_and_get_events(&ring_);
+    ++enters_;
+    if (!benign_enter_error(ret)) {
+        throw_enter_error(ret);
+    }
+}
+
+void Ring::cancel_all_and_drain() noexcept {
+    if (in_flight_ == 0) {
+        return;
+    }
+    if (!enabled_) {
+        // Nothing reached the kernel: the queued SQEs die with the ring.
+        in_flight_ = 0;
+        return;
+    }
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    if (sqe == nullptr) {
+        io_uring_submit(&ring_);
+        sqe = io_uring_get_sqe(&ring_);
+    }
+    if (sqe != nullptr) {
+        io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL);
+        io_uring_sqe_set_data64(sqe, ignored_user_data);
+    }
+    // Wait for the kernel to hand every operation back: their buffers live in coroutine frames
+    // that are about to be destroyed.
+    int idle_rounds = 0;
+    while (in_flight_ > 0) {
+        __kernel_timespec ts{};
+        ts.tv_nsec = 100'000'000;
+        io_uring_cqe* cqe = nullptr;
+        int ret = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+        ++enters_;
+        if (!benign_enter_error(ret)) {
+            log(LogLevel::error,
+                fmt::format("coring: could not drain {} io_uring operations at close: {}",
+                            in_flight_,
+                            std::strerror(-ret)));
+            return;
+        }
+        unsigned n = reap([](Completion*, int, unsigned) noexcept {});
+        idle_rounds = n == 0 ? idle_rounds + 1 : 0;
+        if (idle_rounds == 50) {
+            log(LogLevel::error,
+                fmt::format("coring: {} io_uring operations did not finish within 5 s of being "
+                            "cancelled at close",
+                            in_flight_));
+            return;
+        }
+    }
+}
+
+void Ring::check_sqes_before_submit() noexcept {
+#ifdef CORING_ASAN
+    // ASan cannot see the kernel write into buffers, so check just before the kernel gets them
+    // that no buffer referenced by a queued SQE has been freed (liburing's sanitizer check).
+    auto check = [](const void* p, std::size_t n, const char* what) {
+        if (p != nullptr && n != 0 &&
+            __asan_region_is_poisoned(const_cast<void*>(p), n) != nullptr) {
+            assertion_failed(__FILE__, __LINE__, what, "SQE references a freed buffer");
+        }
+    };
+    for (unsigned i = ring_.sq.sqe_head; i != ring_.sq.sqe_tail; ++i) {
+        const io_uring_sqe& sqe = ring_.sq.sqes[i & ring_.sq.ring_mask];
+        const void* addr = reinterpret_cast<const void*>(sqe.addr);
+        switch (sqe.opcode) {
+        case IORING_OP_READ:
+        case IORING_OP_WRITE:
+        case IORING_OP_SEND:
+        case IORING_OP_RECV:
+            check(addr, sqe.len, "read/write/send/recv buffer");
+            break;
+        case IORING_OP_READV:
+        case IORING_OP_WRITEV: {
+            check(addr, sqe.len * sizeof(iovec), "iovec array");
+            const auto* iov = static_cast<const iovec*>(addr);
+            for (unsigned k = 0; iov != nullptr && k < sqe.len; ++k) {
+                check(iov[k].iov_base, iov[k].iov_len, "iovec buffer");
+            }
+            break;
+        }
+        case IORING_OP_SENDMSG:
+        case IORING_OP_RECVMSG:
+            check(addr, sizeof(msghdr), "msghdr");
+            break;
+        default:
+            break;
+        }
+    }
+#endif
+}
+
+} // namespace coring::detail

@@ -1,0 +1,16 @@
+// SPDX-License-Identifier: MIT
+// The real functions behind the syscall seam.
+#include <coring/detail/sys.hpp>
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+namespace coring::detail {
+
+Sys sys = {
+        &::io_uring_queue_init_params,
+        &::eventfd,
+        &::close,
+};
+
+} // namespace coring::detail

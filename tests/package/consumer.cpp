@@ -1,0 +1,19 @@
+// SPDX-License-Identifier: MIT
+// A tiny coring program built against an installed or vendored coring.
+#include <coring/coring.hpp>
+
+#include <chrono>
+#include <cstdio>
+
+using namespace std::chrono_literals;
+
+static coring::Task<int> answer() {
+    co_await coring::sleep(1ms);
+    co_return 42;
+}
+
+int main() {
+    int v = coring::run(answer());
+    std::printf("coring %s says %d\n", CORING_VERSION, v);
+    return v == 42 ? 0 : 1;
+}

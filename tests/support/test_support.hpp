@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: MIT
+// Shared test helpers: run_test, Counted, log capture, skip (STYLE.md 26-28).
+#pragma once
+
+#include <coring/event_loop.hpp>
+#include <coring/log.hpp>
+#include <coring/task.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace coring::test {
+
+/// Runs the coroutine made by make() as the main task of a fresh loop, then fails the test if
+/// any other task is still pending (a leak), as seastar's SEASTAR_TEST_CASE.
+void run_test(std::function<Task<>()> make);
+
+/// Same, with debug mode on and a caller-provided loop setup.
+void run_test(std::function<Task<>()> make, const std::function<void(EventLoop&)>& setup);
+
+/// Counts live instances, so tests can assert destruction (cppcoro's counted).
+struct Counted {
+    static inline int alive = 0;
+    static inline int constructed = 0;
+
+    int value = 0;
+
+    explicit Counted(int v = 0) : value(v) {
+        ++alive;
+        ++constructed;
+    }
+
+    Counted(const Counted& o) : value(o.value) {
+        ++alive;
+        ++constructed;
+    }
+
+    Counted(Counted&& o) noexcept : value(o.value) {
+        ++alive;
+        ++constructed;
+    }
+
+    Counted& operator=(const Counted&) = default;
+    Counted& operator=(Counted&&) = default;
+
+    ~Counted() { --alive; }
+
+    static void reset() {
+        alive = 0;
+        constructed = 0;
+    }
+};
+
+/// Captures everything coring logs while alive (single-threaded tests only).
+class LogCapture {
+public:
+    LogCapture();
+    LogCapture(const LogCapture&) = delete;
+    LogCapture& operator=(const LogCapture&) = delete;
+    ~LogCapture();
+
+    /// Every record so far, "LEVEL: message".
+    const std::vector<std::string>& records() const;
+
+    /// Whether some record contains text.
+    bool contains(const std::string& text) const;
+
+    void clear();
+
+private:
+    LogSink previous_;
+};
+
+} // namespace coring::test
+
+/// Catch2 2.13 has no SKIP(): warn with a marker that CTest's SKIP_REGULAR_EXPRESSION reports
+/// as skipped, and leave the test case.
+#define CORING_SKIP(msg)                                                                           \
+    do {                                                                                           \
+        WARN("CORING-SKIP: " << msg);                                                              \
+        return;                                                                                    \
+    } while (0)
