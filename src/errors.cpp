@@ -4,7 +4,29 @@
 
 #include <fmt/format.h>
 
+#include <cstdlib>
+#include <memory>
+#include <typeinfo>
+
+#include <cxxabi.h>
+
 namespace coring {
+
+namespace {
+
+// The dynamic type of the exception being handled, demangled ("std::runtime_error").
+std::string current_exception_type_name() {
+    const std::type_info* type = abi::__cxa_current_exception_type();
+    if (type == nullptr) {
+        return "unknown exception";
+    }
+    int status = 0;
+    std::unique_ptr<char, void (*)(void*)> name(
+            abi::__cxa_demangle(type->name(), nullptr, nullptr, &status), &std::free);
+    return status == 0 && name ? std::string(name.get()) : std::string(type->name());
+}
+
+} // namespace
 
 const char* CancelledError::what() const noexcept {
     return message_.empty() ? "cancelled" : message_.c_str();
@@ -38,11 +60,11 @@ std::string describe_exception(const std::exception_ptr& e) {
     try {
         std::rethrow_exception(e);
     } catch (const CancelledError& c) {
-        return fmt::format("CancelledError: {}", c.what());
+        return fmt::format("coring::CancelledError: {}", c.what());
     } catch (const std::exception& x) {
-        return x.what();
+        return fmt::format("{}: {}", current_exception_type_name(), x.what());
     } catch (...) {
-        return "unknown exception";
+        return current_exception_type_name();
     }
 }
 

@@ -243,7 +243,20 @@ void EventLoop::close() {
         closed_ = true;
     }
     // Operations still in the kernel write into coroutine frames: get them all back first.
-    ring_.cancel_all_and_drain();
+    std::uint64_t user_ops = io_in_flight();
+    if (!ring_.cancel_all_and_drain()) {
+        // A SINGLE_ISSUER ring only accepts io_uring_enter from the thread that ran the loop.
+        // The loop's own eventfd read is harmless (nobody else can write to that eventfd); user
+        // operations are not, so say so.
+        if (user_ops > 0) {
+            log(LogLevel::error,
+                fmt::format("coring: closing an event loop on a thread other than the one that "
+                            "ran it, with {} io_uring operations in flight: they cannot be "
+                            "drained and are left to the kernel's ring teardown",
+                            user_ops));
+        }
+        ring_.abandon_in_flight();
+    }
     wake_armed_ = false;
 
     while (!ready_.empty()) {
@@ -286,8 +299,7 @@ void EventLoop::close() {
 void EventLoop::push_threadsafe(detail::HandleState* s) {
     std::lock_guard lock(threadsafe_mutex_);
     if (closed_) {
-        s->release();
-        throw RuntimeError("Event loop is closed");
+        throw RuntimeError("Event loop is closed"); // the caller's Handle still owns s
     }
     s->add_ref(); // the queue's reference
     threadsafe_queue_.push_back(s);

@@ -15,7 +15,7 @@ struct FrameCacheOwner {
         for (std::size_t cls = 0; cls < FrameCache::classes; ++cls) {
             while (FrameCache::Block* b = c.free[cls]) {
                 c.free[cls] = b->next;
-                ::operator delete(b, cls* FrameCache::granularity);
+                free_block(b, cls * FrameCache::granularity);
             }
             c.count[cls] = 0;
         }

@@ -123,7 +123,12 @@ Ring::Ring(const RingOptions& options) {
 }
 
 Ring::~Ring() {
-    cancel_all_and_drain();
+    if (!cancel_all_and_drain() && in_flight_ > 0) {
+        log(LogLevel::error,
+            fmt::format("coring: {} io_uring operations were still in flight when the ring was "
+                        "destroyed",
+                        in_flight_));
+    }
     io_uring_queue_exit(&ring_);
 }
 
@@ -205,14 +210,14 @@ void Ring::submit_nowait() {
     }
 }
 
-void Ring::cancel_all_and_drain() noexcept {
+bool Ring::cancel_all_and_drain() noexcept {
     if (in_flight_ == 0) {
-        return;
+        return true;
     }
     if (!enabled_) {
         // Nothing reached the kernel: the queued SQEs die with the ring.
         in_flight_ = 0;
-        return;
+        return true;
     }
     io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
     if (sqe == nullptr) {
@@ -233,11 +238,7 @@ void Ring::cancel_all_and_drain() noexcept {
         int ret = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
         ++enters_;
         if (!benign_enter_error(ret)) {
-            log(LogLevel::error,
-                fmt::format("coring: could not drain {} io_uring operations at close: {}",
-                            in_flight_,
-                            std::strerror(-ret)));
-            return;
+            return false;
         }
         unsigned n = reap([](Completion*, int, unsigned) noexcept {});
         idle_rounds = n == 0 ? idle_rounds + 1 : 0;
@@ -246,9 +247,10 @@ void Ring::cancel_all_and_drain() noexcept {
                 fmt::format("coring: {} io_uring operations did not finish within 5 s of being "
                             "cancelled at close",
                             in_flight_));
-            return;
+            return false;
         }
     }
+    return true;
 }
 
 void Ring::check_sqes_before_submit() noexcept {

@@ -126,8 +126,8 @@ private:
     std::vector<std::exception_ptr> exceptions_;
 };
 
-/// A readable description of any exception_ptr: what() for std::exception and CancelledError,
-/// "unknown exception" otherwise. Returns "" for a null pointer.
+/// A readable description of any exception_ptr: "type: what()" for std::exception and
+/// CancelledError, the type's name otherwise. Returns "" for a null pointer.
 std::string describe_exception(const std::exception_ptr& e);
 
 } // namespace coring

@@ -83,3 +83,39 @@ private:
         WARN("CORING-SKIP: " << msg);                                                              \
         return;                                                                                    \
     } while (0)
+
+// Never put co_await inside a Catch2 assertion: GCC 12 evaluates a co_await that sits in the
+// `(false) && !!(expr)` clause Catch2 macros repeat their expression in, so the awaitable is
+// awaited more than once (Clang does not). Await into a local first, or use these.
+
+/// Awaits expr and checks that it throws Exception (which may be coring::CancelledError).
+#define CO_CHECK_THROWS_AS(expr, Exception)                                                        \
+    do {                                                                                           \
+        std::string coring_outcome_ = "no exception";                                              \
+        bool coring_caught_ = false;                                                               \
+        try {                                                                                      \
+            static_cast<void>(co_await expr);                                                      \
+        } catch (const Exception&) {                                                               \
+            coring_caught_ = true;                                                                 \
+        } catch (...) {                                                                            \
+            coring_outcome_ = ::coring::describe_exception(std::current_exception());              \
+        }                                                                                          \
+        INFO("co_await " #expr " gave: " << coring_outcome_);                                      \
+        CHECK(coring_caught_);                                                                     \
+    } while (false)
+
+/// Awaits expr and checks that it throws something whose what() is text.
+#define CO_CHECK_THROWS_WITH(expr, text)                                                           \
+    do {                                                                                           \
+        std::string coring_what_ = "no exception";                                                 \
+        try {                                                                                      \
+            static_cast<void>(co_await expr);                                                      \
+        } catch (const ::coring::CancelledError& e) {                                              \
+            coring_what_ = e.what();                                                               \
+        } catch (const std::exception& e) {                                                        \
+            coring_what_ = e.what();                                                               \
+        } catch (...) {                                                                            \
+            coring_what_ = "unknown exception";                                                    \
+        }                                                                                          \
+        CHECK(coring_what_ == std::string(text));                                                  \
+    } while (false)

@@ -46,6 +46,16 @@ constexpr std::size_t frame_size_class(std::size_t size) noexcept {
 /// Slow paths, out of line: first use on a thread, full class, thread exit.
 void frame_cache_register_owner() noexcept;
 
+/// ::operator delete with the size when the compiler declares it (Clang before 19 needs
+/// -fsized-deallocation for that), without it otherwise.
+inline void free_block(void* p, [[maybe_unused]] std::size_t size) noexcept {
+#if defined(__cpp_sized_deallocation)
+    ::operator delete(p, size);
+#else
+    ::operator delete(p);
+#endif
+}
+
 /// Allocates size bytes, reusing a block freed earlier on this thread when one fits.
 /// Throws std::bad_alloc like operator new.
 inline void* frame_allocate(std::size_t size) {
@@ -80,11 +90,11 @@ inline void frame_deallocate(void* p, std::size_t size) noexcept {
             ++c.count[cls];
             return;
         }
-        ::operator delete(p, cls* FrameCache::granularity);
+        free_block(p, cls * FrameCache::granularity);
         return;
     }
 #endif
-    ::operator delete(p, size);
+    free_block(p, size);
 }
 
 /// Base for types whose instances should come from the frame allocator.

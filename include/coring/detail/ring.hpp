@@ -120,7 +120,12 @@ public:
 
     /// Cancels every operation in flight and waits until the kernel has handed all of them
     /// back, discarding their completions. Used when a loop closes with tasks still pending.
-    void cancel_all_and_drain() noexcept;
+    /// Returns false when that was impossible (the calling thread may not submit to this ring).
+    bool cancel_all_and_drain() noexcept;
+
+    /// Forgets operations that can no longer be drained; the kernel cancels them when the ring
+    /// is torn down.
+    void abandon_in_flight() noexcept { in_flight_ = 0; }
 
     int fd() const noexcept { return ring_.ring_fd; }
 

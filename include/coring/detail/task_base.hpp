@@ -95,6 +95,8 @@ public:
 
     bool must_cancel() const noexcept { return must_cancel_; }
 
+    void clear_must_cancel() noexcept { must_cancel_ = false; }
+
     /// Task.cancel(msg).
     bool cancel(const std::string& msg) override;
 

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Installs the Debian packages coring needs that are missing. Usage: deps.sh PROFILE...
+#   build     compiler, CMake, Ninja, liburing, fmt, Catch2 (enough to build and test)
+#   sanitize  Clang and its sanitizer runtimes (asan and tsan presets)
+#   format    clang-format
+#   bench     the peers benchmarks compare against: Python asyncio + uvloop, Asio, valgrind
+set -euo pipefail
+
+packages=()
+for profile in "${@:-build}"; do
+    case "$profile" in
+    build) packages+=(g++-12 cmake ninja-build pkg-config liburing-dev libfmt-dev catch2) ;;
+    sanitize) packages+=(clang libclang-rt-14-dev) ;;
+    format) packages+=(clang-format) ;;
+    bench) packages+=(python3 python3-uvloop libasio-dev valgrind util-linux) ;;
+    *)
+        echo "deps.sh: unknown profile '$profile'" >&2
+        exit 2
+        ;;
+    esac
+done
+
+missing=()
+for p in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$p")
+    fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then
+    sudo=(sudo)
+fi
+echo "deps.sh: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
