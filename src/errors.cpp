@@ -4,11 +4,11 @@
 
 #include <fmt/format.h>
 
+#include <cxxabi.h>
+
 #include <cstdlib>
 #include <memory>
 #include <typeinfo>
-
-#include <cxxabi.h>
 
 namespace coring {
 

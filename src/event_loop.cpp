@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // EventLoop: run_once (base_events._run_once), close, handles, threadsafe wake-ups, reports.
 #include <coring/event_loop.hpp>
+#include <coring/executor.hpp>
 #include <coring/log.hpp>
 #include <coring/testing.hpp>
 
@@ -118,11 +119,12 @@ EventLoop::EventLoop() : EventLoop(EventLoopOptions{}) {
 EventLoop::EventLoop(const EventLoopOptions& options)
     : ring_(detail::RingOptions{options.ring_entries}),
       debug_(options.debug.value_or(env_debug())) {
-    wake_fd_ = detail::sys.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (wake_fd_ < 0) {
+    int fd = detail::sys.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (fd < 0) {
         int err = errno;
         throw std::system_error(err, std::system_category(), "coring: eventfd for the event loop");
     }
+    threadsafe_ = std::make_shared<detail::ThreadsafeQueue>(this, fd);
     wake_completion_.complete = &EventLoop::on_wakeup;
     wake_completion_.loop = this;
 }
@@ -238,9 +240,12 @@ void EventLoop::close() {
     if (closed_) {
         return;
     }
-    {
-        std::lock_guard lock(threadsafe_mutex_);
-        closed_ = true;
+    closed_ = true;
+    // The default executor's threads post to this loop: let them finish first (asyncio shuts
+    // it down without waiting, but its threads hold references to a garbage-collected loop).
+    if (default_executor_) {
+        default_executor_->shutdown(true);
+        default_executor_.reset();
     }
     // Operations still in the kernel write into coroutine frames: get them all back first.
     std::uint64_t user_ops = io_in_flight();
@@ -266,17 +271,11 @@ void EventLoop::close() {
     while (!timers_.empty()) {
         timers_.pop()->fire(true);
     }
-    std::vector<detail::HandleState*> pending_threadsafe;
-    {
-        std::lock_guard lock(threadsafe_mutex_);
-        pending_threadsafe.swap(threadsafe_queue_);
-        if (wake_fd_ >= 0) {
-            detail::sys.close(wake_fd_);
-            wake_fd_ = -1;
-        }
-    }
-    for (detail::HandleState* s : pending_threadsafe) {
+    for (detail::HandleState* s : threadsafe_->close()) {
         s->release();
+    }
+    while (detail::LoopResource* r = resources_.pop_front()) {
+        r->on_loop_close();
     }
 
     // Pending tasks lose the loop's reference; those nobody else holds are destroyed now (and
@@ -296,13 +295,24 @@ void EventLoop::close() {
     }
 }
 
-void EventLoop::push_threadsafe(detail::HandleState* s) {
-    std::lock_guard lock(threadsafe_mutex_);
+namespace detail {
+
+ThreadsafeQueue::~ThreadsafeQueue() {
+    for (HandleState* s : queue_) {
+        s->release();
+    }
+    if (wake_fd_ >= 0) {
+        sys.close(wake_fd_);
+    }
+}
+
+void ThreadsafeQueue::push(HandleState* s) {
+    std::lock_guard lock(mutex_);
     if (closed_) {
-        throw RuntimeError("Event loop is closed"); // the caller's Handle still owns s
+        throw RuntimeError("Event loop is closed");
     }
     s->add_ref(); // the queue's reference
-    threadsafe_queue_.push_back(s);
+    queue_.push_back(s);
     if (!wake_pending_) {
         wake_pending_ = true;
         std::uint64_t one = 1;
@@ -311,12 +321,34 @@ void EventLoop::push_threadsafe(detail::HandleState* s) {
     }
 }
 
+std::vector<HandleState*> ThreadsafeQueue::take() {
+    std::vector<HandleState*> batch;
+    std::lock_guard lock(mutex_);
+    batch.swap(queue_);
+    wake_pending_ = false;
+    return batch;
+}
+
+std::vector<HandleState*> ThreadsafeQueue::close() {
+    std::vector<HandleState*> batch;
+    std::lock_guard lock(mutex_);
+    closed_ = true;
+    batch.swap(queue_);
+    if (wake_fd_ >= 0) {
+        sys.close(wake_fd_);
+        wake_fd_ = -1;
+    }
+    return batch;
+}
+
+} // namespace detail
+
 void EventLoop::arm_wakeup() {
-    if (wake_armed_ || wake_fd_ < 0) {
+    if (wake_armed_ || closed_) {
         return;
     }
     io_uring_sqe* sqe = ring_.get_sqe();
-    io_uring_prep_read(sqe, wake_fd_, &wake_buf_, sizeof wake_buf_, 0);
+    io_uring_prep_read(sqe, threadsafe_->wake_fd(), &wake_buf_, sizeof wake_buf_, 0);
     ring_.track(sqe, &wake_completion_);
     wake_armed_ = true;
 }
@@ -324,13 +356,7 @@ void EventLoop::arm_wakeup() {
 void EventLoop::on_wakeup(detail::Completion* c, int res, unsigned) noexcept {
     EventLoop& loop = *static_cast<WakeCompletion*>(c)->loop;
     loop.wake_armed_ = false;
-    std::vector<detail::HandleState*> batch;
-    {
-        std::lock_guard lock(loop.threadsafe_mutex_);
-        batch.swap(loop.threadsafe_queue_);
-        loop.wake_pending_ = false;
-    }
-    for (detail::HandleState* s : batch) {
+    for (detail::HandleState* s : loop.threadsafe_->take()) {
         loop.ready_.push({&detail::HandleState::run_entry, s});
     }
     if (res != -ECANCELED && !loop.closed_) {

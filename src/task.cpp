@@ -2,6 +2,7 @@
 // Futures and tasks: callbacks, steps, cancellation (asyncio.futures, asyncio.tasks), the
 // unretrieved-exception and never-awaited reports, current_task/all_tasks, Runner.
 #include <coring/event_loop.hpp>
+#include <coring/executor.hpp>
 #include <coring/log.hpp>
 #include <coring/run.hpp>
 #include <coring/sleep.hpp>
@@ -491,6 +492,7 @@ void Runner::close() {
     }
     try {
         cancel_all_tasks(*loop_);
+        loop_->run_until_complete(shutdown_default_executor(*loop_));
     } catch (...) {
         loop_->close();
         loop_.reset();

@@ -5,6 +5,7 @@
 #include <coring/config.hpp>
 #include <coring/errors.hpp>
 #include <coring/event_loop.hpp>
+#include <coring/executor.hpp>
 #include <coring/future.hpp>
 #include <coring/log.hpp>
 #include <coring/run.hpp>

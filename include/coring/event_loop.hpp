@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -28,6 +29,7 @@
 namespace coring {
 
 class EventLoop;
+class Executor;
 
 namespace testing {
 std::size_t run_until_idle(EventLoop& loop, std::size_t max_iterations);
@@ -185,6 +187,72 @@ auto bind_callback(F&& f, Args&&... args) {
     }
 }
 
+struct ResourceTag {};
+
+/// Loop-thread state held on behalf of work running on other threads (an executor call's
+/// Future). The loop tells each one to let go when it closes, on the loop thread, so a worker
+/// that finishes later touches nothing of the loop's.
+class LoopResource : public ListHook<ResourceTag> {
+public:
+    LoopResource() = default;
+    LoopResource(const LoopResource&) = delete;
+    LoopResource& operator=(const LoopResource&) = delete;
+
+    /// Called on the loop thread by EventLoop::close(); the resource is unlinked already.
+    virtual void on_loop_close() noexcept = 0;
+
+protected:
+    ~LoopResource() = default;
+};
+
+/// The cross-thread door of a loop (call_soon_threadsafe). Shared with every thread that posts
+/// to the loop, so a worker may still post after the loop is gone and simply be refused.
+/// Thread safety: every member is safe from any thread.
+class ThreadsafeQueue {
+public:
+    ThreadsafeQueue(EventLoop* loop, int wake_fd) noexcept : loop_(loop), wake_fd_(wake_fd) {}
+
+    ThreadsafeQueue(const ThreadsafeQueue&) = delete;
+    ThreadsafeQueue& operator=(const ThreadsafeQueue&) = delete;
+
+    /// Releases whatever was never run.
+    ~ThreadsafeQueue();
+
+    /// Schedules f() on the loop from any thread.
+    /// Throws: RuntimeError("Event loop is closed") once the loop has closed.
+    template <class F>
+    void call_soon(F&& f) {
+        auto* s = new CallbackHandleState<std::decay_t<F>>(loop_, std::forward<F>(f));
+        try {
+            push(s);
+        } catch (...) {
+            s->release();
+            throw;
+        }
+        s->release(); // push took its own reference
+    }
+
+    /// Queues s (taking a reference) and wakes the loop.
+    /// Throws: RuntimeError when the loop has closed; s is untouched then.
+    void push(HandleState* s);
+
+    /// Loop thread: takes every queued handle (each with one reference) and re-allows a wake-up.
+    std::vector<HandleState*> take();
+
+    /// Loop thread: refuses further posts and closes the eventfd; returns what was queued.
+    std::vector<HandleState*> close();
+
+    int wake_fd() const noexcept { return wake_fd_; }
+
+private:
+    EventLoop* loop_;
+    std::mutex mutex_;
+    std::vector<HandleState*> queue_; // guarded by mutex_
+    int wake_fd_;                     // guarded by mutex_ after construction
+    bool wake_pending_ = false;       // guarded by mutex_: an eventfd write is outstanding
+    bool closed_ = false;             // guarded by mutex_
+};
+
 } // namespace detail
 
 /// asyncio's event loop over one io_uring. Runs on one thread at a time; a loop that uses
@@ -279,8 +347,14 @@ public:
         detail::HandleState* s =
                 make_handle_unchecked(std::forward<F>(f), std::forward<Args>(args)...);
         Handle h(s);
-        push_threadsafe(s);
+        threadsafe_->push(s);
         return h;
+    }
+
+    /// The loop's cross-thread door, for code that posts from other threads and may outlive
+    /// the loop (executors). Thread safety: safe from any thread.
+    const std::shared_ptr<detail::ThreadsafeQueue>& threadsafe_queue() const noexcept {
+        return threadsafe_;
     }
 
     /// Sets the handler called for errors nobody else can receive; nullptr restores the default.
@@ -340,6 +414,9 @@ public:
     /// Registers a Future or Task so close() can detach it.
     void register_future(detail::FutureBase& f) noexcept;
 
+    /// Registers loop-thread state held for another thread; close() releases it.
+    void register_resource(detail::LoopResource& r) noexcept { resources_.push_back(r); }
+
     /// Next task number, for default names ("Task-N").
     static std::uint64_t next_task_id() noexcept;
 
@@ -359,6 +436,11 @@ public:
     void advance_time(duration d) noexcept {
         virtual_offset_ns_ += std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
     }
+
+    /// The default executor (executor.hpp) and whether it was shut down; for coring's layers.
+    std::shared_ptr<Executor>& default_executor_slot() noexcept { return default_executor_; }
+
+    bool& executor_shutdown_called() noexcept { return executor_shutdown_called_; }
 
     /// Debug mode's warning: "Executing <what> took 0.150 seconds".
     void report_slow_callback(const std::string& what, duration took) noexcept;
@@ -392,6 +474,7 @@ public:
 
 private:
     friend class detail::HandleState;
+
     friend std::size_t testing::run_until_idle(EventLoop& loop, std::size_t max_iterations);
 
     // Marks the loop running on this thread for its lifetime (run_forever, run_until_idle).
@@ -421,7 +504,6 @@ private:
     }
 
     void check_closed() const;
-    void push_threadsafe(detail::HandleState* s);
     void arm_wakeup();
     static void on_wakeup(detail::Completion* c, int res, unsigned flags) noexcept;
 
@@ -429,6 +511,7 @@ private:
     detail::ReadyQueue ready_;
     detail::TimerHeap timers_;
     detail::IntrusiveList<detail::FutureBase, detail::LoopTag> live_;
+    detail::IntrusiveList<detail::LoopResource, detail::ResourceTag> resources_;
     detail::TaskBase* current_task_ = nullptr;
     ExceptionHandler handler_;
     duration slow_callback_duration_ = std::chrono::milliseconds(100);
@@ -441,19 +524,21 @@ private:
     bool debug_ = false;
     bool virtual_time_ = false;
 
-    // call_soon_threadsafe: other threads append under the mutex and write the eventfd; a read
-    // on the eventfd stays in flight in the ring while the loop runs.
+    // call_soon_threadsafe: other threads append to the shared queue and write the eventfd; a
+    // read on the eventfd stays in flight in the ring while the loop runs.
     struct WakeCompletion : detail::Completion {
         EventLoop* loop;
     };
 
-    std::mutex threadsafe_mutex_;
-    std::vector<detail::HandleState*> threadsafe_queue_;
-    bool wake_pending_ = false; // guarded by threadsafe_mutex_: an eventfd write is outstanding
-    bool wake_armed_ = false;   // the eventfd read is in flight
-    int wake_fd_ = -1;
+    std::shared_ptr<detail::ThreadsafeQueue> threadsafe_;
+    bool wake_armed_ = false; // the eventfd read is in flight
     std::uint64_t wake_buf_ = 0;
     WakeCompletion wake_completion_{};
+
+    // The default executor (executor.hpp), created on first use, shut down when the loop
+    // closes.
+    std::shared_ptr<Executor> default_executor_;
+    bool executor_shutdown_called_ = false;
 
     static inline thread_local constinit EventLoop* running_loop_ = nullptr;
 };

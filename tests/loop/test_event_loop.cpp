@@ -2,7 +2,6 @@
 // Tests of EventLoop (asyncio test_base_events / test_events): run/stop/close, call_soon,
 // call_later/call_at ordering, handles, the exception handler, debug mode.
 #include <coring/event_loop.hpp>
-
 #include <coring/run.hpp>
 #include <coring/sleep.hpp>
 #include <coring/task.hpp>
@@ -173,8 +172,7 @@ TEST_CASE("EventLoop: close() while running is an error", "[loop]") {
     CHECK_FALSE(loop.is_closed());
 }
 
-TEST_CASE("EventLoop: close() drops pending callbacks and timers without running them",
-          "[loop]") {
+TEST_CASE("EventLoop: close() drops pending callbacks and timers without running them", "[loop]") {
     coring::test::Counted::reset();
     int ran = 0;
     {
@@ -318,8 +316,7 @@ TEST_CASE("EventLoop: the default exception handler logs the context", "[loop]")
     CHECK(r.find("std::runtime_error: detail") != std::string::npos);
 }
 
-TEST_CASE("EventLoop: a throwing exception handler is reported by the default handler",
-          "[loop]") {
+TEST_CASE("EventLoop: a throwing exception handler is reported by the default handler", "[loop]") {
     coring::test::LogCapture logs;
     EventLoop loop;
     loop.set_exception_handler([](EventLoop&, const coring::ExceptionContext&) {

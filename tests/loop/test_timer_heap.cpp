@@ -1,9 +1,8 @@
 // SPDX-License-Identifier: MIT
 // Tests of the indexed timer heap and the intrusive list (detail building blocks of the loop).
-#include <coring/detail/timer_heap.hpp>
-
 #include <coring/detail/intrusive_list.hpp>
 #include <coring/detail/ready_queue.hpp>
+#include <coring/detail/timer_heap.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -18,12 +17,14 @@ namespace {
 
 struct Timer : coring::detail::TimerNode {
     Timer() : TimerNode([](TimerNode*, bool) noexcept {}) {}
+
     std::int64_t when = 0;
     std::uint64_t id = 0;
 };
 
 struct Item : coring::detail::ListHook<> {
     explicit Item(int v) : value(v) {}
+
     int value;
 };
 
@@ -122,7 +123,8 @@ TEST_CASE("ReadyQueue: FIFO across growth and wrap-around", "[loop]") {
     std::vector<int> values(5000);
     int next = 0;
     int expected = 0;
-    auto noop = [](void*, bool) noexcept {};
+    auto noop = [](void*, bool) noexcept {
+    };
     for (int round = 0; round < 10; ++round) {
         for (int i = 0; i < 400; ++i) {
             values[next % 5000] = next;

@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: MIT
 // Tests of the ring layer: setup fallback and failure messages, probing, SQ flushing, dispatch.
-#include <coring/detail/ring.hpp>
-
-#include <coring/detail/io_operation.hpp>
-#include <coring/detail/sys.hpp>
 #include <coring/errors.hpp>
 #include <coring/event_loop.hpp>
 #include <coring/run.hpp>
 #include <coring/sleep.hpp>
 #include <coring/task.hpp>
+
+#include <coring/detail/io_operation.hpp>
+#include <coring/detail/ring.hpp>
+#include <coring/detail/sys.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -26,13 +26,21 @@ namespace {
 
 using InitFn = int (*)(unsigned, io_uring*, io_uring_params*);
 
-int fail_eperm(unsigned, io_uring*, io_uring_params*) { return -EPERM; }
+int fail_eperm(unsigned, io_uring*, io_uring_params*) {
+    return -EPERM;
+}
 
-int fail_enosys(unsigned, io_uring*, io_uring_params*) { return -ENOSYS; }
+int fail_enosys(unsigned, io_uring*, io_uring_params*) {
+    return -ENOSYS;
+}
 
-int fail_enomem(unsigned, io_uring*, io_uring_params*) { return -ENOMEM; }
+int fail_enomem(unsigned, io_uring*, io_uring_params*) {
+    return -ENOMEM;
+}
 
-int fail_emfile(unsigned, io_uring*, io_uring_params*) { return -EMFILE; }
+int fail_emfile(unsigned, io_uring*, io_uring_params*) {
+    return -EMFILE;
+}
 
 // Refuses every flag set that contains a flag in `refused`, as an older kernel would.
 unsigned refused = 0;
@@ -89,12 +97,13 @@ TEST_CASE("Ring: running out of file descriptors is named", "[ring]") {
 TEST_CASE("Ring: an EventLoop whose ring cannot be set up throws RuntimeError", "[ring]") {
     SysOverride<InitFn> guard(&Sys::io_uring_queue_init_params, &fail_eperm);
     CHECK_THROWS_AS(coring::EventLoop(), coring::RuntimeError);
-    auto main_task = []() -> coring::Task<int> { co_return 1; };
+    auto main_task = []() -> coring::Task<int> {
+        co_return 1;
+    };
     CHECK_THROWS_AS(coring::run(main_task()), coring::RuntimeError);
 }
 
-TEST_CASE("Ring: setup falls back one flag set at a time when the kernel refuses flags",
-          "[ring]") {
+TEST_CASE("Ring: setup falls back one flag set at a time when the kernel refuses flags", "[ring]") {
     SysOverride<InitFn> guard(&Sys::io_uring_queue_init_params, &refuse_flags);
     SECTION("a kernel without DEFER_TASKRUN gets COOP_TASKRUN and SINGLE_ISSUER") {
         refused = IORING_SETUP_DEFER_TASKRUN;
@@ -114,8 +123,8 @@ TEST_CASE("Ring: setup falls back one flag set at a time when the kernel refuses
         CHECK_FALSE(ring.setup_flags() & IORING_SETUP_SINGLE_ISSUER);
     }
     SECTION("a kernel that knows none of the flags gets a plain ring") {
-        refused = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN |
-                  IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+        refused = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SINGLE_ISSUER |
+                  IORING_SETUP_DEFER_TASKRUN;
         attempts.clear();
         Ring ring;
         CHECK(attempts.size() == 5);
@@ -123,8 +132,8 @@ TEST_CASE("Ring: setup falls back one flag set at a time when the kernel refuses
         CHECK(ring.setup_flags() == 0);
     }
     SECTION("a loop on a fallback ring still runs tasks and I/O") {
-        refused = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN |
-                  IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+        refused = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SINGLE_ISSUER |
+                  IORING_SETUP_DEFER_TASKRUN;
         auto main_task = []() -> coring::Task<int> {
             int res = co_await coring::detail::io_op(
                     "nop", [](io_uring_sqe* sqe) { io_uring_prep_nop(sqe); });
@@ -149,8 +158,8 @@ TEST_CASE("Ring: a full submission queue is flushed and retried, never an error"
     constexpr int n = 200;
     int done = 0;
     auto one_nop = [&](int i) -> coring::Task<> {
-        int res = co_await coring::detail::io_op(
-                "nop", [](io_uring_sqe* sqe) { io_uring_prep_nop(sqe); });
+        int res = co_await coring::detail::io_op("nop",
+                                                 [](io_uring_sqe* sqe) { io_uring_prep_nop(sqe); });
         CHECK(res == 0);
         done += i >= 0 ? 1 : 0;
     };

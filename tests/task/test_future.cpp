@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Tests of Future<T> (asyncio test_futures).
 #include <coring/future.hpp>
-
 #include <coring/run.hpp>
 #include <coring/sleep.hpp>
 #include <coring/task.hpp>
@@ -80,7 +79,9 @@ TEST_CASE("Future: awaiting yields the value; several coroutines may await it", 
     run_test([]() -> Task<> {
         Future<int> f;
         int sum = 0;
-        auto waiter = [&]() -> Task<> { sum += co_await f; };
+        auto waiter = [&]() -> Task<> {
+            sum += co_await f;
+        };
         auto a = coring::create_task(waiter());
         auto b = coring::create_task(waiter());
         coring::get_running_loop().call_later(1ms, [f] { f.set_result(21); });

@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Tests of sleep() (asyncio test_tasks: test_sleep*).
-#include <coring/sleep.hpp>
-
 #include <coring/run.hpp>
+#include <coring/sleep.hpp>
 #include <coring/task.hpp>
 #include <coring/testing.hpp>
 
@@ -42,7 +41,8 @@ TEST_CASE("sleep: sleep(0s) yields exactly one iteration", "[sleep]") {
         co_await coring::sleep(0s);
         order.push_back("main 3");
         co_await h;
-        CHECK(order == std::vector<std::string>{"main 1", "other 1", "main 2", "other 2", "main 3"});
+        CHECK(order ==
+              std::vector<std::string>{"main 1", "other 1", "main 2", "other 2", "main 3"});
     });
 }
 

@@ -1,10 +1,9 @@
 // SPDX-License-Identifier: MIT
 // Tests of Task<T>, TaskHandle<T>, create_task, current_task, all_tasks (asyncio test_tasks).
-#include <coring/task.hpp>
-
 #include <coring/future.hpp>
 #include <coring/run.hpp>
 #include <coring/sleep.hpp>
+#include <coring/task.hpp>
 #include <coring/testing.hpp>
 
 #include <catch2/catch.hpp>
@@ -30,7 +29,9 @@ Task<int> answer() {
     co_return 42;
 }
 
-Task<int> immediate(int v) { co_return v; }
+Task<int> immediate(int v) {
+    co_return v;
+}
 
 Task<> fail_with(std::string what) {
     co_await coring::sleep(0s);
@@ -43,9 +44,13 @@ Task<int> level3() {
     co_return 0;
 }
 
-Task<int> level2() { co_return co_await level3() + 1; }
+Task<int> level2() {
+    co_return co_await level3() + 1;
+}
 
-Task<int> level1() { co_return co_await level2() + 1; }
+Task<int> level1() {
+    co_return co_await level2() + 1;
+}
 
 Task<long> nested(int depth) {
     if (depth == 0) {
@@ -93,7 +98,8 @@ TEST_CASE("Task: a chain of 100,000 nested awaits does not overflow the stack", 
     });
 }
 
-TEST_CASE("Task: 1,000,000 sequential awaits of ready tasks do not grow the stack", "[task][deep]") {
+TEST_CASE("Task: 1,000,000 sequential awaits of ready tasks do not grow the stack",
+          "[task][deep]") {
     run_test([]() -> Task<> {
         long sum = 0;
         for (int i = 0; i < 1'000'000; ++i) {
@@ -105,9 +111,15 @@ TEST_CASE("Task: 1,000,000 sequential awaits of ready tasks do not grow the stac
 
 TEST_CASE("Task: T may be void, a reference or move-only", "[task]") {
     static int storage = 5;
-    auto ref = []() -> Task<int&> { co_return storage; };
-    auto move_only = []() -> Task<std::unique_ptr<int>> { co_return std::make_unique<int>(9); };
-    auto nothing = []() -> Task<> { co_return; };
+    auto ref = []() -> Task<int&> {
+        co_return storage;
+    };
+    auto move_only = []() -> Task<std::unique_ptr<int>> {
+        co_return std::make_unique<int>(9);
+    };
+    auto nothing = []() -> Task<> {
+        co_return;
+    };
     run_test([&]() -> Task<> {
         int& r = co_await ref();
         CHECK(&r == &storage);
@@ -219,7 +231,9 @@ TEST_CASE("Task: any number of coroutines may await the same task", "[task]") {
     run_test([]() -> Task<> {
         auto shared = coring::create_task(answer());
         int total = 0;
-        auto waiter = [&]() -> Task<> { total += co_await shared; };
+        auto waiter = [&]() -> Task<> {
+            total += co_await shared;
+        };
         std::vector<TaskHandle<>> ws;
         for (int i = 0; i < 5; ++i) {
             ws.push_back(coring::create_task(waiter()));
@@ -388,7 +402,8 @@ TEST_CASE("Task: debug mode reports a coroutine that was never awaited", "[task]
     CHECK(logs.contains("test_task.cpp"));
 }
 
-TEST_CASE("Task: without debug mode an unawaited coroutine is destroyed silently", "[task][debug]") {
+TEST_CASE("Task: without debug mode an unawaited coroutine is destroyed silently",
+          "[task][debug]") {
     coring::test::LogCapture logs;
     EventLoop loop(coring::EventLoopOptions{1024, false});
     loop.run_until_complete([]() -> Task<> {
@@ -432,8 +447,12 @@ TEST_CASE("Task: frames and their locals are destroyed when a task ends", "[task
 
 TEST_CASE("Task: get_stack shows the chain of awaits and what the task waits on", "[task][debug]") {
     run_test([]() -> Task<> {
-        auto inner = []() -> Task<> { co_await coring::sleep(1h); };
-        auto outer = [&]() -> Task<> { co_await inner(); };
+        auto inner = []() -> Task<> {
+            co_await coring::sleep(1h);
+        };
+        auto outer = [&]() -> Task<> {
+            co_await inner();
+        };
         auto h = coring::create_task(outer(), "stuck");
         co_await coring::sleep(0s);
         std::string stack = h.get_stack();

@@ -1,21 +1,21 @@
 // SPDX-License-Identifier: MIT
 // Tests of task cancellation (asyncio test_tasks: test_cancel_*): before start, while sleeping,
 // while awaiting another task or a future, in the kernel, after completion, suppressed.
-#include <coring/task.hpp>
-
-#include <coring/detail/io_operation.hpp>
 #include <coring/future.hpp>
 #include <coring/run.hpp>
 #include <coring/sleep.hpp>
+#include <coring/task.hpp>
+
+#include <coring/detail/io_operation.hpp>
 
 #include <catch2/catch.hpp>
+
+#include <unistd.h>
 
 #include <cerrno>
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-#include <unistd.h>
 
 #include "support/test_support.hpp"
 
@@ -156,7 +156,9 @@ TEST_CASE("Cancel: cancelling a task that awaits another task cancels that one t
           "[task][cancel]") {
     run_test([]() -> Task<> {
         auto inner = coring::create_task(sleeper(1h, 1), "inner");
-        auto outer_body = [&]() -> Task<int> { co_return co_await inner; };
+        auto outer_body = [&]() -> Task<int> {
+            co_return co_await inner;
+        };
         auto outer = coring::create_task(outer_body(), "outer");
         co_await coring::sleep(0s);
         CHECK(outer.cancel("from test"));
@@ -182,7 +184,9 @@ TEST_CASE("Cancel: a task awaiting a task that refuses cancellation gets its res
             co_return 3;
         };
         auto inner = coring::create_task(refuse());
-        auto outer_body = [&]() -> Task<int> { co_return co_await inner; };
+        auto outer_body = [&]() -> Task<int> {
+            co_return co_await inner;
+        };
         auto outer = coring::create_task(outer_body());
         co_await coring::sleep(0s);
         CHECK(outer.cancel());
@@ -198,7 +202,9 @@ TEST_CASE("Cancel: a task awaiting a task that refuses cancellation gets its res
 TEST_CASE("Cancel: cancelling a task that awaits a future cancels the future", "[task][cancel]") {
     run_test([]() -> Task<> {
         coring::Future<int> fut;
-        auto waiter = [&]() -> Task<int> { co_return co_await fut; };
+        auto waiter = [&]() -> Task<int> {
+            co_return co_await fut;
+        };
         auto h = coring::create_task(waiter());
         co_await coring::sleep(0s);
         CHECK(h.cancel());

@@ -3,9 +3,10 @@
 // coroutine frame; cancelling the task cancels the operation in the kernel and waits for it.
 #pragma once
 
+#include <coring/event_loop.hpp>
+
 #include <coring/detail/ring.hpp>
 #include <coring/detail/task_base.hpp>
-#include <coring/event_loop.hpp>
 
 #include <liburing.h>
 
