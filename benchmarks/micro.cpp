@@ -1,0 +1,347 @@
+// SPDX-License-Identifier: MIT
+// Foundation micro-benchmarks: spawn, task switch, call_soon, a million sleepers (peers in
+// micro_asyncio.py do the same work with asyncio and uvloop).
+//
+// Usage: bench_micro [--case NAME]... [--list]
+//
+// Prints `BENCH <case> <value> <unit>` on stdout (benchmarks/README.md) and, on stderr,
+// `ITERATIONS <case> <n>`: how many operations the measured part of <case> ran, so that
+// callgrind's instruction count for the dump named <case> can be divided into instr/op.
+// Without --case every case runs in a fresh process of its own (so peak RSS is per case).
+//
+// Cases (one operation in brackets):
+//   spawn_complete        [create_task(trivial()) then co_await it], one task at a time
+//   spawn_complete_batch  the same, 1000 tasks created, then all 1000 awaited
+//   sleep0_switch         two tasks ping-pong with co_await sleep(0s) [one task step]
+//   call_soon             a callback that call_soon()s the next one [scheduled and run]
+//   call_soon_batch       1000 call_soon() per loop iteration, then the task yields
+//   sleepers_1m           1,000,000 tasks each sleep(1s), created then awaited one by one:
+//                         wall seconds from the first create_task to the last await, and the
+//                         process's peak RSS (VmHWM)
+#include <coring/event_loop.hpp>
+#include <coring/run.hpp>
+#include <coring/sleep.hpp>
+#include <coring/task.hpp>
+
+#include <sys/wait.h>
+#include <unistd.h>
+#include <valgrind/callgrind.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
+
+using namespace std::chrono_literals;
+using coring::Task;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+/// Under valgrind everything runs ~50x slower: measure fewer operations (the instruction count
+/// per operation stays the same once the caches and queues are warm).
+std::uint64_t scaled(std::uint64_t n) {
+    return RUNNING_ON_VALGRIND ? n / 10 : n;
+}
+
+/// The measured part of a case: zeroes callgrind's counters at the start and dumps them under
+/// the case's name at the end, so `valgrind --tool=callgrind` counts exactly this part.
+class Region {
+public:
+    Region(const char* name, std::uint64_t ops) : name_(name), ops_(ops) {
+        CALLGRIND_ZERO_STATS;
+        t0_ = Clock::now();
+    }
+
+    Region(const Region&) = delete;
+    Region& operator=(const Region&) = delete;
+
+    /// Ends the region; returns the elapsed nanoseconds.
+    double stop() {
+        auto t1 = Clock::now();
+        CALLGRIND_DUMP_STATS_AT(name_);
+        std::fprintf(stderr, "ITERATIONS %s %llu\n", name_, static_cast<unsigned long long>(ops_));
+        return static_cast<double>(
+                std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0_).count());
+    }
+
+    /// Ends the region and prints ns per operation.
+    void report_ns_per_op() {
+        double ns = stop();
+        std::printf("BENCH %s %.2f ns/op\n", name_, ns / static_cast<double>(ops_));
+    }
+
+private:
+    const char* name_;
+    std::uint64_t ops_;
+    Clock::time_point t0_;
+};
+
+/// The process's peak resident set size in MiB (VmHWM from /proc/self/status).
+double peak_rss_mib() {
+    std::ifstream status("/proc/self/status");
+    std::string line;
+    while (std::getline(status, line)) {
+        if (line.rfind("VmHWM:", 0) == 0) {
+            return std::strtod(line.c_str() + 6, nullptr) / 1024.0; // the value is in kB
+        }
+    }
+    return -1;
+}
+
+// ---- spawn_complete, spawn_complete_batch ----
+
+Task<> trivial() {
+    co_return;
+}
+
+Task<> spawn_one_at_a_time(std::uint64_t n) {
+    for (std::uint64_t i = 0; i < n; ++i) {
+        auto t = coring::create_task(trivial());
+        co_await t;
+    }
+}
+
+Task<> spawn_batches(std::uint64_t batches, std::size_t batch) {
+    std::vector<coring::TaskHandle<>> tasks;
+    tasks.reserve(batch);
+    for (std::uint64_t b = 0; b < batches; ++b) {
+        for (std::size_t i = 0; i < batch; ++i) {
+            tasks.push_back(coring::create_task(trivial()));
+        }
+        for (auto& t : tasks) {
+            co_await t;
+        }
+        tasks.clear();
+    }
+}
+
+Task<> bench_spawn_complete() {
+    const std::uint64_t n = scaled(1'000'000);
+    co_await spawn_one_at_a_time(n / 10); // warm the frame cache and the ready queue
+    Region r("spawn_complete", n);
+    co_await spawn_one_at_a_time(n);
+    r.report_ns_per_op();
+}
+
+Task<> bench_spawn_complete_batch() {
+    constexpr std::size_t batch = 1000;
+    const std::uint64_t batches = scaled(1000);
+    co_await spawn_batches(batches / 10, batch);
+    Region r("spawn_complete_batch", batches * batch);
+    co_await spawn_batches(batches, batch);
+    r.report_ns_per_op();
+}
+
+// ---- sleep0_switch ----
+
+Task<> yielder(std::uint64_t n) {
+    for (std::uint64_t i = 0; i < n; ++i) {
+        co_await coring::sleep(0s);
+    }
+}
+
+Task<> ping_pong(std::uint64_t n) {
+    auto a = coring::create_task(yielder(n));
+    auto b = coring::create_task(yielder(n));
+    co_await a;
+    co_await b;
+}
+
+Task<> bench_sleep0_switch() {
+    const std::uint64_t n = scaled(2'000'000); // per task: 2n switches in all
+    co_await ping_pong(n / 10);
+    Region r("sleep0_switch", 2 * n);
+    co_await ping_pong(n);
+    r.report_ns_per_op();
+}
+
+// ---- call_soon, call_soon_batch ----
+
+struct Chain {
+    coring::EventLoop* loop;
+    std::uint64_t left;
+};
+
+void chain_step(Chain* c) {
+    if (--c->left == 0) {
+        c->loop->stop();
+        return;
+    }
+    c->loop->call_soon([c] { chain_step(c); });
+}
+
+void run_chain(coring::EventLoop& loop, std::uint64_t n) {
+    Chain c{&loop, n};
+    loop.call_soon([&c] { chain_step(&c); });
+    loop.run_forever();
+}
+
+void bench_call_soon() {
+    const std::uint64_t n = scaled(2'000'000);
+    coring::EventLoop loop;
+    run_chain(loop, n / 10);
+    Region r("call_soon", n);
+    run_chain(loop, n);
+    r.report_ns_per_op();
+}
+
+Task<> call_soon_batches(std::uint64_t batches, std::size_t batch, std::uint64_t& ran) {
+    coring::EventLoop& loop = coring::get_running_loop();
+    for (std::uint64_t b = 0; b < batches; ++b) {
+        for (std::size_t i = 0; i < batch; ++i) {
+            loop.call_soon([&ran] { ++ran; });
+        }
+        co_await coring::sleep(0s); // runs after the batch: the loop is FIFO
+    }
+}
+
+Task<> bench_call_soon_batch() {
+    constexpr std::size_t batch = 1000;
+    const std::uint64_t batches = scaled(2000);
+    std::uint64_t ran = 0;
+    co_await call_soon_batches(batches / 10, batch, ran);
+    Region r("call_soon_batch", batches * batch);
+    co_await call_soon_batches(batches, batch, ran);
+    r.report_ns_per_op();
+    if (ran != (batches + batches / 10) * batch) {
+        std::fprintf(stderr,
+                     "call_soon_batch: %llu callbacks ran, expected more\n",
+                     static_cast<unsigned long long>(ran));
+        std::exit(1);
+    }
+}
+
+// ---- sleepers_1m ----
+
+Task<> sleeper() {
+    co_await coring::sleep(1s);
+}
+
+Task<> bench_sleepers_1m() {
+    constexpr std::uint64_t n = 1'000'000;
+    std::vector<coring::TaskHandle<>> tasks;
+    tasks.reserve(n);
+    Region r("sleepers_1m", n);
+    auto t0 = Clock::now();
+    for (std::uint64_t i = 0; i < n; ++i) {
+        tasks.push_back(coring::create_task(sleeper()));
+    }
+    auto created = Clock::now();
+    for (auto& t : tasks) {
+        co_await t;
+    }
+    double ns = r.stop();
+    std::fprintf(stderr,
+                 "sleepers_1m: created in %.3f s\n",
+                 std::chrono::duration<double>(created - t0).count());
+    std::printf("BENCH sleepers_1m_wall %.3f s\n", ns / 1e9);
+    std::printf("BENCH sleepers_1m_peak_rss %.1f MiB\n", peak_rss_mib());
+}
+
+// ---- driver ----
+
+struct Case {
+    const char* name;
+    void (*run)();
+};
+
+const Case cases[] = {
+        {"spawn_complete",
+         [] {
+             coring::run(bench_spawn_complete());
+         }},
+        {"spawn_complete_batch",
+         [] {
+             coring::run(bench_spawn_complete_batch());
+         }},
+        {"sleep0_switch",
+         [] {
+             coring::run(bench_sleep0_switch());
+         }},
+        {"call_soon",
+         [] {
+             bench_call_soon();
+         }},
+        {"call_soon_batch",
+         [] {
+             coring::run(bench_call_soon_batch());
+         }},
+        {"sleepers_1m",
+         [] {
+             coring::run(bench_sleepers_1m());
+         }},
+};
+
+const Case* find_case(const char* name) {
+    for (const Case& c : cases) {
+        if (std::strcmp(c.name, name) == 0) {
+            return &c;
+        }
+    }
+    return nullptr;
+}
+
+/// Runs one case in a fresh process (this program with --case), so its peak RSS is its own.
+int run_in_child(const char* self, const char* name) {
+    std::fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0) {
+        std::perror("fork");
+        return 1;
+    }
+    if (pid == 0) {
+        execl(self, self, "--case", name, static_cast<char*>(nullptr));
+        std::perror("execl");
+        _exit(127);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+}
+
+int usage() {
+    std::fprintf(stderr, "usage: bench_micro [--case NAME]... [--list]\n");
+    return 2;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    std::vector<const Case*> selected;
+    for (int i = 1; i < argc; ++i) {
+        if (std::strcmp(argv[i], "--list") == 0) {
+            for (const Case& c : cases) {
+                std::printf("%s\n", c.name);
+            }
+            return 0;
+        }
+        if (std::strcmp(argv[i], "--case") == 0 && i + 1 < argc) {
+            const Case* c = find_case(argv[++i]);
+            if (c == nullptr) {
+                std::fprintf(stderr, "bench_micro: unknown case '%s'\n", argv[i]);
+                return 2;
+            }
+            selected.push_back(c);
+        } else {
+            return usage();
+        }
+    }
+    if (selected.empty()) {
+        int rc = 0;
+        for (const Case& c : cases) {
+            rc |= run_in_child("/proc/self/exe", c.name);
+        }
+        return rc;
+    }
+    for (const Case* c : selected) {
+        c->run();
+        std::fflush(stdout);
+    }
+    return 0;
+}
