@@ -23,76 +23,21 @@
 #include <coring/sleep.hpp>
 #include <coring/task.hpp>
 
-#include <sys/wait.h>
-#include <unistd.h>
-#include <valgrind/callgrind.h>
-
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
-#include <fstream>
-#include <string>
 #include <vector>
 
+#include "support.hpp"
+
 using namespace std::chrono_literals;
+using bench::Clock;
+using bench::Region;
+using bench::scaled;
 using coring::Task;
 
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-/// Under valgrind everything runs ~50x slower: measure fewer operations (the instruction count
-/// per operation stays the same once the caches and queues are warm).
-std::uint64_t scaled(std::uint64_t n) {
-    return RUNNING_ON_VALGRIND ? n / 10 : n;
-}
-
-/// The measured part of a case: zeroes callgrind's counters at the start and dumps them under
-/// the case's name at the end, so `valgrind --tool=callgrind` counts exactly this part.
-class Region {
-public:
-    Region(const char* name, std::uint64_t ops) : name_(name), ops_(ops) {
-        CALLGRIND_ZERO_STATS;
-        t0_ = Clock::now();
-    }
-
-    Region(const Region&) = delete;
-    Region& operator=(const Region&) = delete;
-
-    /// Ends the region; returns the elapsed nanoseconds.
-    double stop() {
-        auto t1 = Clock::now();
-        CALLGRIND_DUMP_STATS_AT(name_);
-        std::fprintf(stderr, "ITERATIONS %s %llu\n", name_, static_cast<unsigned long long>(ops_));
-        return static_cast<double>(
-                std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0_).count());
-    }
-
-    /// Ends the region and prints ns per operation.
-    void report_ns_per_op() {
-        double ns = stop();
-        std::printf("BENCH %s %.2f ns/op\n", name_, ns / static_cast<double>(ops_));
-    }
-
-private:
-    const char* name_;
-    std::uint64_t ops_;
-    Clock::time_point t0_;
-};
-
-/// The process's peak resident set size in MiB (VmHWM from /proc/self/status).
-double peak_rss_mib() {
-    std::ifstream status("/proc/self/status");
-    std::string line;
-    while (std::getline(status, line)) {
-        if (line.rfind("VmHWM:", 0) == 0) {
-            return std::strtod(line.c_str() + 6, nullptr) / 1024.0; // the value is in kB
-        }
-    }
-    return -1;
-}
 
 // ---- spawn_complete, spawn_complete_batch ----
 
@@ -241,17 +186,12 @@ Task<> bench_sleepers_1m() {
                  "sleepers_1m: created in %.3f s\n",
                  std::chrono::duration<double>(created - t0).count());
     std::printf("BENCH sleepers_1m_wall %.3f s\n", ns / 1e9);
-    std::printf("BENCH sleepers_1m_peak_rss %.1f MiB\n", peak_rss_mib());
+    std::printf("BENCH sleepers_1m_peak_rss %.1f MiB\n", bench::peak_rss_mib());
 }
 
 // ---- driver ----
 
-struct Case {
-    const char* name;
-    void (*run)();
-};
-
-const Case cases[] = {
+const bench::Case cases[] = {
         {"spawn_complete",
          [] {
              coring::run(bench_spawn_complete());
@@ -278,70 +218,8 @@ const Case cases[] = {
          }},
 };
 
-const Case* find_case(const char* name) {
-    for (const Case& c : cases) {
-        if (std::strcmp(c.name, name) == 0) {
-            return &c;
-        }
-    }
-    return nullptr;
-}
-
-/// Runs one case in a fresh process (this program with --case), so its peak RSS is its own.
-int run_in_child(const char* self, const char* name) {
-    std::fflush(stdout);
-    pid_t pid = fork();
-    if (pid < 0) {
-        std::perror("fork");
-        return 1;
-    }
-    if (pid == 0) {
-        execl(self, self, "--case", name, static_cast<char*>(nullptr));
-        std::perror("execl");
-        _exit(127);
-    }
-    int status = 0;
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
-}
-
-int usage() {
-    std::fprintf(stderr, "usage: bench_micro [--case NAME]... [--list]\n");
-    return 2;
-}
-
 } // namespace
 
 int main(int argc, char** argv) {
-    std::vector<const Case*> selected;
-    for (int i = 1; i < argc; ++i) {
-        if (std::strcmp(argv[i], "--list") == 0) {
-            for (const Case& c : cases) {
-                std::printf("%s\n", c.name);
-            }
-            return 0;
-        }
-        if (std::strcmp(argv[i], "--case") == 0 && i + 1 < argc) {
-            const Case* c = find_case(argv[++i]);
-            if (c == nullptr) {
-                std::fprintf(stderr, "bench_micro: unknown case '%s'\n", argv[i]);
-                return 2;
-            }
-            selected.push_back(c);
-        } else {
-            return usage();
-        }
-    }
-    if (selected.empty()) {
-        int rc = 0;
-        for (const Case& c : cases) {
-            rc |= run_in_child("/proc/self/exe", c.name);
-        }
-        return rc;
-    }
-    for (const Case* c : selected) {
-        c->run();
-        std::fflush(stdout);
-    }
-    return 0;
+    return bench::main("bench_micro", cases, argc, argv);
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# Runs every benchmark area beside its peers (asyncio, uvloop) for several rounds and prints the
+# Runs every benchmark area beside its peers (asyncio, uvloop, Asio) for several rounds and prints the
 # markdown tables of benchmarks/RESULTS.md: medians and ratios, and instructions per operation.
 #
 # Usage: bash benchmarks/run.sh [--rounds N] [--callgrind] [--area NAME]... [--cpu N] [--no-build]
@@ -10,8 +10,9 @@
 #   --cpu N       core to pin every run to with taskset (default 1, or 0 on a 1-core machine)
 #   --no-build    use the existing build/release binaries
 #
-# An area is a benchmarks/<area>.cpp (built as bench_<area>) with an optional Python peer
-# benchmarks/<area>_asyncio.py; C++ peers (<area>_asio.cpp, <area>_liburing.cpp) are not areas.
+# An area is a benchmarks/<area>.cpp (built as bench_<area>) with optional peers: the Python
+# benchmarks/<area>_asyncio.py (run with asyncio and with uvloop) and the C++ <area>_asio.cpp
+# (bench_<area>_asio, built when libasio-dev is found). Peers are not areas themselves.
 # Each case runs in a fresh process per round (`--case NAME`), so peak RSS is the case's own;
 # rounds interleave the implementations so that slow drift of a shared machine hits all alike.
 set -euo pipefail
@@ -59,12 +60,16 @@ if [ ${#areas[@]} -eq 0 ]; then
 fi
 
 if [ "$build" -eq 1 ]; then
+    cmake --preset release >/dev/null
     targets=()
     for area in "${areas[@]}"; do
         targets+=("bench_$area")
+        if [ -f "benchmarks/${area}_asio.cpp" ] &&
+            grep -q '^CORING_ASIO_INCLUDE_DIR:PATH=/' build/release/CMakeCache.txt; then
+            targets+=("bench_${area}_asio")
+        fi
     done
     echo "run.sh: building ${targets[*]} (release preset)" >&2
-    cmake --preset release >/dev/null
     cmake --build --preset release --target "${targets[@]}" >/dev/null
 fi
 
@@ -92,6 +97,11 @@ impl_command() {
     local area="$1" impl="$2"
     case "$impl" in
     coring) echo "$bindir/bench_$area" ;;
+    asio)
+        if [ -x "$bindir/bench_${area}_asio" ]; then
+            echo "$bindir/bench_${area}_asio"
+        fi
+        ;;
     asyncio | uvloop)
         if [ -f "benchmarks/${area}_asyncio.py" ] && { [ "$impl" = asyncio ] || [ "$has_uvloop" -eq 1 ]; }; then
             echo "$python benchmarks/${area}_asyncio.py --loop $impl"
@@ -100,10 +110,12 @@ impl_command() {
     esac
 }
 
+impls="coring asyncio uvloop asio"
+
 # The cases each implementation of each area has (its --list), asked once.
 declare -A case_lists
 for area in "${areas[@]}"; do
-    for impl in coring asyncio uvloop; do
+    for impl in $impls; do
         cmd="$(impl_command "$area" "$impl")"
         if [ -n "$cmd" ]; then
             case_lists["$area $impl"]=" $($cmd --list | tr '\n' ' ') "
@@ -123,6 +135,8 @@ has_case() {
     echo "- Kernel: $(uname -r)"
     echo "- Compiler: $(g++-12 --version | head -1)"
     echo "- liburing: $(pkg-config --modversion liburing 2>/dev/null || echo unknown)"
+    echo "- Asio: $(sed -n 's|^#define ASIO_VERSION \([0-9]*\).*|\1|p' /usr/include/asio/version.hpp 2>/dev/null |
+        awk '{ if ($1) printf "%d.%d.%d (io_uring backend)", $1 / 100000, $1 / 100 % 1000, $1 % 100; else printf "not installed" }')"
     echo "- Python: $("$python" -c 'import sys; print(sys.version.split()[0])'), uvloop $(
         "$python" -c 'import uvloop; print(uvloop.__version__)' 2>/dev/null || echo 'not installed')"
     echo "- valgrind: $(valgrind --version 2>/dev/null || echo 'not installed')"
@@ -136,7 +150,7 @@ if [ "$rounds" -gt 0 ]; then
     for ((round = 1; round <= rounds; round++)); do
         for area in "${areas[@]}"; do
             for case in ${case_lists["$area coring"]}; do
-                for impl in coring asyncio uvloop; do
+                for impl in $impls; do
                     has_case "$area" "$impl" "$case" || continue
                     echo "run.sh: round $round/$rounds $area $case $impl" >&2
                     # shellcheck disable=SC2046
@@ -156,10 +170,15 @@ if [ "$callgrind" -eq 1 ]; then
     mkdir -p "$cg"
     for area in "${areas[@]}"; do
         for case in ${case_lists["$area coring"]}; do
-            echo "$area.$case" >>"$cg/order.txt"
-            echo "run.sh: callgrind $area $case" >&2
-            "${pin[@]}" valgrind --tool=callgrind --callgrind-out-file="$cg/$area.$case.%p.out" \
-                "$bindir/bench_$area" --case "$case" >/dev/null 2>"$cg/$area.$case.err"
+            for impl in coring asio; do # the C++ programs
+                has_case "$area" "$impl" "$case" || continue
+                name="$area.$impl.$case"
+                echo "$name" >>"$cg/order.txt"
+                echo "run.sh: callgrind $area $case $impl" >&2
+                # shellcheck disable=SC2046
+                "${pin[@]}" valgrind --tool=callgrind --callgrind-out-file="$cg/$name.%p.out" \
+                    $(impl_command "$area" "$impl") --case "$case" >/dev/null 2>"$cg/$name.err"
+            done
         done
     done
     {

@@ -5,8 +5,8 @@
     aggregate.py callgrind DIR     DIR: callgrind dumps <area>.<case>.<pid>.out.<n> and the
                                    programs' stderr <area>.<case>.err (ITERATIONS lines)
 
-timings prints, per area, one row per case: the median over rounds of coring, asyncio and
-uvloop, and how many times better coring is (peer/coring, or coring/peer for ops/s), plus the
+timings prints, per area, one row per case: the median over rounds of coring and of each peer
+present (asyncio, uvloop, asio), and how many times better coring is (peer/coring, or coring/peer for ops/s), plus the
 spread of coring's rounds. callgrind prints instructions per operation: the Ir total of the dump
 named after a case divided by the operations that case says its measured part ran.
 """
@@ -18,7 +18,7 @@ import re
 import statistics
 import sys
 
-PEERS = ["asyncio", "uvloop"]
+PEERS = ["asyncio", "uvloop", "asio"]  # columns, in this order, when present
 HIGHER_IS_BETTER = {"ops/s"}
 
 
@@ -64,17 +64,18 @@ def timings(raw_path):
         out.append(f"### {area}\n")
         out.append(f"Median of {len(rounds)} round(s); ratio = how many times better coring is "
                    "(lower time or memory).\n")
-        out.append("| case | coring | asyncio | uvloop | asyncio/coring | uvloop/coring "
-                   "| coring min–max |")
-        out.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+        peers = [p for p in PEERS if any(p in v for v in values[area].values())]
+        header = ["case", "coring"] + peers + [f"{p}/coring" for p in peers] + ["coring min–max"]
+        out.append("| " + " | ".join(header) + " |")
+        out.append("| --- |" + " ---: |" * (len(header) - 1))
         for case in order[area]:
             unit = units[area][case]
             med = {impl: statistics.median(v) for impl, v in values[area][case].items()}
             core = med.get("coring")
             cells = [case]
-            for impl in ["coring"] + PEERS:
+            for impl in ["coring"] + peers:
                 cells.append(fmt_value(med[impl], unit) if impl in med else "n/a")
-            for impl in PEERS:
+            for impl in peers:
                 cells.append(fmt_ratio(core, med.get(impl), unit))
             cv = values[area][case].get("coring")
             if cv:
@@ -101,29 +102,48 @@ def read_dump(path):
 
 
 def callgrind(directory):
-    rows = []
+    # counts[area][case][impl] = (instructions, operations); cases in the order they ran
+    counts = collections.defaultdict(lambda: collections.defaultdict(dict))
+    order = collections.defaultdict(list)
     errs = sorted(glob.glob(os.path.join(directory, "*.err")))
     order_file = os.path.join(directory, "order.txt")
     if os.path.exists(order_file):  # the order the cases ran in, which is the programs' order
         with open(order_file) as f:
             errs = [os.path.join(directory, line.strip() + ".err") for line in f if line.strip()]
     for err in errs:
-        area, case = os.path.basename(err)[: -len(".err")].split(".", 1)
+        area, impl, case = os.path.basename(err)[: -len(".err")].split(".", 2)
         iterations = {}
         with open(err, errors="replace") as f:
             for line in f:
                 m = re.match(r"ITERATIONS (\S+) (\d+)", line)
                 if m:
                     iterations[m.group(1)] = int(m.group(2))
-        for dump in sorted(glob.glob(os.path.join(directory, f"{area}.{case}.*.out.*"))):
+        for dump in sorted(glob.glob(os.path.join(directory, f"{area}.{impl}.{case}.*.out.*"))):
             name, total = read_dump(dump)
             if name is None or total is None or name not in iterations:
                 continue
-            rows.append((area, name, total / iterations[name], iterations[name], total))
-    out = ["| area | case | instr/op | operations measured | instructions |",
-           "| --- | --- | ---: | ---: | ---: |"]
-    for area, name, per_op, n, total in rows:
-        out.append(f"| {area} | {name} | {per_op:.0f} | {n:,} | {total:,} |")
+            counts[area][name][impl] = (total, iterations[name])
+            if name not in order[area]:
+                order[area].append(name)
+    out = []
+    for area in order:
+        peers = [p for p in PEERS if any(p in v for v in counts[area].values())]
+        header = ["case", "coring"] + peers + [f"{p}/coring" for p in peers]
+        header += ["operations measured (coring)"]
+        out.append(f"### {area}\n")
+        out.append("| " + " | ".join(header) + " |")
+        out.append("| --- |" + " ---: |" * (len(header) - 1))
+        for case in order[area]:
+            per_op = {impl: total / n for impl, (total, n) in counts[area][case].items()}
+            cells = [case]
+            for impl in ["coring"] + peers:
+                cells.append(fmt_value(per_op[impl], "instr/op") if impl in per_op else "n/a")
+            for impl in peers:
+                cells.append(fmt_ratio(per_op.get("coring"), per_op.get(impl), "instr/op"))
+            n = counts[area][case].get("coring", (0, 0))[1]
+            cells.append(f"{n:,}")
+            out.append("| " + " | ".join(cells) + " |")
+        out.append("")
     print("\n".join(out))
 
 
