@@ -8,6 +8,8 @@
 // `ITERATIONS <case> <n>`: how many operations the measured part of <case> ran, so that
 // callgrind's instruction count for the dump named <case> can be divided into instr/op.
 // Without --case every case runs in a fresh process of its own (so peak RSS is per case).
+// The ns/op cases run their operations in 50 timed laps after a warm-up and report the
+// fastest lap (support.hpp says why); sleepers_1m runs once.
 //
 // Cases (one operation in brackets):
 //   spawn_complete        [create_task(trivial()) then co_await it], one task at a time
@@ -70,7 +72,12 @@ Task<> bench_spawn_complete() {
     const std::uint64_t n = scaled(1'000'000);
     co_await spawn_one_at_a_time(n / 10); // warm the frame cache and the ready queue
     Region r("spawn_complete", n);
-    co_await spawn_one_at_a_time(n);
+    const int laps = bench::lap_count();
+    for (int lap = 0; lap < laps; ++lap) {
+        r.lap_start();
+        co_await spawn_one_at_a_time(n / laps);
+        r.lap_end(n / laps);
+    }
     r.report_ns_per_op();
 }
 
@@ -79,7 +86,12 @@ Task<> bench_spawn_complete_batch() {
     const std::uint64_t batches = scaled(1000);
     co_await spawn_batches(batches / 10, batch);
     Region r("spawn_complete_batch", batches * batch);
-    co_await spawn_batches(batches, batch);
+    const int laps = bench::lap_count();
+    for (int lap = 0; lap < laps; ++lap) {
+        r.lap_start();
+        co_await spawn_batches(batches / laps, batch);
+        r.lap_end(batches / laps * batch);
+    }
     r.report_ns_per_op();
 }
 
@@ -102,7 +114,12 @@ Task<> bench_sleep0_switch() {
     const std::uint64_t n = scaled(2'000'000); // per task: 2n switches in all
     co_await ping_pong(n / 10);
     Region r("sleep0_switch", 2 * n);
-    co_await ping_pong(n);
+    const int laps = bench::lap_count();
+    for (int lap = 0; lap < laps; ++lap) {
+        r.lap_start();
+        co_await ping_pong(n / laps);
+        r.lap_end(2 * n / laps);
+    }
     r.report_ns_per_op();
 }
 
@@ -132,7 +149,12 @@ void bench_call_soon() {
     coring::EventLoop loop;
     run_chain(loop, n / 10);
     Region r("call_soon", n);
-    run_chain(loop, n);
+    const int laps = bench::lap_count();
+    for (int lap = 0; lap < laps; ++lap) {
+        r.lap_start();
+        run_chain(loop, n / laps);
+        r.lap_end(n / laps);
+    }
     r.report_ns_per_op();
 }
 
@@ -152,7 +174,12 @@ Task<> bench_call_soon_batch() {
     std::uint64_t ran = 0;
     co_await call_soon_batches(batches / 10, batch, ran);
     Region r("call_soon_batch", batches * batch);
-    co_await call_soon_batches(batches, batch, ran);
+    const int laps = bench::lap_count();
+    for (int lap = 0; lap < laps; ++lap) {
+        r.lap_start();
+        co_await call_soon_batches(batches / laps, batch, ran);
+        r.lap_end(batches / laps * batch);
+    }
     r.report_ns_per_op();
     if (ran != (batches + batches / 10) * batch) {
         std::fprintf(stderr,

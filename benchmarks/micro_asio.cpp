@@ -3,6 +3,7 @@
 // as an Asio user would write them on a single-threaded io_context.
 //
 // Usage: bench_micro_asio [--case NAME]... [--list]   (output as bench_micro)
+// Fewer operations than bench_micro where Asio is slower, so that a lap lasts about as long.
 //
 // How each case maps (coring → Asio):
 //   create_task(f()) + co_await   → co_await co_spawn(ex, f(), use_awaitable)
@@ -79,21 +80,31 @@ asio::awaitable<void> spawn_batches(std::uint64_t batches, std::size_t batch) {
 }
 
 void bench_spawn_complete() {
-    const std::uint64_t n = scaled(1'000'000);
+    const std::uint64_t n = scaled(200'000);
     asio::io_context io(1);
     run_on(io, spawn_one_at_a_time(n / 10));
     Region r("spawn_complete", n);
-    run_on(io, spawn_one_at_a_time(n));
+    const int laps = bench::lap_count();
+    for (int lap = 0; lap < laps; ++lap) {
+        r.lap_start();
+        run_on(io, spawn_one_at_a_time(n / laps));
+        r.lap_end(n / laps);
+    }
     r.report_ns_per_op();
 }
 
 void bench_spawn_complete_batch() {
     constexpr std::size_t batch = 1000;
-    const std::uint64_t batches = scaled(1000);
+    const std::uint64_t batches = scaled(200);
     asio::io_context io(1);
     run_on(io, spawn_batches(batches / 10, batch));
     Region r("spawn_complete_batch", batches * batch);
-    run_on(io, spawn_batches(batches, batch));
+    const int laps = bench::lap_count();
+    for (int lap = 0; lap < laps; ++lap) {
+        r.lap_start();
+        run_on(io, spawn_batches(batches / laps, batch));
+        r.lap_end(batches / laps * batch);
+    }
     r.report_ns_per_op();
 }
 
@@ -114,11 +125,16 @@ void ping_pong(asio::io_context& io, std::uint64_t n) {
 }
 
 void bench_sleep0_switch() {
-    const std::uint64_t n = scaled(2'000'000);
+    const std::uint64_t n = scaled(200'000);
     asio::io_context io(1);
     ping_pong(io, n / 10);
     Region r("sleep0_switch", 2 * n);
-    ping_pong(io, n);
+    const int laps = bench::lap_count();
+    for (int lap = 0; lap < laps; ++lap) {
+        r.lap_start();
+        ping_pong(io, n / laps);
+        r.lap_end(2 * n / laps);
+    }
     r.report_ns_per_op();
 }
 
@@ -148,7 +164,12 @@ void bench_call_soon() {
     asio::io_context io(1);
     run_chain(io, n / 10);
     Region r("call_soon", n);
-    run_chain(io, n);
+    const int laps = bench::lap_count();
+    for (int lap = 0; lap < laps; ++lap) {
+        r.lap_start();
+        run_chain(io, n / laps);
+        r.lap_end(n / laps);
+    }
     r.report_ns_per_op();
 }
 
@@ -165,12 +186,17 @@ call_soon_batches(std::uint64_t batches, std::size_t batch, std::uint64_t& ran) 
 
 void bench_call_soon_batch() {
     constexpr std::size_t batch = 1000;
-    const std::uint64_t batches = scaled(2000);
+    const std::uint64_t batches = scaled(400);
     std::uint64_t ran = 0;
     asio::io_context io(1);
     run_on(io, call_soon_batches(batches / 10, batch, ran));
     Region r("call_soon_batch", batches * batch);
-    run_on(io, call_soon_batches(batches, batch, ran));
+    const int laps = bench::lap_count();
+    for (int lap = 0; lap < laps; ++lap) {
+        r.lap_start();
+        run_on(io, call_soon_batches(batches / laps, batch, ran));
+        r.lap_end(batches / laps * batch);
+    }
     r.report_ns_per_op();
     if (ran != (batches + batches / 10) * batch) {
         std::fprintf(stderr,

@@ -5,8 +5,10 @@ Usage: /usr/bin/python3 micro_asyncio.py [--loop asyncio|uvloop] [--case NAME]..
 
 Prints `BENCH <case> <value> <unit>` on stdout (benchmarks/README.md), notes on stderr. Each
 case does the work its C++ twin does, with fewer operations where Python is slow (the unit is
-per operation). Without --case every case runs in a fresh interpreter of its own, so that peak
-RSS is per case.
+per operation; a lap lasts a few milliseconds, as in C++), and times it the same way: after a
+warm-up, LAPS timed laps, of which the fastest is reported (other tenants of a shared machine
+only ever add time to a lap; the median lap goes to stderr). Without --case every case runs in
+a fresh interpreter of its own, so that peak RSS is per case.
 """
 
 import argparse
@@ -42,9 +44,32 @@ def peak_rss_mib():
     return -1.0
 
 
-def report_ns_per_op(name, ns, ops):
-    print(f"ITERATIONS {name} {ops}", file=sys.stderr)
-    print(f"BENCH {name} {ns / ops:.2f} ns/op", flush=True)
+LAPS = 50
+
+
+class Region:
+    """Times laps of a case's measured part; reports the fastest lap in ns per operation."""
+
+    def __init__(self, name, ops):
+        self.name, self.ops, self.laps = name, ops, []
+        self.t0 = time.perf_counter_ns()
+
+    def lap_start(self):
+        self.lap_t0 = time.perf_counter_ns()
+
+    def lap_end(self, ops):
+        self.laps.append((time.perf_counter_ns() - self.lap_t0) / ops)
+
+    def report_ns_per_op(self):
+        whole = (time.perf_counter_ns() - self.t0) / self.ops
+        laps = sorted(self.laps)
+        print(f"ITERATIONS {self.name} {self.ops}", file=sys.stderr)
+        print(
+            f"{self.name}: {len(laps)} laps, fastest {laps[0]:.2f}, "
+            f"median {laps[len(laps) // 2]:.2f}, whole region {whole:.2f} ns/op",
+            file=sys.stderr,
+        )
+        print(f"BENCH {self.name} {laps[0]:.2f} ns/op", flush=True)
 
 
 # ---- spawn_complete, spawn_complete_batch ----
@@ -70,19 +95,25 @@ async def spawn_batches(batches, batch):
 
 
 async def bench_spawn_complete():
-    n = 200_000
-    await spawn_one_at_a_time(n // 10)
-    t0 = time.perf_counter_ns()
-    await spawn_one_at_a_time(n)
-    report_ns_per_op("spawn_complete", time.perf_counter_ns() - t0, n)
+    n = 500 * LAPS
+    await spawn_one_at_a_time(n // 5)
+    r = Region("spawn_complete", n)
+    for _ in range(LAPS):
+        r.lap_start()
+        await spawn_one_at_a_time(n // LAPS)
+        r.lap_end(n // LAPS)
+    r.report_ns_per_op()
 
 
 async def bench_spawn_complete_batch():
-    batch, batches = 1000, 200
-    await spawn_batches(batches // 10, batch)
-    t0 = time.perf_counter_ns()
-    await spawn_batches(batches, batch)
-    report_ns_per_op("spawn_complete_batch", time.perf_counter_ns() - t0, batches * batch)
+    batch, batches = 1000, LAPS
+    await spawn_batches(batches // 5, batch)
+    r = Region("spawn_complete_batch", batches * batch)
+    for _ in range(LAPS):
+        r.lap_start()
+        await spawn_batches(batches // LAPS, batch)
+        r.lap_end(batches // LAPS * batch)
+    r.report_ns_per_op()
 
 
 # ---- sleep0_switch ----
@@ -102,11 +133,14 @@ async def ping_pong(n):
 
 
 async def bench_sleep0_switch():
-    n = 200_000  # per task: 2n switches in all
-    await ping_pong(n // 10)
-    t0 = time.perf_counter_ns()
-    await ping_pong(n)
-    report_ns_per_op("sleep0_switch", time.perf_counter_ns() - t0, 2 * n)
+    n = 1000 * LAPS  # per task: 2n switches in all
+    await ping_pong(n // 5)
+    r = Region("sleep0_switch", 2 * n)
+    for _ in range(LAPS):
+        r.lap_start()
+        await ping_pong(n // LAPS)
+        r.lap_end(2 * n // LAPS)
+    r.report_ns_per_op()
 
 
 # ---- call_soon, call_soon_batch ----
@@ -128,13 +162,16 @@ def run_chain(loop, n):
 
 
 def bench_call_soon(kind):
-    n = 500_000
+    n = 2000 * LAPS
     loop = new_loop(kind)
     try:
-        run_chain(loop, n // 10)
-        t0 = time.perf_counter_ns()
-        run_chain(loop, n)
-        report_ns_per_op("call_soon", time.perf_counter_ns() - t0, n)
+        run_chain(loop, n // 5)
+        r = Region("call_soon", n)
+        for _ in range(LAPS):
+            r.lap_start()
+            run_chain(loop, n // LAPS)
+            r.lap_end(n // LAPS)
+        r.report_ns_per_op()
     finally:
         loop.close()
 
@@ -153,13 +190,16 @@ async def call_soon_batches(batches, batch, counter):
 
 
 async def bench_call_soon_batch():
-    batch, batches = 1000, 500
+    batch, batches = 1000, 4 * LAPS
     counter = [0]
-    await call_soon_batches(batches // 10, batch, counter)
-    t0 = time.perf_counter_ns()
-    await call_soon_batches(batches, batch, counter)
-    report_ns_per_op("call_soon_batch", time.perf_counter_ns() - t0, batches * batch)
-    assert counter[0] == (batches + batches // 10) * batch
+    await call_soon_batches(batches // 5, batch, counter)
+    r = Region("call_soon_batch", batches * batch)
+    for _ in range(LAPS):
+        r.lap_start()
+        await call_soon_batches(batches // LAPS, batch, counter)
+        r.lap_end(batches // LAPS * batch)
+    r.report_ns_per_op()
+    assert counter[0] == (batches + batches // 5) * batch
 
 
 # ---- sleepers_1m ----
