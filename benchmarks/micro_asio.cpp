@@ -217,6 +217,7 @@ void bench_sleepers_1m() {
     constexpr std::uint64_t n = 1'000'000;
     asio::io_context io(1);
     std::uint64_t done = 0;
+    double cpu0 = bench::cpu_seconds();
     Region r("sleepers_1m", n);
     for (std::uint64_t i = 0; i < n; ++i) {
         asio::co_spawn(io, sleeper(), [&done](std::exception_ptr) { ++done; });
@@ -229,7 +230,9 @@ void bench_sleepers_1m() {
                      static_cast<unsigned long long>(done));
         std::exit(1);
     }
+    double cpu = bench::cpu_seconds() - cpu0;
     std::printf("BENCH sleepers_1m_wall %.3f s\n", ns / 1e9);
+    std::printf("BENCH sleepers_1m_cpu %.3f s\n", cpu);
     std::printf("BENCH sleepers_1m_peak_rss %.1f MiB\n", bench::peak_rss_mib());
 }
 

@@ -13,6 +13,7 @@
 #define RUNNING_ON_VALGRIND 0
 #endif
 
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -116,6 +117,17 @@ inline double peak_rss_mib() {
         }
     }
     return -1;
+}
+
+/// CPU seconds (user + system) this process has used so far. Unlike wall time it does not grow
+/// while other tenants of the machine hold the core.
+inline double cpu_seconds() {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    auto sec = [](const timeval& t) {
+        return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
+    };
+    return sec(u.ru_utime) + sec(u.ru_stime);
 }
 
 /// One benchmark case: a name shared with the peers, and the function that runs it.
