@@ -15,7 +15,7 @@ struct FrameCacheOwner {
         for (std::size_t cls = 0; cls < FrameCache::classes; ++cls) {
             while (FrameCache::Block* b = c.free[cls]) {
                 c.free[cls] = b->next;
-                free_block(b, cls * FrameCache::granularity);
+                free_block(b, frame_class_size(cls));
             }
             c.count[cls] = 0;
         }

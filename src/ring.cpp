@@ -196,12 +196,7 @@ void Ring::submit_and_wait(std::chrono::nanoseconds timeout) {
     }
 }
 
-void Ring::submit_nowait() {
-    unsigned kflags = IO_URING_READ_ONCE(*ring_.sq.kflags);
-    bool kernel_has_work = (kflags & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) != 0;
-    if (io_uring_sq_ready(&ring_) == 0 && !kernel_has_work) {
-        return;
-    }
+void Ring::enter_nowait() {
     check_sqes_before_submit();
     int ret = io_uring_submit_and_get_events(&ring_);
     ++enters_;

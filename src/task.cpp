@@ -275,9 +275,14 @@ void TaskBase::describe_stack(std::string& out) const {
         return;
     }
     std::vector<const TaskBase*> chain;
-    for (const TaskBase* p = inner_ != nullptr ? inner_ : this; p != nullptr; p = p->parent_) {
+    // link_ of the root is the innermost coroutine, valid while the task is suspended; a
+    // running task (describing itself) shows only its root.
+    bool running = loop_ != nullptr && loop_->current_task() == this;
+    const TaskBase* p = running || link_ == nullptr ? this : link_;
+    for (; p != this; p = p->link_) {
         chain.push_back(p);
     }
+    chain.push_back(this);
     std::string indent = "  ";
     for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
         fmt::format_to(std::back_inserter(out), "{}{}\n", indent, source_of(**it));
@@ -294,14 +299,14 @@ void TaskBase::describe_stack(std::string& out) const {
     }
 }
 
-void TaskBase::start_root(EventLoop& loop, std::coroutine_handle<> self, std::string name) {
+void TaskBase::start_root(EventLoop& loop, std::coroutine_handle<> self, std::string_view name) {
     attach(loop);
     task_ = this;
-    resume_ = self;
+    handle_ = self;
     refs_ = 2; // the loop's, released when the task finishes, and the caller's handle
     id_ = EventLoop::next_task_id();
     if (!name.empty()) {
-        set_name(std::move(name));
+        set_name(std::string(name));
     }
     wake();
 }
@@ -331,7 +336,7 @@ void TaskBase::step() noexcept {
     if (loop.get_debug()) {
         step_debug(loop);
     } else {
-        resume_.resume(); // may finish and destroy the task
+        handle_.resume(); // may finish and destroy the task
     }
     loop.set_current_task(nullptr);
 }
@@ -343,7 +348,7 @@ void TaskBase::step_debug(EventLoop& loop) noexcept {
     } catch (...) {
     }
     auto t0 = EventLoop::clock::now();
-    resume_.resume(); // may finish and destroy the task: only locals below
+    handle_.resume(); // may finish and destroy the task: only locals below
     auto took = EventLoop::clock::now() - t0;
     if (took >= loop.slow_callback_duration()) {
         loop.report_slow_callback(what, took);

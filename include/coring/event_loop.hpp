@@ -19,6 +19,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <tuple>
 #include <type_traits>
@@ -388,7 +389,7 @@ public:
     /// Wraps aw in a task scheduled on this loop (asyncio's loop.create_task). Defined in
     /// task.hpp. Unlike coring::create_task it works before the loop runs.
     template <class Aw>
-    auto create_task(Aw&& aw, std::string name = {});
+    auto create_task(Aw&& aw, std::string_view name = {});
 
     /// The loop running on this thread, or nullptr.
     static EventLoop* running() noexcept { return running_loop_; }

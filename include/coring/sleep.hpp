@@ -74,9 +74,9 @@ private:
         }
     }
 
+    bool cancelled_ = false; // first, so it can sit in TimerNode's tail padding
     std::chrono::nanoseconds delay_;
     detail::TaskBase* task_ = nullptr;
-    bool cancelled_ = false;
 };
 
 /// Suspends the calling task for delay (asyncio.sleep). sleep(0s) yields once to the loop: the

@@ -347,8 +347,8 @@ private:
 /// any awaitable (which is wrapped in a Task).
 /// Throws: RuntimeError("no running event loop") outside a running loop.
 template <class Aw>
-auto create_task(Aw&& aw, std::string name = {}) {
-    return get_running_loop().create_task(std::forward<Aw>(aw), std::move(name));
+auto create_task(Aw&& aw, std::string_view name = {}) {
+    return get_running_loop().create_task(std::forward<Aw>(aw), name);
 }
 
 /// The task whose step is running (asyncio.current_task()), or an empty handle outside a task.
@@ -365,7 +365,7 @@ std::vector<TaskHandle<>> all_tasks(EventLoop& loop);
 // Implementation
 
 template <class Aw>
-auto EventLoop::create_task(Aw&& aw, std::string name) {
+auto EventLoop::create_task(Aw&& aw, std::string_view name) {
     using A = std::remove_cvref_t<Aw>;
     if constexpr (detail::IsTask<A>::value) {
         static_assert(!std::is_lvalue_reference_v<Aw>,
@@ -376,12 +376,11 @@ auto EventLoop::create_task(Aw&& aw, std::string name) {
         if (!h || h.promise().started()) {
             throw InvalidStateError("create_task: the Task is empty or was already awaited");
         }
-        h.promise().start_root(*this, h, std::move(name));
+        h.promise().start_root(*this, h, name);
         return TaskHandle<T>::adopt(&h.promise());
     } else {
         static_assert(Awaitable<Aw>, "create_task needs a Task or an awaitable");
-        return create_task(detail::wrap_awaitable<std::decay_t<Aw>>(std::forward<Aw>(aw)),
-                           std::move(name));
+        return create_task(detail::wrap_awaitable<std::decay_t<Aw>>(std::forward<Aw>(aw)), name);
     }
 }
 

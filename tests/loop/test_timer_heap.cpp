@@ -68,6 +68,84 @@ TEST_CASE("TimerHeap: pops in (deadline, insertion) order under random inserts a
     }
 }
 
+TEST_CASE("TimerHeap: mostly increasing deadlines (the FIFO lane) keep the exact order",
+          "[loop][timer]") {
+    // Deadlines that usually grow (the lane) with some out-of-order ones (the heap), ties, and
+    // cancellations in the middle of the lane, which compaction must survive.
+    std::mt19937_64 rng(777);
+    coring::detail::TimerHeap heap;
+    std::vector<std::unique_ptr<Timer>> timers;
+    std::set<std::pair<std::int64_t, std::uint64_t>> reference;
+    std::uint64_t next_id = 0;
+    std::int64_t clock = 0;
+    for (int round = 0; round < 50000; ++round) {
+        int op = static_cast<int>(rng() % 20);
+        if (op < 11 || reference.empty()) {
+            auto t = std::make_unique<Timer>();
+            clock += static_cast<std::int64_t>(rng() % 3); // ties when it does not move
+            t->when = op == 0 ? clock - static_cast<std::int64_t>(rng() % 50) : clock + 100;
+            t->id = next_id++;
+            heap.push(*t, t->when);
+            reference.insert({t->when, t->id});
+            timers.push_back(std::move(t));
+        } else if (op < 17) {
+            auto& t = timers[rng() % timers.size()];
+            if (t->is_queued()) {
+                heap.remove(*t);
+                reference.erase({t->when, t->id});
+            }
+        } else {
+            auto* top = static_cast<Timer*>(heap.pop());
+            REQUIRE(top->when == reference.begin()->first);
+            REQUIRE(top->id == reference.begin()->second);
+            reference.erase(reference.begin());
+        }
+        REQUIRE(heap.size() == reference.size());
+        if (!reference.empty()) {
+            REQUIRE(heap.earliest() == reference.begin()->first);
+        }
+    }
+    while (!heap.empty()) {
+        auto* top = static_cast<Timer*>(heap.pop());
+        REQUIRE(top->id == reference.begin()->second);
+        reference.erase(reference.begin());
+    }
+    for (auto& t : timers) {
+        CHECK_FALSE(t->is_queued());
+    }
+}
+
+TEST_CASE("TimerHeap: cancelled lane timers do not pile up", "[loop][timer]") {
+    coring::detail::TimerHeap heap;
+    std::vector<std::unique_ptr<Timer>> timers;
+    // A server's request timeouts: each is scheduled later than the last and cancelled soon.
+    Timer keeper; // one long-lived timer at the front keeps the tombstones from being shed
+    heap.push(keeper, 0);
+    for (int i = 0; i < 100000; ++i) {
+        auto t = std::make_unique<Timer>();
+        heap.push(*t, 1000 + i);
+        heap.remove(*t);
+    }
+    CHECK(heap.size() == 1);
+    CHECK(heap.storage() < 1024); // compaction kept up with the cancellations
+    CHECK(heap.pop() == &keeper);
+    CHECK(heap.empty());
+}
+
+TEST_CASE("TimerHeap: clear() unqueues every timer of both lane and heap", "[loop][timer]") {
+    coring::detail::TimerHeap heap;
+    Timer a, b, c;
+    heap.push(a, 10);
+    heap.push(b, 20); // lane
+    heap.push(c, 5);  // heap: earlier than the lane's back
+    CHECK(heap.top() == &c);
+    heap.clear();
+    CHECK(heap.empty());
+    CHECK_FALSE(a.is_queued());
+    CHECK_FALSE(b.is_queued());
+    CHECK_FALSE(c.is_queued());
+}
+
 TEST_CASE("TimerHeap: removing a timer that is not queued does nothing", "[loop][timer]") {
     coring::detail::TimerHeap heap;
     Timer a;

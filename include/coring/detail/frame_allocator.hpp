@@ -22,8 +22,9 @@ namespace coring::detail {
 /// Per-thread cache of freed blocks. Trivially constructible and destructible so that the
 /// thread_local below needs no guard on the fast path; FrameCacheOwner frees it at thread exit.
 struct FrameCache {
-    static constexpr std::size_t granularity = 32;
-    static constexpr std::size_t classes = 64; // blocks up to 2 KiB are recycled
+    // Class c holds blocks of 16 * c + 8 bytes: with malloc's 8-byte header that is a whole
+    // number of 16-byte units, so a 232-byte frame costs a 240-byte chunk, not 256 or 272.
+    static constexpr std::size_t classes = 128; // blocks up to 2 KiB are recycled
     static constexpr std::uint32_t max_per_class = 8192;
 
     struct Block {
@@ -38,9 +39,14 @@ struct FrameCache {
 
 inline thread_local constinit FrameCache frame_cache{};
 
-/// Size class of a block: 1 for 1..32 bytes, 2 for 33..64, ... (0 bytes counts as 1).
+/// Size class of a block: 0 for up to 8 bytes, 1 for 9..24, 2 for 25..40, ...
 constexpr std::size_t frame_size_class(std::size_t size) noexcept {
-    return size == 0 ? 1 : (size - 1) / FrameCache::granularity + 1;
+    return (size + 7) / 16;
+}
+
+/// Bytes in a block of class cls.
+constexpr std::size_t frame_class_size(std::size_t cls) noexcept {
+    return cls * 16 + 8;
 }
 
 /// Slow paths, out of line: first use on a thread, full class, thread exit.
@@ -68,7 +74,7 @@ inline void* frame_allocate(std::size_t size) {
             --c.count[cls];
             return b;
         }
-        return ::operator new(cls* FrameCache::granularity);
+        return ::operator new(frame_class_size(cls));
     }
 #endif
     return ::operator new(size);
@@ -90,7 +96,7 @@ inline void frame_deallocate(void* p, std::size_t size) noexcept {
             ++c.count[cls];
             return;
         }
-        free_block(p, cls * FrameCache::granularity);
+        free_block(p, frame_class_size(cls));
         return;
     }
 #endif

@@ -122,7 +122,8 @@ public:
     virtual void detach_from_loop() noexcept;
 
 protected:
-    explicit FutureBase(bool is_task) noexcept : is_task_(is_task) {}
+    explicit FutureBase(bool is_task) noexcept
+        : is_task_(is_task), log_traceback_(false), started_(false), must_cancel_(false) {}
 
     virtual ~FutureBase();
 
@@ -148,8 +149,11 @@ protected:
     std::exception_ptr exception_; // the failure, or the CancelledError when cancelled
     std::uint32_t refs_ = 1;
     State state_ = State::pending;
-    bool is_task_;
-    bool log_traceback_ = false; // failed and nobody has looked at the exception yet
+    // One flag byte, filling the padding after state_:
+    bool is_task_ : 1;       // a TaskBase
+    bool log_traceback_ : 1; // failed and nobody has looked at the exception yet
+    bool started_ : 1;       // task: the coroutine has begun (first step, or awaited inline)
+    bool must_cancel_ : 1;   // task: a cancellation waits for the next suspension point
 
 private:
     void last_release() noexcept;

@@ -71,7 +71,13 @@ public:
 
     /// Submits what is queued and collects completions without waiting. Enters the kernel only
     /// when there is something to submit or the kernel has completions to hand over.
-    void submit_nowait();
+    void submit_nowait() {
+        unsigned kflags = IO_URING_READ_ONCE(*ring_.sq.kflags);
+        if (io_uring_sq_ready(&ring_) != 0 ||
+            (kflags & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) != 0) {
+            enter_nowait();
+        }
+    }
 
     /// Calls on_cqe(Completion*, res, flags) for every completion in the CQ, in order, then
     /// marks them seen. Completions of untracked SQEs (cancel requests) are skipped.
@@ -133,6 +139,7 @@ public:
 
 private:
     io_uring_sqe* get_sqe_slow();
+    void enter_nowait();
     void check_sqes_before_submit() noexcept;
 
     io_uring ring_{};
