@@ -6,7 +6,10 @@
 #include <coring/errors.hpp>
 #include <coring/event_loop.hpp>
 #include <coring/future.hpp>
+#include <coring/gather.hpp>
 #include <coring/log.hpp>
 #include <coring/run.hpp>
+#include <coring/shield.hpp>
 #include <coring/sleep.hpp>
 #include <coring/task.hpp>
+#include <coring/wait.hpp>
