@@ -12,4 +12,6 @@
 #include <coring/shield.hpp>
 #include <coring/sleep.hpp>
 #include <coring/task.hpp>
+#include <coring/task_group.hpp>
+#include <coring/timeout.hpp>
 #include <coring/wait.hpp>
