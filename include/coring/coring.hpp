@@ -3,6 +3,7 @@
 #pragma once
 
 #include <coring/config.hpp>
+#include <coring/debug.hpp>
 #include <coring/errors.hpp>
 #include <coring/event_loop.hpp>
 #include <coring/future.hpp>
