@@ -272,21 +272,22 @@ protected:
         ++finished_;
         FutureBase& child = *s.child;
         if (completed_ || abandoned_) {
-            // gather already returned (or its awaiter is gone): asyncio marks the exceptions
-            // of the other children retrieved, since the first one was reported.
+            // gather already raised (or its awaiter is gone): asyncio marks the exceptions of
+            // the other children retrieved, since the first one was reported.
             if (completed_ && !child.cancelled()) {
                 static_cast<void>(child_exception(child));
             }
+            drop_child(s);
             return;
         }
-        if (!return_exceptions_) {
-            if (std::exception_ptr e = child_exception(child)) {
-                error_ = std::move(e);
-                complete();
-                return;
-            }
+        std::exception_ptr e = child_exception(child);
+        if (e && !return_exceptions_) {
+            drop_child(s);
+            fail(std::move(e));
+            return;
         }
-        if (finished_ == size()) {
+        collect(s, e);
+        if (finished_ == size() && !completed_) {
             if (cancel_requested_) {
                 // The gather was cancelled but its children swallowed the cancellation: it
                 // raises CancelledError regardless of return_exceptions (bpo-32684).
@@ -298,6 +299,17 @@ protected:
             }
             complete();
         }
+    }
+
+    /// A child finished and its outcome is wanted; e is its exception or null. The tuple form
+    /// keeps the child and reads it when the awaiter resumes; the range form moves the outcome
+    /// out now, while the child's frame is still in cache, and lets the child go.
+    virtual void collect(ChildSlot& s, const std::exception_ptr& e) noexcept = 0;
+
+    /// Completes the gather with e (the first exception).
+    void fail(std::exception_ptr e) noexcept {
+        error_ = std::move(e);
+        complete();
     }
 
 private:
@@ -327,27 +339,64 @@ public:
     }
 
 private:
+    void collect(ChildSlot&, const std::exception_ptr&) noexcept override {}
+
     void destroy() noexcept override { delete this; }
 
     std::array<ChildSlot, N> slots_;
 };
 
-/// The state of gather(range): the slots follow the object in the same allocation.
-class ChildRangeState final : public GatherState, public TrailingSlots<ChildRangeState> {
+/// The state of gather(range) over children whose result type is T: the slots, then each
+/// child's outcome as it finishes (V: the value, or Outcome<T> with return_exceptions), all in
+/// the same allocation.
+template <class T, bool Move, bool Exceptions>
+class GatherRangeState final
+    : public GatherState,
+      public TrailingSlots<
+              GatherRangeState<T, Move, Exceptions>,
+              std::optional<std::conditional_t<Exceptions, Outcome<T>, child_element_t<T>>>> {
 public:
-    explicit ChildRangeState(bool return_exceptions) noexcept : GatherState(return_exceptions) {}
+    using value_type = std::conditional_t<Exceptions, Outcome<T>, child_element_t<T>>;
+
+    GatherRangeState() noexcept : GatherState(Exceptions) {}
+
+    /// The outcome of child i; set for every child once the gather succeeded.
+    std::optional<value_type>& value(std::size_t i) noexcept { return values_[i]; }
 
 private:
-    friend class TrailingSlots<ChildRangeState>;
+    friend class TrailingSlots<GatherRangeState, std::optional<value_type>>;
 
-    void set_trailing(ChildSlot* slots, std::size_t n) noexcept {
+    void set_trailing(ChildSlot* slots, std::optional<value_type>* values, std::size_t n) noexcept {
         set_slots(slots, n);
-        trailing_ = slots;
+        values_ = values;
     }
 
-    void destroy() noexcept override { destroy_trailing(trailing_, size()); }
+    void collect(ChildSlot& s, const std::exception_ptr& e) noexcept override {
+        std::optional<value_type>& out = values_[index_of(s)];
+        FutureBase& f = *s.child;
+        try {
+            if constexpr (Exceptions) {
+                if (e) {
+                    out.emplace(e);
+                } else if constexpr (std::is_void_v<T>) {
+                    out.emplace(std::in_place);
+                } else {
+                    out.emplace(std::in_place, take_value<T, Move, T>(f));
+                }
+            } else {
+                out.emplace(take_value<T, Move, value_type>(f));
+            }
+        } catch (...) {
+            drop_child(s);
+            fail(std::current_exception()); // copying or moving the value threw
+            return;
+        }
+        drop_child(s);
+    }
 
-    ChildSlot* trailing_ = nullptr;
+    void destroy() noexcept override { this->destroy_trailing(size()); }
+
+    std::optional<value_type>* values_ = nullptr;
 };
 
 /// Shared part of the gather awaiters: owns one reference to the state.
@@ -482,39 +531,29 @@ private:
 /// What `co_await gather(range)` uses: yields std::vector of the children's values (or Outcomes
 /// when Exceptions), in range order. Elem is the range's element type as the range is given.
 template <bool Exceptions, class Elem>
-class [[nodiscard]] ChildRangeAwaiter final : public GatherAwaiterBase {
+class [[nodiscard]] GatherRangeAwaiter final : public GatherAwaiterBase {
     using Tr = ChildTraits<Elem>;
     using T = typename Tr::result_type;
+    using State = GatherRangeState<T, Tr::movable, Exceptions>;
 
 public:
-    using value_type = std::conditional_t<Exceptions, Outcome<T>, child_element_t<T>>;
+    using value_type = typename State::value_type;
     using result_type = std::vector<value_type>;
 
     template <class R>
-    explicit ChildRangeAwaiter(R&& range) : GatherAwaiterBase(make(std::forward<R>(range))) {}
+    explicit GatherRangeAwaiter(R&& range) : GatherAwaiterBase(make(std::forward<R>(range))) {}
 
-    ChildRangeAwaiter(ChildRangeAwaiter&&) noexcept = default;
+    GatherRangeAwaiter(GatherRangeAwaiter&&) noexcept = default;
 
     result_type await_resume() {
-        GatherState* s = resume();
+        auto* s = static_cast<State*>(resume());
         result_type out;
         if (s == nullptr) {
             return out;
         }
         out.reserve(s->size());
         for (std::size_t i = 0; i < s->size(); ++i) {
-            FutureBase& f = *s->slot(i).child;
-            if constexpr (Exceptions) {
-                if (std::exception_ptr e = child_exception(f)) {
-                    out.emplace_back(std::move(e));
-                } else if constexpr (std::is_void_v<T>) {
-                    out.emplace_back(std::in_place);
-                } else {
-                    out.emplace_back(std::in_place, take_value<T, Tr::movable, T>(f));
-                }
-            } else {
-                out.push_back(take_value<T, Tr::movable, value_type>(f));
-            }
+            out.push_back(std::move(*s->value(i)));
         }
         return out;
     }
@@ -531,7 +570,7 @@ private:
         if (n == 0) {
             return nullptr;
         }
-        ChildRangeState* s = ChildRangeState::create(n, Exceptions);
+        State* s = State::create(n);
         std::size_t i = 0;
         try {
             for (auto&& element : range) {
@@ -592,7 +631,7 @@ template <detail::ChildRange R>
 [[nodiscard]] auto gather(R&& range) {
     static_assert(detail::range_gives_tasks_v<R>,
                   "gather takes ownership of a range of Tasks: pass std::move(tasks)");
-    return detail::ChildRangeAwaiter<false, detail::element_arg_t<R>>(std::forward<R>(range));
+    return detail::GatherRangeAwaiter<false, detail::element_arg_t<R>>(std::forward<R>(range));
 }
 
 /// gather over a range with return_exceptions: yields std::vector<Outcome<T>>.
@@ -600,7 +639,7 @@ template <detail::ChildRange R>
 [[nodiscard]] auto gather(ReturnExceptions, R&& range) {
     static_assert(detail::range_gives_tasks_v<R>,
                   "gather takes ownership of a range of Tasks: pass std::move(tasks)");
-    return detail::ChildRangeAwaiter<true, detail::element_arg_t<R>>(std::forward<R>(range));
+    return detail::GatherRangeAwaiter<true, detail::element_arg_t<R>>(std::forward<R>(range));
 }
 
 } // namespace coring

@@ -94,11 +94,10 @@ private:
 
     void set_trailing(ChildSlot* slots, std::size_t n) noexcept {
         set_slots(slots, n);
-        trailing_ = slots;
         counter_ = n;
     }
 
-    void destroy() noexcept override { destroy_trailing(trailing_, size()); }
+    void destroy() noexcept override { destroy_trailing(size()); }
 
     /// _wait's _on_completion.
     void on_child_done(ChildSlot& s) noexcept override {
@@ -120,7 +119,6 @@ private:
         }
     }
 
-    ChildSlot* trailing_ = nullptr;
     TaskBase* task_ = nullptr; // the awaiting task, while suspended
     std::size_t counter_ = 0;  // children not finished yet
     ReturnWhen return_when_;
@@ -378,12 +376,11 @@ private:
 
     void set_trailing(ChildSlot* slots, std::size_t n) noexcept {
         set_slots(slots, n);
-        trailing_ = slots;
         remaining_ = n;
         queue_.reserve(n);
     }
 
-    void destroy() noexcept override { destroy_trailing(trailing_, size()); }
+    void destroy() noexcept override { destroy_trailing(size()); }
 
     /// as_completed's _on_completion.
     void on_child_done(ChildSlot& s) noexcept override {
@@ -416,7 +413,6 @@ private:
     void wake_getters() noexcept;
 
     EventLoop* loop_;
-    ChildSlot* trailing_ = nullptr;
     IntrusiveList<NextWaiter> getters_; // suspended getters, FIFO
     std::vector<std::uint32_t> queue_;  // finished children, completion order
     std::size_t head_ = 0;              // next index of queue_ to hand out

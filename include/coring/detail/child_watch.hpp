@@ -99,14 +99,27 @@ public:
     /// Unlinks every slot still waiting for its child (asyncio's remove_done_callback). Slots
     /// already scheduled cannot be taken back: they run later, and the state ignores them.
     void unwatch_all() noexcept {
-        add_ref(); // keep this alive while slots drop their references
+        std::uint32_t dropped = 0;
         for (std::size_t i = 0; i < size_; ++i) {
             if (slots_[i].is_linked()) {
                 slots_[i].unlink();
-                release();
+                ++dropped;
             }
         }
-        release();
+        // Drop the unlinked slots' references at once: the state may go with the last one.
+        if (dropped > 0) {
+            refs_ -= dropped - 1;
+            release();
+        }
+    }
+
+    /// Lets go of a finished child whose outcome is no longer needed (or was taken out).
+    void drop_child(ChildSlot& s) noexcept {
+        if (s.owns_ref) {
+            s.owns_ref = false;
+            s.child->release(); // may report "Task exception was never retrieved"
+        }
+        s.child = nullptr;
     }
 
     /// Unlinks one slot still waiting for its child.
@@ -175,46 +188,92 @@ inline void ChildSlot::run(DoneNode* node, bool discard) noexcept {
     w->release();
 }
 
-/// Derived allocated in one block with n ChildSlots behind it (one allocation per combinator
-/// call, whatever the number of children).
-template <class Derived>
+/// Derived allocated in one block with n ChildSlots behind it, and n Extra (default-constructed)
+/// behind those unless Extra is void: one allocation per combinator call, whatever the number
+/// of children. Derived defines set_trailing(ChildSlot*, Extra*, n) (without the Extra* when it
+/// is void) and calls destroy_trailing() from destroy().
+template <class Derived, class Extra = void>
 class TrailingSlots {
 public:
     template <class... Args>
     static Derived* create(std::size_t n, Args&&... args) {
         static_assert(alignof(Derived) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__);
-        std::size_t bytes = offset + n * sizeof(ChildSlot);
-        void* mem = frame_allocate(bytes);
+        void* mem = frame_allocate(bytes(n));
         Derived* d = nullptr;
         try {
             d = ::new (mem) Derived(std::forward<Args>(args)...);
         } catch (...) {
-            frame_deallocate(mem, bytes);
+            frame_deallocate(mem, bytes(n));
             throw;
         }
-        auto* slots = static_cast<ChildSlot*>(static_cast<void*>(static_cast<char*>(mem) + offset));
+        ChildSlot* slots = slots_of(mem);
         for (std::size_t i = 0; i < n; ++i) {
             ::new (static_cast<void*>(slots + i)) ChildSlot();
         }
-        d->set_trailing(slots, n);
+        if constexpr (std::is_void_v<Extra>) {
+            d->set_trailing(slots, n);
+        } else {
+            static_assert(std::is_nothrow_default_constructible_v<Extra>);
+            Extra* extras = extras_of(mem, n);
+            for (std::size_t i = 0; i < n; ++i) {
+                ::new (static_cast<void*>(extras + i)) Extra();
+            }
+            d->set_trailing(slots, extras, n);
+        }
         return d;
     }
 
 protected:
-    /// Destroys the slots and the object, and frees the block.
-    void destroy_trailing(ChildSlot* slots, std::size_t n) noexcept {
+    /// Destroys the extras, the slots and the object, and frees the block.
+    void destroy_trailing(std::size_t n) noexcept {
+        auto* self = static_cast<Derived*>(this);
+        void* mem = self;
+        if constexpr (!std::is_void_v<Extra>) {
+            Extra* extras = extras_of(mem, n);
+            for (std::size_t i = 0; i < n; ++i) {
+                extras[i].~Extra();
+            }
+        }
+        ChildSlot* slots = slots_of(mem);
         for (std::size_t i = 0; i < n; ++i) {
             slots[i].~ChildSlot();
         }
-        auto* self = static_cast<Derived*>(this);
-        void* mem = self;
         self->~Derived();
-        frame_deallocate(mem, offset + n * sizeof(ChildSlot));
+        frame_deallocate(mem, bytes(n));
     }
 
 private:
-    static constexpr std::size_t offset =
-            (sizeof(Derived) + alignof(ChildSlot) - 1) / alignof(ChildSlot) * alignof(ChildSlot);
+    static constexpr std::size_t round_up(std::size_t v, std::size_t a) noexcept {
+        return (v + a - 1) / a * a;
+    }
+
+    static constexpr std::size_t slots_offset = round_up(sizeof(Derived), alignof(ChildSlot));
+
+    static constexpr std::size_t extras_offset(std::size_t n) noexcept {
+        if constexpr (std::is_void_v<Extra>) {
+            return slots_offset + n * sizeof(ChildSlot);
+        } else {
+            static_assert(alignof(Extra) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__);
+            return round_up(slots_offset + n * sizeof(ChildSlot), alignof(Extra));
+        }
+    }
+
+    static constexpr std::size_t bytes(std::size_t n) noexcept {
+        if constexpr (std::is_void_v<Extra>) {
+            return extras_offset(n);
+        } else {
+            return extras_offset(n) + n * sizeof(Extra);
+        }
+    }
+
+    static ChildSlot* slots_of(void* mem) noexcept {
+        return static_cast<ChildSlot*>(static_cast<void*>(static_cast<char*>(mem) + slots_offset));
+    }
+
+    template <class E = Extra>
+    static E* extras_of(void* mem, std::size_t n) noexcept {
+        return static_cast<E*>(static_cast<void*>(static_cast<char*>(mem) + extras_offset(n)));
+    }
 };
 
 /// Converts a timeout of any std::chrono duration to the loop's duration, rounding up.
