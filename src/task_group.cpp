@@ -116,17 +116,16 @@ namespace detail {
 void GroupChild::run(DoneNode* node, bool discard) noexcept {
     auto* child = static_cast<GroupChild*>(node);
     TaskBase* task = child->task_;
+    TaskGroup* group = child->group_;
     bool held = child->holds_ref_;
-    if (TaskGroup* group = child->group_) {
-        if (discard) {
-            // The loop is closing: keep the group's count honest, nothing else can happen.
-            child->leave_group();
-            --group->count_;
-        } else {
-            group->on_task_done(*child);
-        }
+    if (discard) {
+        // The loop is closing, or the task is being destroyed: keep the count honest.
+        child->leave_group();
+        --group->count_;
+    } else {
+        group->on_task_done(*child);
     }
-    delete child;
+    group->pool_.free(child);
     if (held) {
         task->release();
     }
@@ -135,8 +134,13 @@ void GroupChild::run(DoneNode* node, bool discard) noexcept {
 } // namespace detail
 
 TaskGroup::~TaskGroup() {
-    // Only a loop closing under the scope leaves tasks here; their nodes outlive the group.
-    tasks_.for_each([](detail::GroupChild& c) { c.group_ = nullptr; });
+    // Only a loop closing under the scope leaves tasks here (its ready queue was drained first,
+    // so no node is scheduled): take the nodes out of the tasks' callback lists.
+    tasks_.for_each([this](detail::GroupChild& c) {
+        c.leave_task();
+        c.leave_group();
+        pool_.free(&c);
+    });
 }
 
 std::string TaskGroup::describe() const {

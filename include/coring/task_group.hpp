@@ -7,7 +7,6 @@
 #include <coring/event_loop.hpp>
 #include <coring/task.hpp>
 
-#include <coring/detail/frame_allocator.hpp>
 #include <coring/detail/future_base.hpp>
 #include <coring/detail/intrusive_list.hpp>
 #include <coring/detail/result.hpp>
@@ -16,6 +15,7 @@
 
 #include <cstddef>
 #include <exception>
+#include <new>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -30,9 +30,11 @@ namespace detail {
 struct GroupTag {};
 
 /// A TaskGroup's done node on one of its tasks, and its entry in the group's list of running
-/// tasks. Heap-allocated (from the frame allocator) and owned by the task's callback list: it
-/// stays valid while scheduled, and the group may go away first (group_ is then null).
-class GroupChild final : public DoneNode, public ListHook<GroupTag>, public FrameAllocated {
+/// tasks. It lives in the group's node pool and is registered (owned) in the task's callback
+/// list: the task keeps itself alive for it while it is scheduled. The group waits for every
+/// node to run before its scope ends; only a loop closing under the scope destroys the group
+/// first, and the group then unlinks its nodes from their tasks.
+class GroupChild final : public DoneNode, public ListHook<GroupTag> {
 public:
     GroupChild(TaskGroup& group, TaskBase& task) noexcept
         : DoneNode(&GroupChild::run, true), group_(&group), task_(&task) {}
@@ -40,11 +42,71 @@ public:
     /// Leaves the group's list of running tasks.
     void leave_group() noexcept { static_cast<ListHook<GroupTag>&>(*this).unlink(); }
 
-    TaskGroup* group_; // null once the group was destroyed
-    TaskBase* task_;   // the task: alive while this node is registered or scheduled
+    /// Leaves the task's callback list.
+    void leave_task() noexcept { static_cast<ListHook<>&>(*this).unlink(); }
+
+    TaskGroup* group_;
+    TaskBase* task_; // the task: alive while this node is registered or scheduled
 
 private:
     static void run(DoneNode* node, bool discard) noexcept;
+};
+
+/// Storage for a group's GroupChild nodes: slabs of nodes and a free list, so that a task in a
+/// group costs no allocation besides its frame (one slab per 64 tasks running at once).
+class GroupChildPool {
+public:
+    GroupChildPool() noexcept = default;
+    GroupChildPool(const GroupChildPool&) = delete;
+    GroupChildPool& operator=(const GroupChildPool&) = delete;
+
+    ~GroupChildPool() {
+        while (Slab* s = slabs_) {
+            slabs_ = s->next;
+            delete s;
+        }
+    }
+
+    GroupChild* make(TaskGroup& group, TaskBase& task) {
+        if (free_ == nullptr) {
+            grow();
+        }
+        Cell* c = free_;
+        free_ = c->next_free;
+        return ::new (static_cast<void*>(c->bytes)) GroupChild(group, task);
+    }
+
+    void free(GroupChild* node) noexcept {
+        node->~GroupChild();
+        auto* c = reinterpret_cast<Cell*>(node); // the node was built in a Cell's bytes
+        c->next_free = free_;
+        free_ = c;
+    }
+
+private:
+    union Cell {
+        Cell* next_free;
+        alignas(GroupChild) unsigned char bytes[sizeof(GroupChild)];
+    };
+
+    struct Slab {
+        static constexpr std::size_t size = 64;
+        Slab* next;
+        Cell cells[size];
+    };
+
+    void grow() {
+        auto* s = new Slab;
+        s->next = slabs_;
+        slabs_ = s;
+        for (std::size_t i = Slab::size; i > 0; --i) {
+            s->cells[i - 1].next_free = free_;
+            free_ = &s->cells[i - 1];
+        }
+    }
+
+    Slab* slabs_ = nullptr;
+    Cell* free_ = nullptr;
 };
 
 } // namespace detail
@@ -73,7 +135,8 @@ public:
     TaskGroup(const TaskGroup&) = delete;
     TaskGroup& operator=(const TaskGroup&) = delete;
 
-    /// Forgets the tasks still registered (only possible when the loop closed under the scope).
+    /// Unregisters from the tasks still running (only possible when the loop closed under the
+    /// scope).
     ~TaskGroup();
 
     /// Schedules aw as a task of this group (TaskGroup.create_task): a Task<T> or any awaitable,
@@ -112,6 +175,7 @@ private:
 
     EventLoop* loop_ = nullptr;
     detail::TaskBase* parent_ = nullptr; // the task running the scope
+    detail::GroupChildPool pool_;        // before tasks_: the list must go first
     detail::IntrusiveList<detail::GroupChild, detail::GroupTag> tasks_; // not finished yet
     std::size_t count_ = 0;                                             // size of tasks_
     std::vector<std::exception_ptr> errors_;
@@ -148,7 +212,7 @@ auto TaskGroup::create_task(Aw&& aw, std::string name) {
         throw;
     }
     auto handle = loop_->create_task(std::forward<Aw>(aw), std::move(name));
-    auto* child = new detail::GroupChild(*this, *handle.base());
+    detail::GroupChild* child = pool_.make(*this, *handle.base());
     tasks_.push_back(*child);
     ++count_;
     handle.base()->add_done_node(*child); // pending: only links the node

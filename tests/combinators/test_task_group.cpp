@@ -611,3 +611,52 @@ TEST_CASE("TaskGroup: closing the loop under a running group is safe",
     }
     CHECK(logs.contains("Task was destroyed but it is pending!"));
 }
+
+TEST_CASE("TaskGroup: many tasks, created in waves, reuse the group's nodes",
+          "[combinators][task_group]") {
+    run_virtual([]() -> Task<> {
+        int finished = 0;
+        auto work = [&](int i) -> Task<> {
+            co_await coring::sleep(std::chrono::milliseconds(i % 7));
+            ++finished;
+        };
+        co_await coring::task_group([&](TaskGroup& g) -> Task<> {
+            for (int wave = 0; wave < 3; ++wave) {
+                for (int i = 0; i < 150; ++i) {
+                    g.create_task(work(i));
+                }
+                co_await coring::sleep(10ms); // the wave finishes; its nodes go back to the pool
+                CHECK(g.size() == 0);
+            }
+        });
+        CHECK(finished == 450);
+        // A failure among many: every other task is cancelled, the group still cleans up.
+        try {
+            co_await coring::task_group([&](TaskGroup& g) -> Task<> {
+                for (int i = 0; i < 200; ++i) {
+                    g.create_task(i == 100 ? fail_after(1ms, "one of many") : value_after(1h, i));
+                }
+                co_return;
+            });
+            FAIL("no ExceptionGroup");
+        } catch (const ExceptionGroup& g) {
+            CHECK(g.exceptions().size() == 1);
+        }
+    });
+}
+
+TEST_CASE("TaskGroup: closing the loop with many tasks left is safe", "[combinators][task_group]") {
+    LogCapture logs;
+    {
+        EventLoop loop;
+        auto r = loop.create_task(coring::task_group([](TaskGroup& g) -> Task<> {
+            for (int i = 0; i < 100; ++i) {
+                g.create_task(coring::sleep(std::chrono::hours(1 + i % 2)));
+            }
+            co_await coring::sleep(1h);
+        }));
+        coring::testing::run_until_idle(loop);
+        loop.close();
+    }
+    CHECK(logs.contains("Task was destroyed but it is pending!"));
+}
