@@ -40,3 +40,14 @@ inline long long elapsed_ms(EventLoop& loop, EventLoop::time_point start) {
 }
 
 } // namespace coring::test
+
+/// Checks that about ms milliseconds of loop time passed since start. Virtual time jumps to each
+/// deadline exactly, but real time still runs between iterations (a loaded machine or a
+/// sanitizer build adds milliseconds), so allow a little more, never less.
+#define CHECK_ELAPSED(loop, start, ms)                                                             \
+    do {                                                                                           \
+        long long coring_elapsed_ = ::coring::test::elapsed_ms(loop, start);                       \
+        INFO("elapsed " << coring_elapsed_ << " ms, expected " << (ms));                           \
+        CHECK(coring_elapsed_ >= (ms));                                                            \
+        CHECK(coring_elapsed_ < (ms) + 50);                                                        \
+    } while (false)

@@ -63,7 +63,7 @@ TEST_CASE("gather: the children run concurrently", "[combinators][gather]") {
         auto start = loop.time();
         auto [a, b] = co_await coring::gather(value_after(1s, 1), value_after(2s, 2));
         CHECK(a + b == 3);
-        CHECK(coring::test::elapsed_ms(loop, start) == 2000);
+        CHECK_ELAPSED(loop, start, 2000);
     });
 }
 
@@ -168,7 +168,7 @@ TEST_CASE("gather: the first exception reaches the awaiter at once; the others k
         } catch (const std::runtime_error& e) {
             CHECK(std::string(e.what()) == "first");
         }
-        CHECK(coring::test::elapsed_ms(loop, start) == 1000);
+        CHECK_ELAPSED(loop, start, 1000);
         CHECK_FALSE(slow.done());
         CHECK_FALSE(slow.cancelled());
         int v = co_await slow;

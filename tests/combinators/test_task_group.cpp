@@ -70,7 +70,7 @@ TEST_CASE("TaskGroup: leaving the scope waits for every task", "[combinators][ta
             CHECK(tg.size() == 2);
             co_return;
         });
-        CHECK(elapsed_ms(loop, start) == 20);
+        CHECK_ELAPSED(loop, start, 20);
         CHECK(a.result() + b.result() == 53);
     });
 }
@@ -350,7 +350,7 @@ TEST_CASE("TaskGroup: a task failing while another catches its cancellation",
         }
         CHECK(stubborn_finished); // the scope waited for it
         CHECK(s.result() == 1);
-        CHECK(elapsed_ms(loop, start) == 60);
+        CHECK_ELAPSED(loop, start, 60);
     });
 }
 

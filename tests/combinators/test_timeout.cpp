@@ -53,7 +53,7 @@ TEST_CASE("timeout: the deadline turns the body's cancellation into TimeoutError
         CHECK(cancelled_inside);
         CHECK(cm.expired());
         CHECK(cm.describe() == "<Timeout [expired]>");
-        CHECK(elapsed_ms(loop, start) == 10);
+        CHECK_ELAPSED(loop, start, 10);
         CHECK(coring::current_task().cancelling() == 0); // the scope took its cancel back
     });
 }
@@ -186,7 +186,7 @@ TEST_CASE("timeout: nested scopes, the inner one expires first", "[combinators][
         Timeout inner = coring::timeout(10ms);
         co_await outer.run([&]() -> Task<> {
             CO_CHECK_THROWS_AS(inner.run(coring::sleep(10s)), TimeoutError);
-            CHECK(elapsed_ms(loop, start) == 10);
+            CHECK_ELAPSED(loop, start, 10);
             co_await coring::sleep(10ms); // the outer scope still works afterwards
         });
         CHECK(inner.expired());
@@ -300,7 +300,7 @@ TEST_CASE("timeout: reschedule extends a running deadline", "[combinators][timeo
             t.reschedule(loop.time() + 100ms);
             co_await coring::sleep(50ms);
         });
-        CHECK(elapsed_ms(loop, start) == 55);
+        CHECK_ELAPSED(loop, start, 55);
         CO_CHECK_THROWS_AS(
                 coring::timeout(1h,
                                 [&](Timeout& t) -> Task<> {

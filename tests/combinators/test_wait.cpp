@@ -71,7 +71,7 @@ TEST_CASE("wait: ALL_COMPLETED returns when every task is done", "[combinators][
         auto [done, pending] = co_await coring::wait(tasks);
         CHECK(done.size() == 3);
         CHECK(pending.empty());
-        CHECK(elapsed_ms(loop, start) == 30);
+        CHECK_ELAPSED(loop, start, 30);
         CHECK(done == tasks); // input order
     });
 }
@@ -100,7 +100,7 @@ TEST_CASE("wait: FIRST_EXCEPTION returns at the first failure, not at a cancella
                                            coring::create_task(fail_after(20ms, "boom")),
                                            coring::create_task(value_after(1h, 1))};
         auto [done, pending] = co_await coring::wait(tasks, coring::FIRST_EXCEPTION);
-        CHECK(elapsed_ms(loop, start) == 20);
+        CHECK_ELAPSED(loop, start, 20);
         CHECK(done.size() == 2);
         CHECK(pending.size() == 1);
         CHECK_THROWS_AS(done[1].result(), std::runtime_error);
@@ -124,7 +124,7 @@ TEST_CASE("wait: a timeout returns what is done and cancels nothing", "[combinat
         auto start = loop.time();
         auto tasks = spawn({{10ms, 1}, {1h, 2}});
         auto [done, pending] = co_await coring::wait(tasks, 100ms);
-        CHECK(elapsed_ms(loop, start) == 100);
+        CHECK_ELAPSED(loop, start, 100);
         REQUIRE(done.size() == 1);
         REQUIRE(pending.size() == 1);
         CHECK_FALSE(pending[0].done());
@@ -244,7 +244,7 @@ TEST_CASE("wait_for: on timeout the inner task is cancelled, awaited, then Timeo
         CO_CHECK_THROWS_AS(coring::wait_for(inner, 100ms), TimeoutError);
         CHECK(cleaned_up);
         CHECK(inner.cancelled());
-        CHECK(elapsed_ms(loop, start) == 150);
+        CHECK_ELAPSED(loop, start, 150);
     });
 }
 
@@ -478,9 +478,9 @@ TEST_CASE("as_completed: TimeoutError for what is missing when the timeout hits"
         int first = co_await ac.next();
         CHECK(first == 1);
         CO_CHECK_THROWS_AS(ac.next(), TimeoutError);
-        CHECK(elapsed_ms(loop, start) == 100);
+        CHECK_ELAPSED(loop, start, 100);
         CO_CHECK_THROWS_AS(ac.next(), TimeoutError); // at once
-        CHECK(elapsed_ms(loop, start) == 100);
+        CHECK_ELAPSED(loop, start, 100);
         CHECK_FALSE(tasks[1].done()); // not cancelled
         for (auto& t : tasks) {
             t.cancel();
