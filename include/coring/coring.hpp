@@ -3,11 +3,17 @@
 #pragma once
 
 #include <coring/config.hpp>
+#include <coring/debug.hpp>
 #include <coring/errors.hpp>
 #include <coring/event_loop.hpp>
 #include <coring/executor.hpp>
 #include <coring/future.hpp>
+#include <coring/gather.hpp>
 #include <coring/log.hpp>
 #include <coring/run.hpp>
+#include <coring/shield.hpp>
 #include <coring/sleep.hpp>
 #include <coring/task.hpp>
+#include <coring/task_group.hpp>
+#include <coring/timeout.hpp>
+#include <coring/wait.hpp>

@@ -150,6 +150,9 @@ public:
 
     auto operator co_await() && noexcept { return Awaiter<true>(*s_); }
 
+    /// The future's state, for coring's own layers.
+    detail::FutureBase* base() const noexcept { return s_; }
+
     static Future from_base(detail::FutureBase& base) noexcept {
         auto* s = static_cast<detail::FutureState<T>*>(&base);
         s->add_ref();

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <exception>
 #include <string>
+#include <vector>
 
 namespace coring {
 
@@ -24,6 +25,7 @@ struct CallbackId {
 namespace coring::detail {
 
 class TaskBase;
+class FutureBase;
 
 /// What a suspended task waits on. Task::cancel() forwards to the task's current Waiter.
 class Waiter {
@@ -38,6 +40,10 @@ public:
 
     /// Appends what is awaited, for task dumps: "sleep 1.500 s", "Task 'fetch-3'", "recv fd 7".
     virtual void describe(std::string& out) const = 0;
+
+    /// Appends the futures and tasks this waiter waits on, for task dumps that follow the chain
+    /// from awaiter to awaited (coring::format_tasks). Waiting on nothing of the kind by default.
+    virtual void awaited(std::vector<const FutureBase*>& out) const { static_cast<void>(out); }
 
 protected:
     ~Waiter() = default;

@@ -116,6 +116,9 @@ public:
     /// zero a pending cancellation is dropped too (asyncio 3.13).
     std::uint32_t uncancel() noexcept;
 
+    /// What the task is suspended on, or null (running, scheduled, done or not started).
+    const Waiter* waiter() const noexcept { return waiter_; }
+
     /// Task.get_name(): the name given, or "Task-N".
     std::string name() const;
 
@@ -211,6 +214,8 @@ public:
     bool cancel(const std::string& msg) noexcept override;
 
     void describe(std::string& out) const override;
+
+    void awaited(std::vector<const FutureBase*>& out) const override { out.push_back(future_); }
 
 protected:
     ~DoneAwaiter() = default;

@@ -1,0 +1,36 @@
+// SPDX-License-Identifier: MIT
+// The body of a coring scope (Timeout::run, TaskGroup::run): what `async with` encloses.
+#pragma once
+
+#include <coring/detail/awaitable_traits.hpp>
+
+#include <functional>
+#include <type_traits>
+#include <utility>
+
+namespace coring::detail {
+
+/// Starts a scope's body: body(scope) or body() for a callable returning an awaitable (usually a
+/// lambda coroutine), or the body itself when it is an awaitable (a Task).
+template <class Body, class Scope>
+decltype(auto) invoke_scope_body(Body& body, Scope& scope) {
+    if constexpr (std::is_invocable_v<Body&, Scope&>) {
+        return std::invoke(body, scope);
+    } else if constexpr (std::is_invocable_v<Body&>) {
+        static_cast<void>(scope);
+        return std::invoke(body);
+    } else {
+        static_assert(Awaitable<Body>,
+                      "a scope body is a callable returning an awaitable (taking the scope or "
+                      "nothing), or an awaitable");
+        static_cast<void>(scope);
+        return std::move(body);
+    }
+}
+
+/// What co_await of the body yields.
+template <class Body, class Scope>
+using scope_result_t =
+        await_result_t<decltype(invoke_scope_body(std::declval<Body&>(), std::declval<Scope&>()))>;
+
+} // namespace coring::detail
