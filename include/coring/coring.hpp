@@ -2,11 +2,16 @@
 // Umbrella header: every public coring header (import asyncio).
 #pragma once
 
+#include <coring/barrier.hpp>
+#include <coring/condition.hpp>
 #include <coring/config.hpp>
 #include <coring/errors.hpp>
+#include <coring/event.hpp>
 #include <coring/event_loop.hpp>
 #include <coring/future.hpp>
+#include <coring/lock.hpp>
 #include <coring/log.hpp>
 #include <coring/run.hpp>
+#include <coring/semaphore.hpp>
 #include <coring/sleep.hpp>
 #include <coring/task.hpp>
