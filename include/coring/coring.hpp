@@ -11,6 +11,7 @@
 #include <coring/future.hpp>
 #include <coring/lock.hpp>
 #include <coring/log.hpp>
+#include <coring/queue.hpp>
 #include <coring/run.hpp>
 #include <coring/semaphore.hpp>
 #include <coring/sleep.hpp>
