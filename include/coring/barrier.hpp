@@ -65,7 +65,7 @@ private:
 
     Barrier* barrier_;
     std::coroutine_handle<> h_; // where the task resumes
-    detail::TaskBase* inner_ = nullptr;
+    detail::TaskBase* inner_;   // set with h_
     std::size_t index_ = 0;
     Phase phase_ = Phase::blocked;
 };

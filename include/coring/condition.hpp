@@ -75,7 +75,7 @@ private:
 
     Condition* cond_;
     std::coroutine_handle<> h_; // where the task resumes
-    detail::TaskBase* inner_ = nullptr;
+    detail::TaskBase* inner_;   // set with h_
     Phase phase_ = Phase::notification;
     bool notified_ = false;  // a notify() chose this waiter
     bool cancelled_ = false; // CancelledError is thrown once the lock is held again

@@ -114,8 +114,8 @@ public:
     /// Releases the lock and wakes the first waiter, if any (Lock.release()).
     /// Throws: RuntimeError("Lock is not acquired.") when the lock is not held.
     void release() {
-        if (!locked_) {
-            throw RuntimeError("Lock is not acquired.");
+        if (!locked_) [[unlikely]] {
+            detail::throw_runtime_error("Lock is not acquired.");
         }
         locked_ = false;
         wake_up_first();

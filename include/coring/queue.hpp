@@ -50,7 +50,7 @@ public:
             return true;
         }
         if (q_->shutdown_) {
-            throw QueueShutDown();
+            detail::throw_queue_shutdown();
         }
         return false;
     }
@@ -85,7 +85,7 @@ public:
         out += " items)";
     }
 
-    std::uint64_t seq_ = 0; // ticket: the order in which getters began waiting
+    std::uint64_t seq_; // ticket: the order in which getters began waiting (set on suspending)
 
 private:
     void resume_slow() {
@@ -125,7 +125,7 @@ private:
 
     Q* q_;
     std::coroutine_handle<> h_; // where the task resumes
-    detail::TaskBase* inner_ = nullptr;
+    detail::TaskBase* inner_;   // set with h_
 };
 
 /// Awaiter of a queue's put(). Holds the item in the awaiting frame until there is room, and is
@@ -147,8 +147,8 @@ public:
 
     /// Throws: QueueShutDown when the queue is shut down.
     bool await_ready() {
-        if (q_->shutdown_) {
-            throw QueueShutDown();
+        if (q_->shutdown_) [[unlikely]] {
+            detail::throw_queue_shutdown();
         }
         if (!q_->full()) {
             q_->push(std::move(item_));
@@ -187,7 +187,7 @@ public:
         out += " items)";
     }
 
-    std::uint64_t seq_ = 0; // ticket: the order in which putters began waiting
+    std::uint64_t seq_; // ticket: the order in which putters began waiting (set on suspending)
 
 private:
     void resume_slow() {
@@ -229,7 +229,7 @@ private:
     Q* q_;
     value_type item_;
     std::coroutine_handle<> h_; // where the task resumes
-    detail::TaskBase* inner_ = nullptr;
+    detail::TaskBase* inner_;   // set with h_
 };
 
 /// The queue asyncio.Queue is, with the order of items left to Storage (FifoStorage,
@@ -285,11 +285,11 @@ public:
     /// Adds item without waiting (Queue.put_nowait()).
     /// Throws: QueueShutDown when shut down; QueueFull when full.
     void put_nowait(T item) {
-        if (shutdown_) {
-            throw QueueShutDown();
+        if (shutdown_) [[unlikely]] {
+            detail::throw_queue_shutdown();
         }
-        if (full()) {
-            throw QueueFull();
+        if (full()) [[unlikely]] {
+            detail::throw_queue_full();
         }
         push(std::move(item));
     }
@@ -297,11 +297,11 @@ public:
     /// Removes and returns an item without waiting (Queue.get_nowait()).
     /// Throws: QueueShutDown when empty and shut down; QueueEmpty when empty.
     T get_nowait() {
-        if (empty()) {
+        if (empty()) [[unlikely]] {
             if (shutdown_) {
-                throw QueueShutDown();
+                detail::throw_queue_shutdown();
             }
-            throw QueueEmpty();
+            detail::throw_queue_empty();
         }
         return take();
     }
@@ -310,8 +310,8 @@ public:
     /// every item put has been marked.
     /// Throws: ValueError("task_done() called too many times").
     void task_done() {
-        if (unfinished_ == 0) {
-            throw ValueError("task_done() called too many times");
+        if (unfinished_ == 0) [[unlikely]] {
+            detail::throw_value_error("task_done() called too many times");
         }
         if (--unfinished_ == 0) {
             finished_.set();

@@ -123,8 +123,8 @@ public:
     /// Throws: ValueError("BoundedSemaphore released too many times") for a BoundedSemaphore
     /// released above its initial value.
     void release() {
-        if (bound_ >= 0 && value_ >= bound_) {
-            throw ValueError("BoundedSemaphore released too many times");
+        if (bound_ >= 0 && value_ >= bound_) [[unlikely]] {
+            detail::throw_value_error("BoundedSemaphore released too many times");
         }
         ++value_;
         wake_up_next();

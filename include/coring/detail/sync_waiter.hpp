@@ -40,8 +40,11 @@ public:
         task_->loop()->schedule(on_wake_);
     }
 
-    TaskBase* task_ = nullptr; // the suspended task; set in await_suspend
-    ReadyEntry on_wake_{};     // what wake() schedules
+    // task_ and on_wake_ are written by await_suspend before anything reads them, and left
+    // uninitialised until then: an awaiter is built for every co_await, most of which take the
+    // fast path and never suspend.
+    TaskBase* task_;     // the suspended task
+    ReadyEntry on_wake_; // what wake() schedules
     WaitState state_ = WaitState::ready;
 
 protected:
@@ -127,6 +130,13 @@ void requeue_in_order(List& list, Node& w) {
         list.push_front(*last);
     }
 }
+
+/// Out-of-line throws, so that the hot paths that check for misuse stay small enough to inline.
+[[noreturn]] void throw_runtime_error(const char* what);
+[[noreturn]] void throw_value_error(const char* what);
+[[noreturn]] void throw_queue_shutdown();
+[[noreturn]] void throw_queue_full();
+[[noreturn]] void throw_queue_empty();
 
 /// Logs misuse detected in a destructor, which cannot throw (a guard releasing a primitive that
 /// was already released by other means).
