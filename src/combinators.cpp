@@ -90,7 +90,7 @@ void GatherState::awaited(std::vector<const FutureBase*>& out) const {
 
 // ---- wait ----
 
-bool WaitState::cancel(const std::string&) noexcept {
+bool WaitOperation::cancel(const std::string&) noexcept {
     if (released_) {
         return false;
     }
@@ -102,7 +102,7 @@ bool WaitState::cancel(const std::string&) noexcept {
     return true;
 }
 
-void WaitState::describe(std::string& out) const {
+void WaitOperation::describe(std::string& out) const {
     fmt::format_to(std::back_inserter(out),
                    "wait {}: {} of {} done",
                    return_when_name(return_when_),
@@ -114,7 +114,7 @@ void WaitState::describe(std::string& out) const {
     }
 }
 
-void WaitState::awaited(std::vector<const FutureBase*>& out) const {
+void WaitOperation::awaited(std::vector<const FutureBase*>& out) const {
     pending_children(*this, out);
 }
 

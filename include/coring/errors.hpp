@@ -104,6 +104,9 @@ public:
 class BrokenBarrierError : public std::runtime_error {
 public:
     BrokenBarrierError() : std::runtime_error("barrier is broken") {}
+
+    /// With asyncio's message: "Barrier aborted", "Abort or reset of barrier".
+    explicit BrokenBarrierError(const std::string& what) : std::runtime_error(what) {}
 };
 
 /// Several exceptions raised together, as by a TaskGroup (Python's ExceptionGroup).

@@ -65,9 +65,9 @@ void append_seconds(std::string& out, EventLoop::duration d);
 
 /// State of one wait() call (asyncio's _wait: its waiter future and _on_completion callback).
 /// The Waiter of the awaiting task: cancelling that task cancels the wait, not the tasks.
-class WaitState final : public ChildWatch, public Waiter, public TrailingSlots<WaitState> {
+class WaitOperation final : public ChildWatch, public Waiter, public TrailingSlots<WaitOperation> {
 public:
-    WaitState(ReturnWhen return_when, std::optional<EventLoop::duration> timeout) noexcept
+    WaitOperation(ReturnWhen return_when, std::optional<EventLoop::duration> timeout) noexcept
         : return_when_(return_when), timeout_(timeout) {}
 
     void set_task(TaskBase* task) noexcept { task_ = task; }
@@ -90,7 +90,7 @@ public:
     void awaited(std::vector<const FutureBase*>& out) const override;
 
 private:
-    friend class TrailingSlots<WaitState>;
+    friend class TrailingSlots<WaitOperation>;
 
     void set_trailing(ChildSlot* slots, std::size_t n) noexcept {
         set_slots(slots, n);
@@ -152,7 +152,7 @@ public:
                       "coring::wait must be awaited from a coring::Task coroutine");
         TaskBase* task = h.promise().task_;
         task_ = task;
-        WaitState* s = WaitState::create(fs_.size(), return_when_, timeout_);
+        WaitOperation* s = WaitOperation::create(fs_.size(), return_when_, timeout_);
         state_ = s;
         s->set_task(task);
         try {
@@ -186,7 +186,7 @@ public:
 private:
     void drop_state() noexcept {
         timer_.cancel();
-        if (WaitState* s = std::exchange(state_, nullptr)) {
+        if (WaitOperation* s = std::exchange(state_, nullptr)) {
             s->set_task(nullptr);
             s->unwatch_all();
             s->release();
@@ -196,7 +196,7 @@ private:
     std::vector<H> fs_;
     std::optional<EventLoop::duration> timeout_;
     ReturnWhen return_when_;
-    WaitState* state_ = nullptr;
+    WaitOperation* state_ = nullptr;
     TaskBase* task_ = nullptr;
     Handle timer_;
 };
