@@ -255,7 +255,8 @@ void EventLoop::close() {
         default_executor_->shutdown(true);
         default_executor_.reset();
     }
-    // Operations still in the kernel write into coroutine frames: get them all back first.
+    // Operations still in the kernel write into coroutine frames: get them all back first. (Loop
+    // resources are released after the cross-thread queue, whose pending handles may hold them.)
     std::uint64_t user_ops = io_in_flight();
     if (!ring_.cancel_all_and_drain()) {
         // A SINGLE_ISSUER ring only accepts io_uring_enter from the thread that ran the loop.

@@ -120,11 +120,14 @@ namespace detail {
 /// State shared between the loop thread and a worker for one run_in_executor call. The Future
 /// belongs to the loop thread (its reference count is not atomic): it is created there and
 /// released there, in complete() or when the loop closes first (on_loop_close); the worker only
-/// writes the result fields.
+/// writes the result fields. While registered with the loop the call holds a reference to
+/// itself, so it is always unlinked from the loop's list on the loop thread before any thread
+/// can destroy it.
 template <class R>
 struct ExecutorCall final : LoopResource {
     std::shared_ptr<ThreadsafeQueue> door;
-    Future<R>* future = nullptr; // loop thread only
+    std::shared_ptr<ExecutorCall> self; // loop thread only: set while registered
+    Future<R>* future = nullptr;        // loop thread only
     std::atomic<bool> cancelled{false};
     std::optional<std::conditional_t<std::is_void_v<R>, bool, R>> value;
     std::exception_ptr error;
@@ -142,6 +145,7 @@ struct ExecutorCall final : LoopResource {
         auto v = std::move(value);
         value.reset();
         Future<R>* f = std::exchange(future, nullptr);
+        auto keep = std::move(self); // released last, after every member was used
         if (f == nullptr) {
             return;
         }
@@ -157,7 +161,10 @@ struct ExecutorCall final : LoopResource {
         delete f;
     }
 
-    void on_loop_close() noexcept override { delete std::exchange(future, nullptr); }
+    void on_loop_close() noexcept override {
+        delete std::exchange(future, nullptr);
+        self.reset(); // may destroy *this: nothing after it
+    }
 };
 
 /// The loop's default executor, created on first use (asyncio creates it lazily too).
@@ -179,6 +186,7 @@ template <class F, class... Args>
     auto call = std::make_shared<detail::ExecutorCall<R>>();
     call->door = loop.threadsafe_queue();
     call->future = new Future<R>(loop);
+    call->self = call;
     loop.register_resource(*call);
     Future<R> result = *call->future;
     // A cancelled future stops work that has not started yet.
