@@ -9,5 +9,6 @@
 #include <coring/future.hpp>
 #include <coring/log.hpp>
 #include <coring/run.hpp>
+#include <coring/signals.hpp>
 #include <coring/sleep.hpp>
 #include <coring/task.hpp>
