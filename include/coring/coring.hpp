@@ -6,6 +6,7 @@
 #include <coring/errors.hpp>
 #include <coring/event_loop.hpp>
 #include <coring/executor.hpp>
+#include <coring/file.hpp>
 #include <coring/future.hpp>
 #include <coring/log.hpp>
 #include <coring/run.hpp>
