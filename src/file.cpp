@@ -190,8 +190,8 @@ void File::check_open(const char* op) const {
 }
 
 Task<File> File::open(std::string path, std::string_view mode, mode_t permissions) {
-    int flags = mode_flags(mode);
-    co_return co_await open(std::move(path), flags, permissions);
+    // Not a coroutine: the mode is parsed now, so the view need not outlive the call.
+    return open(std::move(path), mode_flags(mode), permissions);
 }
 
 Task<File> File::open(std::string path, int flags, mode_t permissions) {

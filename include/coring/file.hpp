@@ -89,7 +89,8 @@ public:
     /// Opens path with a Python open() mode (IORING_OP_OPENAT): "r", "w", "a", "x", each with
     /// an optional "+" (read and write) and "b" (accepted; files are always binary). New files
     /// get permissions & ~umask.
-    /// Throws: ValueError("invalid mode: 'q'"); std::system_error("open path: ...").
+    /// Throws: ValueError("invalid mode: 'q'") at once, from the call; std::system_error("open
+    /// path: ...") from the co_await.
     [[nodiscard]] static Task<File>
     open(std::string path, std::string_view mode = "r", mode_t permissions = 0666);
 

@@ -209,6 +209,9 @@ TEST_CASE("File: an invalid mode is ValueError", "[os][file]") {
             }
             CHECK(what == std::string("invalid mode: '") + mode + "'");
         }
+        // The mode is checked by the call itself, so a temporary mode string may be passed.
+        CHECK_THROWS_AS(static_cast<void>(File::open("/tmp/unused", std::string("q"))),
+                        coring::ValueError);
     });
 }
 
