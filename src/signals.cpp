@@ -2,7 +2,6 @@
 // Signal handlers through a signalfd read kept in flight in the loop's io_uring
 // (unix_events.add_signal_handler / remove_signal_handler), and Runner's SIGINT handling
 // (runners.Runner._on_sigint).
-#include <coring/log.hpp>
 #include <coring/run.hpp>
 #include <coring/signals.hpp>
 
@@ -11,6 +10,7 @@
 #include <fmt/format.h>
 #include <liburing.h>
 
+#include <cxxabi.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -21,7 +21,9 @@
 #include <array>
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <system_error>
@@ -52,6 +54,7 @@ std::vector<LoopSignals*> loop_states; // guarded by registry_mutex: one per loo
 // The thread each handled signal is redirected to when it lands on a thread that does not
 // block it. Read inside the signal handler, so lock-free atomics only.
 std::array<std::atomic<pid_t>, NSIG> forward_tid{};
+static_assert(std::atomic<pid_t>::is_always_lock_free, "read inside a signal handler");
 
 pid_t current_tid() noexcept {
     return static_cast<pid_t>(::syscall(SYS_gettid));
@@ -60,7 +63,7 @@ pid_t current_tid() noexcept {
 // The disposition coring installs. The signal is blocked in the loop's thread, where the
 // signalfd reads it; an instance the kernel delivers to another thread (which does not block
 // it) lands here and is sent on to the loop's thread, where it stays pending for the signalfd.
-// Async-signal-safe: an atomic load and two system calls.
+// Async-signal-safe: a lock-free atomic load and plain system calls; errno is preserved.
 void forward_signal(int sig) {
     int saved = errno;
     // relaxed: the tid is a plain value; a stale one only sends the signal to the thread that
@@ -70,6 +73,13 @@ void forward_signal(int sig) {
         ::syscall(SYS_tgkill, ::getpid(), tid, sig);
     }
     errno = saved;
+}
+
+std::string demangle(const std::type_info& type) {
+    int status = 0;
+    std::unique_ptr<char, void (*)(void*)> name(
+            abi::__cxa_demangle(type.name(), nullptr, nullptr, &status), &std::free);
+    return status == 0 && name ? std::string(name.get()) : std::string(type.name());
 }
 
 std::string signal_name(int sig) {
@@ -237,7 +247,7 @@ private:
                         loop->call_exception_handler(
                                 {fmt::format("Exception in signal handler for {} ({})",
                                              signal_name(sig),
-                                             cb->type().name()),
+                                             demangle(cb->type())),
                                  std::current_exception(),
                                  {},
                                  {}});

@@ -5,7 +5,6 @@
 #include <coring/event_loop.hpp>
 #include <coring/task.hpp>
 
-#include <functional>
 #include <memory>
 #include <optional>
 #include <type_traits>
@@ -130,10 +129,11 @@ private:
 
 /// Runs main on a new event loop and returns its value or rethrows its exception
 /// (asyncio.run). Before returning, every task still pending is cancelled and awaited and the
-/// loop is closed.
+/// loop is closed. Ctrl-C (SIGINT) cancels main, as Runner::run describes.
 ///
 ///     int main() { return coring::run(amain()); }
-/// Throws: RuntimeError when a loop is already running on this thread.
+/// Throws: RuntimeError when a loop is already running on this thread; KeyboardInterrupt after
+/// Ctrl-C.
 template <class Aw>
 decltype(auto) run(Aw&& main, RunOptions options = {}) {
     Runner runner(options);
