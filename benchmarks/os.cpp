@@ -20,6 +20,8 @@
 //   file_read_seq_cold          File::readinto after posix_fadvise(DONTNEED) dropped the file
 //                               from the page cache [1 MiB read from the device]
 //   file_read_blocking_cold     the same with read(2) [1 MiB read from the device]
+//   file_read_qd4_cold          File::preadinto with four 1 MiB reads in flight (four tasks
+//                               reading interleaved chunks), cold cache [1 MiB read] (coring only)
 #if __has_include(<valgrind/callgrind.h>)
 #include <valgrind/callgrind.h>
 #else
@@ -196,6 +198,31 @@ Task<std::uint64_t> read_coring(std::string path) {
     co_return total;
 }
 
+// Four reads in flight: task k reads chunks k, k+4, k+8, ... with preadinto at their offsets,
+// each into its own buffer (what io_uring allows and a blocking read loop cannot).
+Task<std::uint64_t> read_stripe(coring::File& f, std::size_t first, std::size_t step) {
+    std::vector<char> buf(chunk);
+    std::uint64_t total = 0;
+    for (std::size_t i = first; i < file_chunks; i += step) {
+        total += co_await f.preadinto(buf, i * chunk);
+    }
+    co_return total;
+}
+
+Task<std::uint64_t> read_coring_qd4(std::string path) {
+    coring::File f = co_await coring::File::open(path, "rb");
+    std::vector<coring::TaskHandle<std::uint64_t>> stripes;
+    for (std::size_t k = 0; k < 4; ++k) {
+        stripes.push_back(coring::create_task(read_stripe(f, k, 4)));
+    }
+    std::uint64_t total = 0;
+    for (auto& t : stripes) {
+        total += co_await t;
+    }
+    co_await f.close();
+    co_return total;
+}
+
 void check_size(std::uint64_t bytes) {
     if (bytes != chunk * file_chunks) {
         std::fprintf(stderr,
@@ -206,7 +233,21 @@ void check_size(std::uint64_t bytes) {
     }
 }
 
-void bench_file_read(const char* name, bool use_coring, bool warm) {
+enum class Reader { coring, coring_qd4, blocking };
+
+std::uint64_t read_once(Reader reader, coring::Runner& runner, const std::string& path) {
+    switch (reader) {
+    case Reader::coring:
+        return runner.run(read_coring(path));
+    case Reader::coring_qd4:
+        return runner.run(read_coring_qd4(path));
+    case Reader::blocking:
+        break;
+    }
+    return read_blocking(path);
+}
+
+void bench_file_read(const char* name, Reader reader, bool warm) {
     BenchFile file;
     const int passes = warm ? 4 : 1;
     if (warm) {
@@ -218,8 +259,7 @@ void bench_file_read(const char* name, bool use_coring, bool warm) {
     runner.get_loop(); // the ring exists before the measurement
     Region r(name, file_chunks * static_cast<std::uint64_t>(passes));
     for (int p = 0; p < passes; ++p) {
-        std::uint64_t bytes =
-                use_coring ? runner.run(read_coring(file.path())) : read_blocking(file.path());
+        std::uint64_t bytes = read_once(reader, runner, file.path());
         check_size(bytes);
     }
     r.report_ns_per_op();
@@ -230,25 +270,34 @@ struct Case {
     void (*run)();
 };
 
+void file_read_seq_warm() {
+    bench_file_read("file_read_seq_warm", Reader::coring, true);
+}
+
+void file_read_blocking_warm() {
+    bench_file_read("file_read_blocking_warm", Reader::blocking, true);
+}
+
+void file_read_seq_cold() {
+    bench_file_read("file_read_seq_cold", Reader::coring, false);
+}
+
+void file_read_blocking_cold() {
+    bench_file_read("file_read_blocking_cold", Reader::blocking, false);
+}
+
+void file_read_qd4_cold() {
+    bench_file_read("file_read_qd4_cold", Reader::coring_qd4, false);
+}
+
 const Case cases[] = {
         {"call_soon_threadsafe", &bench_call_soon_threadsafe},
         {"to_thread", &bench_to_thread},
-        {"file_read_seq_warm",
-         [] {
-             bench_file_read("file_read_seq_warm", true, true);
-         }},
-        {"file_read_blocking_warm",
-         [] {
-             bench_file_read("file_read_blocking_warm", false, true);
-         }},
-        {"file_read_seq_cold",
-         [] {
-             bench_file_read("file_read_seq_cold", true, false);
-         }},
-        {"file_read_blocking_cold",
-         [] {
-             bench_file_read("file_read_blocking_cold", false, false);
-         }},
+        {"file_read_seq_warm", &file_read_seq_warm},
+        {"file_read_blocking_warm", &file_read_blocking_warm},
+        {"file_read_seq_cold", &file_read_seq_cold},
+        {"file_read_blocking_cold", &file_read_blocking_cold},
+        {"file_read_qd4_cold", &file_read_qd4_cold},
 };
 
 const Case* find_case(const char* name) {
