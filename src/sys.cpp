@@ -2,7 +2,10 @@
 // The real functions behind the syscall seam.
 #include <coring/detail/sys.hpp>
 
+#include <pthread.h>
+#include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/signalfd.h>
 #include <unistd.h>
 
 namespace coring::detail {
@@ -11,6 +14,9 @@ Sys sys = {
         &::io_uring_queue_init_params,
         &::eventfd,
         &::close,
+        &::signalfd,
+        &::pthread_sigmask,
+        &::sigaction,
 };
 
 } // namespace coring::detail

@@ -10,6 +10,7 @@
 #include <coring/event.hpp>
 #include <coring/event_loop.hpp>
 #include <coring/executor.hpp>
+#include <coring/file.hpp>
 #include <coring/future.hpp>
 #include <coring/gather.hpp>
 #include <coring/lock.hpp>
@@ -18,6 +19,7 @@
 #include <coring/run.hpp>
 #include <coring/semaphore.hpp>
 #include <coring/shield.hpp>
+#include <coring/signals.hpp>
 #include <coring/sleep.hpp>
 #include <coring/task.hpp>
 #include <coring/task_group.hpp>

@@ -34,6 +34,19 @@ private:
     std::string message_;
 };
 
+/// The user interrupted the program with Ctrl-C (Python's KeyboardInterrupt). Thrown by run()
+/// and Runner::run() when SIGINT cancelled the main task, or at once on a second SIGINT.
+///
+/// Like CancelledError, and for the reason Python makes KeyboardInterrupt a BaseException, it
+/// does not derive from std::exception: `catch (const std::exception&)` error paths do not
+/// report Ctrl-C as a failure. Catch it by name in main(), e.g. to return 130 as a shell
+/// expects; left uncaught it ends the program through std::terminate.
+class KeyboardInterrupt {
+public:
+    /// "KeyboardInterrupt".
+    const char* what() const noexcept { return "KeyboardInterrupt"; }
+};
+
 /// An operation exceeded its deadline (asyncio.TimeoutError, the builtin TimeoutError since 3.11).
 class TimeoutError : public std::runtime_error {
 public:

@@ -460,7 +460,15 @@ public:
     std::size_t timer_count() const noexcept { return timers_.size(); }
 
     std::uint64_t io_in_flight() const noexcept {
-        return ring_.in_flight() - (wake_armed_ ? 1 : 0);
+        return ring_.in_flight() - (wake_armed_ ? 1 : 0) - background_io_;
+    }
+
+    /// Counts (+1) or uncounts (-1) an operation that coring's own machinery keeps in flight for
+    /// the loop's lifetime (the signalfd read of signals.hpp), so that io_in_flight() leaves it
+    /// out as it leaves out the wake-up read: it is nobody's pending work.
+    void count_background_io(int delta) noexcept {
+        background_io_ =
+                static_cast<std::uint64_t>(static_cast<std::int64_t>(background_io_) + delta);
     }
 
     /// Loop iterations run so far.
@@ -532,7 +540,8 @@ private:
     };
 
     std::shared_ptr<detail::ThreadsafeQueue> threadsafe_;
-    bool wake_armed_ = false; // the eventfd read is in flight
+    bool wake_armed_ = false;         // the eventfd read is in flight
+    std::uint64_t background_io_ = 0; // see count_background_io
     std::uint64_t wake_buf_ = 0;
     WakeCompletion wake_completion_{};
 

@@ -87,8 +87,7 @@ protected:
     /// The completion's res (>= 0, or -errno) and flags. Throws: CancelledError when the
     /// operation ended because it was cancelled.
     int result() {
-        if (state_ == State::cancelled ||
-            (cancel_requested_ && (res_ == -ECANCELED || res_ == -EINTR))) {
+        if (state_ == State::cancelled || (cancel_requested_ && interrupted(res_))) {
             task_->throw_cancelled();
         }
         if (cancel_requested_) {
@@ -104,6 +103,14 @@ protected:
     EventLoop& loop() const noexcept { return *task_->loop(); }
 
 private:
+    // Results that mean "stopped by the cancel request": ECANCELED, EINTR, and the kernel's
+    // internal restart codes (ERESTARTSYS 512 .. ERESTART_RESTARTBLOCK 516), which leak out
+    // when the cancel interrupts a blocking call an io-wq worker was making (an open(2) of a
+    // FIFO waiting for its other end returns -512).
+    static bool interrupted(int res) noexcept {
+        return res == -ECANCELED || res == -EINTR || (res <= -512 && res >= -516);
+    }
+
     enum class State : std::uint8_t {
         idle,      // not submitted yet
         in_flight, // the kernel owns it

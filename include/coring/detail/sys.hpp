@@ -4,6 +4,8 @@
 
 #include <liburing.h>
 
+#include <signal.h>
+
 namespace coring::detail {
 
 /// Every system call coring may need to fail on purpose in a test goes through this table.
@@ -13,6 +15,10 @@ struct Sys {
     int (*io_uring_queue_init_params)(unsigned entries, io_uring* ring, io_uring_params* p);
     int (*eventfd)(unsigned initval, int flags);
     int (*close)(int fd);
+    // Signals (signals.hpp): the signalfd, the calling thread's mask, the process's disposition.
+    int (*signalfd)(int fd, const sigset_t* mask, int flags);
+    int (*pthread_sigmask)(int how, const sigset_t* set, sigset_t* old);
+    int (*sigaction)(int sig, const struct sigaction* action, struct sigaction* old);
 };
 
 /// The live table; starts out pointing at the real functions.

@@ -1,0 +1,356 @@
+// SPDX-License-Identifier: MIT
+// OS-layer benchmarks: call_soon_threadsafe from another thread, to_thread round trips, and
+// sequential file reads through io_uring beside a plain blocking read() loop (peers in
+// os_asyncio.py do the same work with asyncio and uvloop).
+//
+// Usage: bench_os [--case NAME]... [--list]
+//
+// Prints `BENCH <case> <value> <unit>` on stdout (benchmarks/README.md) and, on stderr,
+// `ITERATIONS <case> <n>`: how many operations the measured part of <case> ran, so that
+// callgrind's instruction count for the dump named <case> can be divided into instr/op.
+// Without --case every case runs in a fresh process of its own.
+//
+// Cases (one operation in brackets):
+//   call_soon_threadsafe        another thread posts 1,000,000 callbacks
+//                               [posted there and run on the loop]
+//   to_thread                   co_await to_thread(noop), one at a time [round trip]
+//   file_read_seq_warm          File::readinto over a 256 MiB file in /tmp, 1 MiB buffer, the
+//                               file in the page cache [1 MiB read]
+//   file_read_blocking_warm     the same with read(2) in a loop on this thread [1 MiB read]
+//   file_read_seq_cold          File::readinto after posix_fadvise(DONTNEED) dropped the file
+//                               from the page cache [1 MiB read from the device]
+//   file_read_blocking_cold     the same with read(2) [1 MiB read from the device]
+//   file_read_qd4_cold          File::preadinto with four 1 MiB reads in flight (four tasks
+//                               reading interleaved chunks), cold cache [1 MiB read] (coring only)
+#if __has_include(<valgrind/callgrind.h>)
+#include <valgrind/callgrind.h>
+#else
+#define CALLGRIND_ZERO_STATS
+#define CALLGRIND_DUMP_STATS_AT(name) static_cast<void>(name)
+#define RUNNING_ON_VALGRIND 0
+#endif
+
+#include <coring/executor.hpp>
+#include <coring/file.hpp>
+#include <coring/future.hpp>
+#include <coring/run.hpp>
+#include <coring/sleep.hpp>
+#include <coring/task.hpp>
+
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+using coring::Task;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// Under valgrind everything is ~50x slower: a tenth of the operations.
+std::uint64_t scaled(std::uint64_t n) {
+    return RUNNING_ON_VALGRIND ? n / 10 : n;
+}
+
+// The measured part of a case: callgrind counts exactly this part; prints the BENCH line.
+class Region {
+public:
+    Region(const char* name, std::uint64_t ops) : name_(name), ops_(ops) {
+        CALLGRIND_ZERO_STATS;
+        t0_ = Clock::now();
+    }
+
+    Region(const Region&) = delete;
+    Region& operator=(const Region&) = delete;
+
+    void report_ns_per_op() {
+        auto ns = std::chrono::duration<double, std::nano>(Clock::now() - t0_).count();
+        CALLGRIND_DUMP_STATS_AT(name_);
+        std::fprintf(stderr, "ITERATIONS %s %llu\n", name_, static_cast<unsigned long long>(ops_));
+        std::printf("BENCH %s %.2f ns/op\n", name_, ns / static_cast<double>(ops_));
+    }
+
+private:
+    const char* name_;
+    std::uint64_t ops_;
+    Clock::time_point t0_;
+};
+
+// ---- call_soon_threadsafe ----
+
+void bench_call_soon_threadsafe() {
+    const std::uint64_t n = scaled(1'000'000);
+    coring::EventLoop loop;
+    coring::Future<> all_run(loop);
+    std::uint64_t ran = 0;
+    auto callback = [&ran, &all_run, n] {
+        if (++ran == n) {
+            all_run.set_result();
+        }
+    };
+    // Warm-up: the loop's wake-up read is armed and the queue has its capacity.
+    std::thread([&] {
+        for (int i = 0; i < 1000; ++i) {
+            loop.call_soon_threadsafe([] {});
+        }
+    }).join();
+    loop.run_until_complete(coring::sleep(std::chrono::milliseconds(1)));
+
+    Region r("call_soon_threadsafe", n);
+    std::thread producer([&] {
+        for (std::uint64_t i = 0; i < n; ++i) {
+            loop.call_soon_threadsafe(callback);
+        }
+    });
+    loop.run_until_complete(all_run);
+    r.report_ns_per_op();
+    producer.join();
+}
+
+// ---- to_thread ----
+
+Task<> to_thread_loop(std::uint64_t n) {
+    for (std::uint64_t i = 0; i < n; ++i) {
+        co_await coring::to_thread([] {});
+    }
+}
+
+void bench_to_thread() {
+    const std::uint64_t n = scaled(50'000);
+    coring::Runner runner;
+    runner.run(to_thread_loop(1000)); // the pool's thread exists
+    Region r("to_thread", n);
+    runner.run(to_thread_loop(n));
+    r.report_ns_per_op();
+}
+
+// ---- sequential file reads ----
+
+constexpr std::size_t chunk = std::size_t{1} << 20;
+constexpr std::size_t file_chunks = 256;
+
+// A 256 MiB file of this process in /tmp, written with plain write(2) and fsync'd (so its
+// pages are clean and can be dropped from the cache); removed by the destructor.
+class BenchFile {
+public:
+    BenchFile() : path_("/tmp/coring-bench-os-" + std::to_string(::getpid())) {
+        int fd = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        std::vector<char> block(chunk);
+        for (std::size_t i = 0; i < file_chunks; ++i) {
+            std::memset(block.data(), static_cast<int>('a' + i % 26), block.size());
+            if (::write(fd, block.data(), block.size()) != static_cast<ssize_t>(block.size())) {
+                std::perror("write");
+                std::exit(1);
+            }
+        }
+        ::fsync(fd);
+        ::close(fd);
+    }
+
+    BenchFile(const BenchFile&) = delete;
+    BenchFile& operator=(const BenchFile&) = delete;
+
+    ~BenchFile() { ::unlink(path_.c_str()); }
+
+    const std::string& path() const { return path_; }
+
+    // Drops the file's (clean) pages from the page cache.
+    void evict() const {
+        int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+        ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+        ::close(fd);
+    }
+
+private:
+    std::string path_;
+};
+
+std::uint64_t read_blocking(const std::string& path) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    std::vector<char> buf(chunk);
+    std::uint64_t total = 0;
+    for (ssize_t n; (n = ::read(fd, buf.data(), buf.size())) > 0;) {
+        total += static_cast<std::uint64_t>(n);
+    }
+    ::close(fd);
+    return total;
+}
+
+Task<std::uint64_t> read_coring(std::string path) {
+    coring::File f = co_await coring::File::open(path, "rb");
+    std::vector<char> buf(chunk);
+    std::uint64_t total = 0;
+    for (;;) {
+        std::size_t n = co_await f.readinto(buf);
+        if (n == 0) {
+            break;
+        }
+        total += n;
+    }
+    co_await f.close();
+    co_return total;
+}
+
+// Four reads in flight: task k reads chunks k, k+4, k+8, ... with preadinto at their offsets,
+// each into its own buffer (what io_uring allows and a blocking read loop cannot).
+Task<std::uint64_t> read_stripe(coring::File& f, std::size_t first, std::size_t step) {
+    std::vector<char> buf(chunk);
+    std::uint64_t total = 0;
+    for (std::size_t i = first; i < file_chunks; i += step) {
+        total += co_await f.preadinto(buf, i * chunk);
+    }
+    co_return total;
+}
+
+Task<std::uint64_t> read_coring_qd4(std::string path) {
+    coring::File f = co_await coring::File::open(path, "rb");
+    std::vector<coring::TaskHandle<std::uint64_t>> stripes;
+    for (std::size_t k = 0; k < 4; ++k) {
+        stripes.push_back(coring::create_task(read_stripe(f, k, 4)));
+    }
+    std::uint64_t total = 0;
+    for (auto& t : stripes) {
+        total += co_await t;
+    }
+    co_await f.close();
+    co_return total;
+}
+
+void check_size(std::uint64_t bytes) {
+    if (bytes != chunk * file_chunks) {
+        std::fprintf(stderr,
+                     "read %llu bytes, expected %zu\n",
+                     static_cast<unsigned long long>(bytes),
+                     chunk * file_chunks);
+        std::exit(1);
+    }
+}
+
+enum class Reader { coring, coring_qd4, blocking };
+
+std::uint64_t read_once(Reader reader, coring::Runner& runner, const std::string& path) {
+    switch (reader) {
+    case Reader::coring:
+        return runner.run(read_coring(path));
+    case Reader::coring_qd4:
+        return runner.run(read_coring_qd4(path));
+    case Reader::blocking:
+        break;
+    }
+    return read_blocking(path);
+}
+
+void bench_file_read(const char* name, Reader reader, bool warm) {
+    BenchFile file;
+    const int passes = warm ? 4 : 1;
+    if (warm) {
+        check_size(read_blocking(file.path())); // every page in the cache
+    } else {
+        file.evict();
+    }
+    coring::Runner runner;
+    runner.get_loop(); // the ring exists before the measurement
+    Region r(name, file_chunks * static_cast<std::uint64_t>(passes));
+    for (int p = 0; p < passes; ++p) {
+        std::uint64_t bytes = read_once(reader, runner, file.path());
+        check_size(bytes);
+    }
+    r.report_ns_per_op();
+}
+
+struct Case {
+    const char* name;
+    void (*run)();
+};
+
+void file_read_seq_warm() {
+    bench_file_read("file_read_seq_warm", Reader::coring, true);
+}
+
+void file_read_blocking_warm() {
+    bench_file_read("file_read_blocking_warm", Reader::blocking, true);
+}
+
+void file_read_seq_cold() {
+    bench_file_read("file_read_seq_cold", Reader::coring, false);
+}
+
+void file_read_blocking_cold() {
+    bench_file_read("file_read_blocking_cold", Reader::blocking, false);
+}
+
+void file_read_qd4_cold() {
+    bench_file_read("file_read_qd4_cold", Reader::coring_qd4, false);
+}
+
+const Case cases[] = {
+        {"call_soon_threadsafe", &bench_call_soon_threadsafe},
+        {"to_thread", &bench_to_thread},
+        {"file_read_seq_warm", &file_read_seq_warm},
+        {"file_read_blocking_warm", &file_read_blocking_warm},
+        {"file_read_seq_cold", &file_read_seq_cold},
+        {"file_read_blocking_cold", &file_read_blocking_cold},
+        {"file_read_qd4_cold", &file_read_qd4_cold},
+};
+
+const Case* find_case(const char* name) {
+    for (const Case& c : cases) {
+        if (std::strcmp(c.name, name) == 0) {
+            return &c;
+        }
+    }
+    return nullptr;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    std::vector<const Case*> selected;
+    for (int i = 1; i < argc; ++i) {
+        if (std::strcmp(argv[i], "--list") == 0) {
+            for (const Case& c : cases) {
+                std::printf("%s\n", c.name);
+            }
+            return 0;
+        }
+        if (std::strcmp(argv[i], "--case") == 0 && i + 1 < argc) {
+            const Case* c = find_case(argv[++i]);
+            if (c == nullptr) {
+                std::fprintf(stderr, "bench_os: unknown case '%s'\n", argv[i]);
+                return 2;
+            }
+            selected.push_back(c);
+        } else {
+            std::fprintf(stderr, "usage: bench_os [--case NAME]... [--list]\n");
+            return 2;
+        }
+    }
+    if (!selected.empty()) {
+        for (const Case* c : selected) {
+            c->run();
+            std::fflush(stdout);
+        }
+        return 0;
+    }
+    int rc = 0;
+    for (const Case& c : cases) { // each case in a fresh process
+        std::fflush(stdout);
+        pid_t pid = ::fork();
+        if (pid == 0) {
+            ::execl("/proc/self/exe", argv[0], "--case", c.name, static_cast<char*>(nullptr));
+            std::perror("execl /proc/self/exe");
+            ::_exit(127);
+        }
+        int status = 0;
+        ::waitpid(pid, &status, 0);
+        rc |= WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+    }
+    return rc;
+}
