@@ -12,12 +12,12 @@ struct FrameCacheOwner {
     ~FrameCacheOwner() {
         FrameCache& c = frame_cache;
         c.dead = true;
+        c.cached_bytes = 0;
         for (std::size_t cls = 0; cls < FrameCache::classes; ++cls) {
             while (FrameCache::Block* b = c.free[cls]) {
                 c.free[cls] = b->next;
                 free_block(b, frame_class_size(cls));
             }
-            c.count[cls] = 0;
         }
     }
 };

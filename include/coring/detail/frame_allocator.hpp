@@ -25,15 +25,18 @@ struct FrameCache {
     // Class c holds blocks of 16 * c + 8 bytes: with malloc's 8-byte header that is a whole
     // number of 16-byte units, so a 232-byte frame costs a 240-byte chunk, not 256 or 272.
     static constexpr std::size_t classes = 128; // blocks up to 2 KiB are recycled
-    static constexpr std::uint32_t max_per_class = 8192;
+    // At most this many bytes wait in a thread's cache. Enough for a burst of a few hundred
+    // thousand tasks to be recycled whole: handing such a burst back to malloc lets it trim the
+    // heap, and the next burst page-faults it all in again (measured: 2.5x slower gather).
+    static constexpr std::size_t max_cached_bytes = std::size_t{32} << 20;
 
     struct Block {
         Block* next;
     };
 
     Block* free[classes];
-    std::uint32_t count[classes];
-    bool owner_registered; // FrameCacheOwner exists for this thread
+    std::size_t cached_bytes; // total size of the blocks in free[]
+    bool owner_registered;    // FrameCacheOwner exists for this thread
     bool dead;             // the thread is exiting: free straight to the system
 };
 
@@ -71,7 +74,7 @@ inline void* frame_allocate(std::size_t size) {
         FrameCache& c = frame_cache;
         if (FrameCache::Block* b = c.free[cls]) {
             c.free[cls] = b->next;
-            --c.count[cls];
+            c.cached_bytes -= frame_class_size(cls);
             return b;
         }
         return ::operator new(frame_class_size(cls));
@@ -86,14 +89,14 @@ inline void frame_deallocate(void* p, std::size_t size) noexcept {
     std::size_t cls = frame_size_class(size);
     if (cls < FrameCache::classes) {
         FrameCache& c = frame_cache;
-        if (c.count[cls] < FrameCache::max_per_class && !c.dead) {
+        if (c.cached_bytes < FrameCache::max_cached_bytes && !c.dead) {
             if (!c.owner_registered) [[unlikely]] {
                 frame_cache_register_owner();
             }
             auto* b = static_cast<FrameCache::Block*>(p);
             b->next = c.free[cls];
             c.free[cls] = b;
-            ++c.count[cls];
+            c.cached_bytes += frame_class_size(cls);
             return;
         }
         free_block(p, frame_class_size(cls));
