@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: MIT
 // Tests of EventLoop (asyncio test_base_events / test_events): run/stop/close, call_soon,
 // call_later/call_at ordering, handles, the exception handler, debug mode.
-#include <coring/event_loop.hpp>
+// clang-format off
+#include <coring/event_loop.hpp> // first: it must compile on its own
+// clang-format on
+
 #include <coring/run.hpp>
 #include <coring/sleep.hpp>
 #include <coring/task.hpp>

@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: MIT
 // Tests of the indexed timer heap and the intrusive list (detail building blocks of the loop).
+// clang-format off
+#include <coring/detail/timer_heap.hpp> // first: it must compile on its own
+// clang-format on
+
 #include <coring/detail/intrusive_list.hpp>
 #include <coring/detail/ready_queue.hpp>
-#include <coring/detail/timer_heap.hpp>
 
 #include <catch2/catch.hpp>
 

@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: MIT
 // Tests of executors and thread hand-offs (asyncio test_base_events run_in_executor,
 // test_threads, test_tasks run_coroutine_threadsafe).
-#include <coring/executor.hpp>
+// clang-format off
+#include <coring/executor.hpp> // first: it must compile on its own
+// clang-format on
+
 #include <coring/run.hpp>
 #include <coring/sleep.hpp>
 #include <coring/task.hpp>

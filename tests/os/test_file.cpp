@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: MIT
 // Tests of File: round trips, positions and offsets, short reads at EOF, errors naming the
 // path, cancellation of blocked operations, and a large copy in bounded memory.
+// clang-format off
+#include <coring/file.hpp> // first: it must compile on its own
+// clang-format on
+
 #include <coring/errors.hpp>
 #include <coring/event_loop.hpp>
-#include <coring/file.hpp>
 #include <coring/sleep.hpp>
 #include <coring/task.hpp>
 

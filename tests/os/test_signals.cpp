@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: MIT
 // Tests of signal handlers and run()'s Ctrl-C handling (asyncio test_unix_events
 // add_signal_handler / remove_signal_handler, test_runners SIGINT cases).
+// clang-format off
+#include <coring/signals.hpp> // first: it must compile on its own
+// clang-format on
+
 #include <coring/future.hpp>
 #include <coring/run.hpp>
-#include <coring/signals.hpp>
 #include <coring/sleep.hpp>
 #include <coring/task.hpp>
 #include <coring/testing.hpp>

@@ -1,5 +1,9 @@
 // SPDX-License-Identifier: MIT
 // Tests of the ring layer: setup fallback and failure messages, probing, SQ flushing, dispatch.
+// clang-format off
+#include <coring/detail/ring.hpp> // first: it must compile on its own
+// clang-format on
+
 #include <coring/errors.hpp>
 #include <coring/event_loop.hpp>
 #include <coring/run.hpp>
@@ -7,7 +11,6 @@
 #include <coring/task.hpp>
 
 #include <coring/detail/io_operation.hpp>
-#include <coring/detail/ring.hpp>
 #include <coring/detail/sys.hpp>
 
 #include <catch2/catch.hpp>

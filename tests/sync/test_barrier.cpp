@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: MIT
 // Tests of Barrier (asyncio test_locks.BarrierTests).
-#include <coring/barrier.hpp>
+// clang-format off
+#include <coring/barrier.hpp> // first: it must compile on its own
+// clang-format on
+
 #include <coring/run.hpp>
 #include <coring/sleep.hpp>
 #include <coring/task.hpp>

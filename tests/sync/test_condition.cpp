@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: MIT
 // Tests of Condition (asyncio test_locks.ConditionTests, plus cancellation while re-acquiring
 // the lock and notifications that must not be lost).
-#include <coring/condition.hpp>
+// clang-format off
+#include <coring/condition.hpp> // first: it must compile on its own
+// clang-format on
+
 #include <coring/lock.hpp>
 #include <coring/run.hpp>
 #include <coring/sleep.hpp>

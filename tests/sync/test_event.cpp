@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: MIT
 // Tests of Event (asyncio test_locks.EventTests).
-#include <coring/event.hpp>
+// clang-format off
+#include <coring/event.hpp> // first: it must compile on its own
+// clang-format on
+
 #include <coring/run.hpp>
 #include <coring/sleep.hpp>
 #include <coring/task.hpp>

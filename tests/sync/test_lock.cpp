@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: MIT
 // Tests of Lock and LockGuard (asyncio test_locks.LockTests, plus hand-off, fairness and a
 // randomized stress test).
+// clang-format off
+#include <coring/lock.hpp> // first: it must compile on its own
+// clang-format on
+
 #include <coring/event_loop.hpp>
 #include <coring/future.hpp>
-#include <coring/lock.hpp>
 #include <coring/run.hpp>
 #include <coring/sleep.hpp>
 #include <coring/task.hpp>

@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: MIT
 // Tests of Queue, LifoQueue and PriorityQueue (asyncio test_queues, with Python 3.13's shutdown
 // tests), plus move-only items, FIFO among blocked tasks and a randomized stress test.
-#include <coring/queue.hpp>
+// clang-format off
+#include <coring/queue.hpp> // first: it must compile on its own
+// clang-format on
+
 #include <coring/run.hpp>
 #include <coring/sleep.hpp>
 #include <coring/task.hpp>

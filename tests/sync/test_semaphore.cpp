@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: MIT
 // Tests of Semaphore, BoundedSemaphore and SemaphoreGuard (asyncio test_locks.SemaphoreTests,
 // including the 3.11.x fairness fixes, plus many waiters and a randomized stress test).
+// clang-format off
+#include <coring/semaphore.hpp> // first: it must compile on its own
+// clang-format on
+
 #include <coring/run.hpp>
-#include <coring/semaphore.hpp>
 #include <coring/sleep.hpp>
 #include <coring/task.hpp>
 #include <coring/testing.hpp>

@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: MIT
 // Tests of Future<T> (asyncio test_futures).
-#include <coring/future.hpp>
+// clang-format off
+#include <coring/future.hpp> // first: it must compile on its own
+// clang-format on
+
 #include <coring/run.hpp>
 #include <coring/sleep.hpp>
 #include <coring/task.hpp>

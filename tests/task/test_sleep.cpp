@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: MIT
 // Tests of sleep() (asyncio test_tasks: test_sleep*).
+// clang-format off
+#include <coring/sleep.hpp> // first: it must compile on its own
+// clang-format on
+
 #include <coring/run.hpp>
-#include <coring/sleep.hpp>
 #include <coring/task.hpp>
 #include <coring/testing.hpp>
 

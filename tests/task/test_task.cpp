@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: MIT
 // Tests of Task<T>, TaskHandle<T>, create_task, current_task, all_tasks (asyncio test_tasks).
+// clang-format off
+#include <coring/task.hpp> // first: it must compile on its own
+// clang-format on
+
 #include <coring/future.hpp>
 #include <coring/run.hpp>
 #include <coring/sleep.hpp>
-#include <coring/task.hpp>
 #include <coring/testing.hpp>
 
 #include <catch2/catch.hpp>

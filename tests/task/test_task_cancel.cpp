@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: MIT
 // Tests of task cancellation (asyncio test_tasks: test_cancel_*): before start, while sleeping,
 // while awaiting another task or a future, in the kernel, after completion, suppressed.
+// clang-format off
+#include <coring/task.hpp> // first: it must compile on its own
+// clang-format on
+
 #include <coring/future.hpp>
 #include <coring/run.hpp>
 #include <coring/sleep.hpp>
-#include <coring/task.hpp>
 
 #include <coring/detail/io_operation.hpp>
 

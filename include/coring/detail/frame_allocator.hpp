@@ -37,7 +37,7 @@ struct FrameCache {
     Block* free[classes];
     std::size_t cached_bytes; // total size of the blocks in free[]
     bool owner_registered;    // FrameCacheOwner exists for this thread
-    bool dead;             // the thread is exiting: free straight to the system
+    bool dead;                // the thread is exiting: free straight to the system
 };
 
 inline thread_local constinit FrameCache frame_cache{};
