@@ -3,6 +3,7 @@
 #include <coring/detail/sys.hpp>
 
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 namespace coring::detail {
@@ -11,6 +12,11 @@ Sys sys = {
         &::io_uring_queue_init_params,
         &::eventfd,
         &::close,
+        &::socket,
+        &::socketpair,
+        &::setsockopt,
+        &::bind,
+        &::listen,
 };
 
 } // namespace coring::detail

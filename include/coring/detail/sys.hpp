@@ -4,6 +4,8 @@
 
 #include <liburing.h>
 
+#include <sys/socket.h>
+
 namespace coring::detail {
 
 /// Every system call coring may need to fail on purpose in a test goes through this table.
@@ -13,6 +15,11 @@ struct Sys {
     int (*io_uring_queue_init_params)(unsigned entries, io_uring* ring, io_uring_params* p);
     int (*eventfd)(unsigned initval, int flags);
     int (*close)(int fd);
+    int (*socket)(int domain, int type, int protocol);
+    int (*socketpair)(int domain, int type, int protocol, int fds[2]);
+    int (*setsockopt)(int fd, int level, int name, const void* value, socklen_t len);
+    int (*bind)(int fd, const sockaddr* addr, socklen_t len);
+    int (*listen)(int fd, int backlog);
 };
 
 /// The live table; starts out pointing at the real functions.
