@@ -11,7 +11,9 @@ namespace coring::detail {
 
 namespace {
 
-constexpr unsigned min_shift = 12;                 // 4 KiB
+constexpr unsigned min_shift = 12; // 4 KiB: the smallest buffer
+
+#if CORING_FRAME_RECYCLING
 constexpr unsigned max_shift = 20;                 // 1 MiB: larger buffers bypass the pool
 constexpr std::size_t max_cached_bytes = 8u << 20; // per class and thread
 constexpr unsigned classes = max_shift - min_shift + 1;
@@ -20,25 +22,36 @@ struct Block {
     Block* next;
 };
 
-// Cached buffers of one thread. Freed at thread exit; buffers released after that go straight
-// to the system.
+// Cached buffers of one thread. Trivially destructible, so the thread_local needs no guard;
+// PoolOwner frees the cached buffers at thread exit, after which buffers go straight to the
+// system (dead).
 struct BufferPool {
-    Block* free[classes] = {};
-    std::size_t count[classes] = {};
-    bool dead = false;
+    Block* free[classes];
+    std::size_t count[classes];
+    bool owner_registered;
+    bool dead;
+};
 
-    ~BufferPool() {
-        dead = true;
+thread_local constinit BufferPool pool{};
+
+struct PoolOwner {
+    ~PoolOwner() {
+        pool.dead = true;
         for (unsigned c = 0; c < classes; ++c) {
-            while (Block* b = free[c]) {
-                free[c] = b->next;
+            while (Block* b = pool.free[c]) {
+                pool.free[c] = b->next;
                 free_block(b, std::size_t{1} << (c + min_shift));
             }
+            pool.count[c] = 0;
         }
     }
 };
 
-thread_local BufferPool pool;
+void register_pool_owner() noexcept {
+    static thread_local PoolOwner owner;
+    pool.owner_registered = true;
+}
+#endif
 
 std::size_t round_up(std::size_t n) noexcept {
     if (n <= (std::size_t{1} << min_shift)) {
@@ -74,6 +87,9 @@ void buffer_deallocate(char* p, std::size_t capacity) noexcept {
         BufferPool& bp = pool;
         unsigned c = shift - min_shift;
         if (!bp.dead && bp.count[c] * capacity < max_cached_bytes) {
+            if (!bp.owner_registered) [[unlikely]] {
+                register_pool_owner();
+            }
             auto* b = reinterpret_cast<Block*>(p);
             b->next = bp.free[c];
             bp.free[c] = b;

@@ -187,14 +187,12 @@ void StreamTransport::write_refused(std::size_t n) {
     }
 }
 
-void StreamTransport::check_drain() const {
+void StreamTransport::throw_drain_error() const {
     throw_if_read_error();
     if (conn_lost_) {
         std::rethrow_exception(conn_lost_);
     }
-    if (closed_) {
-        throw ConnectionResetError(ECONNRESET, "drain: connection lost");
-    }
+    throw ConnectionResetError(ECONNRESET, "drain: connection lost");
 }
 
 void StreamTransport::set_write_buffer_limits(std::optional<std::size_t> high,
@@ -304,19 +302,17 @@ void StreamTransport::flush() noexcept {
     }
 }
 
-bool StreamTransport::submit_op(io_uring_sqe*& sqe, OpCompletion& op) noexcept {
+io_uring_sqe* StreamTransport::get_sqe_slow() noexcept {
     try {
-        sqe = loop_->ring().get_sqe();
+        return loop_->ring().get_sqe(); // submits a full SQ and retries
     } catch (...) {
-        return false;
+        return nullptr;
     }
-    static_cast<void>(op);
-    return true;
 }
 
 void StreamTransport::submit_send() noexcept {
-    io_uring_sqe* sqe = nullptr;
-    if (!submit_op(sqe, send_op_)) {
+    io_uring_sqe* sqe = get_sqe();
+    if (sqe == nullptr) {
         fatal_error(EIO, "send");
         return;
     }
@@ -364,8 +360,8 @@ void StreamTransport::on_send(Completion* c, int res, unsigned) noexcept {
 }
 
 void StreamTransport::start_shutdown() noexcept {
-    io_uring_sqe* sqe = nullptr;
-    if (!submit_op(sqe, shutdown_op_)) {
+    io_uring_sqe* sqe = get_sqe();
+    if (sqe == nullptr) {
         eof_sent_ = true;
         return;
     }
@@ -393,8 +389,8 @@ void StreamTransport::start_close() noexcept {
         return;
     }
     cancel_read();
-    io_uring_sqe* sqe = nullptr;
-    if (!submit_op(sqe, close_op_)) {
+    io_uring_sqe* sqe = get_sqe();
+    if (sqe == nullptr) {
         sys.close(fd_);
         fd_ = -1;
         finish_close();

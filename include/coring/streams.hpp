@@ -37,12 +37,11 @@ inline constexpr std::size_t default_stream_limit = detail::StreamTransport::def
 class [[nodiscard]] ReadIntoAwaiter {
 public:
     ReadIntoAwaiter(detail::StreamTransport& t, std::span<char> buf) noexcept
-        : t_(&t), buf_(buf), op_(t), wait_(t.feed_waiters_, "StreamReader.read_into") {}
+        : t_(&t), buf_(buf), op_(t) {}
 
     /// Awaiters are moved only before they are awaited (create_task(reader.read_into(b))).
     ReadIntoAwaiter(ReadIntoAwaiter&& other) noexcept
-        : t_(other.t_), buf_(other.buf_), op_(std::move(other.op_)), wait_(std::move(other.wait_)) {
-    }
+        : t_(other.t_), buf_(other.buf_), op_(std::move(other.op_)) {}
 
     ReadIntoAwaiter& operator=(const ReadIntoAwaiter&) = delete;
 
@@ -63,7 +62,8 @@ public:
     void await_suspend(std::coroutine_handle<Promise> h) {
         detail::StreamTransport& t = *t_;
         if (t.kind() == detail::TransportKind::none) {
-            wait_.await_suspend(h);
+            wait_.emplace(t.feed_waiters_, "StreamReader.read_into");
+            wait_->await_suspend(h);
         } else {
             op_.set_target(buf_.data(), buf_.size());
             op_.await_suspend(h);
@@ -87,7 +87,7 @@ public:
             return t.read_result(res);
         }
         t.reading_ = false;
-        wait_.await_resume();
+        wait_->await_resume();
         t.throw_if_read_error();
         return t.take_into(buf_);
     }
@@ -96,18 +96,17 @@ private:
     detail::StreamTransport* t_;
     std::span<char> buf_;
     detail::ReadOperation op_;
-    detail::WaitNode wait_;
+    std::optional<detail::WaitNode> wait_; // only a reader without fd waits there
     bool suspended_ = false;
 };
 
 /// Awaiter of StreamWriter::drain: ready at once below the high-water mark.
 class [[nodiscard]] DrainAwaiter {
 public:
-    explicit DrainAwaiter(detail::StreamTransport& t) noexcept
-        : t_(&t), wait_(t.drain_waiters_, "StreamWriter.drain") {}
+    explicit DrainAwaiter(detail::StreamTransport& t) noexcept : t_(&t) {}
 
     /// Awaiters are moved only before they are awaited (create_task(writer.drain())).
-    DrainAwaiter(DrainAwaiter&& other) noexcept : t_(other.t_), wait_(std::move(other.wait_)) {}
+    DrainAwaiter(DrainAwaiter&& other) noexcept : t_(other.t_) {}
 
     DrainAwaiter& operator=(const DrainAwaiter&) = delete;
 
@@ -124,7 +123,8 @@ public:
 
     template <class Promise>
     void await_suspend(std::coroutine_handle<Promise> h) {
-        wait_.await_suspend(h);
+        wait_.emplace(t_->drain_waiters_, "StreamWriter.drain");
+        wait_->await_suspend(h);
         t_->add_ref();
         suspended_ = true;
     }
@@ -133,14 +133,14 @@ public:
     /// ConnectionResetError when the transport is closed; CancelledError.
     void await_resume() {
         if (suspended_) {
-            wait_.await_resume();
+            wait_->await_resume();
         }
         t_->check_drain();
     }
 
 private:
     detail::StreamTransport* t_;
-    detail::WaitNode wait_;
+    std::optional<detail::WaitNode> wait_; // only when drain has to wait
     bool suspended_ = false;
 };
 

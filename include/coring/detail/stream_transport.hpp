@@ -170,7 +170,11 @@ public:
 
     /// Throws what drain() must throw: the reader's or the connection's error, or
     /// ConnectionResetError once the transport is closed.
-    void check_drain() const;
+    void check_drain() const {
+        if (read_error_ || conn_lost_ || closed_) [[unlikely]] {
+            throw_drain_error();
+        }
+    }
 
     void set_write_buffer_limits(std::optional<std::size_t> high, std::optional<std::size_t> low);
 
@@ -241,6 +245,7 @@ private:
     ~StreamTransport();
 
     void last_release() noexcept;
+    [[noreturn]] void throw_drain_error() const;
     [[noreturn]] static void throw_concurrent_read(const char* func);
     std::size_t read_result_slow(int res);
     void write_refused(std::size_t n);
@@ -256,7 +261,16 @@ private:
     void maybe_resume_writing() noexcept;
     void detach_server() noexcept;
     std::string target(const char* op);
-    bool submit_op(io_uring_sqe*& sqe, OpCompletion& op) noexcept;
+
+    /// A free SQE, or null when the ring cannot give one (it is dead).
+    io_uring_sqe* get_sqe() noexcept {
+        if (io_uring_sqe* sqe = io_uring_get_sqe(loop_->ring().native())) [[likely]] {
+            return sqe;
+        }
+        return get_sqe_slow();
+    }
+
+    io_uring_sqe* get_sqe_slow() noexcept;
 
     static void on_send(Completion* c, int res, unsigned flags) noexcept;
     static void on_shutdown(Completion* c, int res, unsigned flags) noexcept;

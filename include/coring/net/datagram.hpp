@@ -193,7 +193,9 @@ struct DatagramOptions {
 /// A UDP endpoint (asyncio's DatagramTransport with the protocol turned into awaitables).
 /// Copies share the endpoint; when the last goes, the socket is closed.
 ///
-///     auto ep = co_await coring::create_datagram_endpoint({.local_addr = {{"127.0.0.1", 0}}});
+///     coring::DatagramOptions options;
+///     options.local_addr = coring::HostPort{"127.0.0.1", 9999};
+///     auto ep = co_await coring::create_datagram_endpoint(options);
 ///     auto [data, from] = co_await ep.recvfrom();
 ///     co_await ep.sendto(data, from);
 class DatagramEndpoint {
