@@ -29,13 +29,17 @@ namespace {
 // Set once a kernel answered EINVAL to a multishot accept: use single accepts from then on.
 std::atomic<bool> multishot_refused{false};
 
+// Cleared by tests to exercise the single-accept path.
+std::atomic<bool> multishot_allowed{true};
+
 bool use_multishot(EventLoop& loop) noexcept {
 #if CORING_HAS_MULTISHOT_ACCEPT
     // Multishot accept came with Linux 5.19, as IORING_OP_SOCKET did (the probe cannot see
     // flags of an opcode, so the newer opcode stands for it).
     // relaxed: a stale false only costs one refused attempt.
     return loop.ring().supports(IORING_OP_SOCKET) &&
-           !multishot_refused.load(std::memory_order_relaxed);
+           !multishot_refused.load(std::memory_order_relaxed) &&
+           multishot_allowed.load(std::memory_order_relaxed);
 #else
     static_cast<void>(loop);
     return false;
@@ -62,6 +66,11 @@ private:
 };
 
 } // namespace
+
+void set_multishot_accept(bool enabled) noexcept {
+    // relaxed: read by servers armed later on this or another thread; no data depends on it.
+    multishot_allowed.store(enabled, std::memory_order_relaxed);
+}
 
 ServerState::Listener::Listener(ServerState& s, int listen_fd) noexcept
     : Completion{&ServerState::on_accept}, TimerNode(&ServerState::on_retry), server(&s),

@@ -48,7 +48,9 @@ public:
     ~ReadIntoAwaiter() {
         if (suspended_) {
             t_->reading_ = false;
-            t_->release();
+            op_.forget();
+            wait_.reset(); // its list lives in the transport
+            t_->release(); // last: the members do not touch the transport
         }
     }
 
@@ -112,6 +114,7 @@ public:
 
     ~DrainAwaiter() {
         if (suspended_) {
+            wait_.reset(); // its list lives in the transport
             t_->release();
         }
     }
@@ -160,6 +163,7 @@ public:
 
     ~WaitClosedAwaiter() {
         if (t_ != nullptr) {
+            wait_.unlink(); // its list lives in the transport
             t_->release();
         }
     }
@@ -379,6 +383,10 @@ struct ServerOptions {
 
 namespace detail {
 class ServerState;
+
+/// Allows (the default) or forbids multishot accept for servers armed from now on, as if the
+/// kernel were older than Linux 5.19. For tests of the single-accept path.
+void set_multishot_accept(bool enabled) noexcept;
 } // namespace detail
 
 /// A listening server (asyncio.Server). Copies share the server; when the last copy goes, the

@@ -77,6 +77,16 @@ Task<> feed_slowly(StreamReader reader, std::vector<std::string> pieces, bool eo
     }
 }
 
+Task<bool> ping_client(std::uint16_t port, int i) {
+    auto [reader, writer] = co_await coring::open_connection("127.0.0.1", port);
+    std::string msg = "ping " + std::to_string(i) + "\n";
+    writer.write(msg);
+    std::string back = co_await reader.readline();
+    writer.close();
+    co_await writer.wait_closed();
+    co_return back == msg;
+}
+
 void set_linger_zero(int fd) {
     linger l{};
     l.l_onoff = 1;
@@ -769,6 +779,28 @@ TEST_CASE("Server: accept survives running out of file descriptors", "[net][stre
     CHECK(logs.contains("Too many open files"));
 }
 
+TEST_CASE("Server: single accepts serve as well (kernels without multishot accept)",
+          "[net][streams][server]") {
+    coring::detail::set_multishot_accept(false);
+    coring::test::run_test([]() -> Task<> {
+        auto server = co_await coring::start_server(line_echo_handler, "127.0.0.1", 0);
+        std::vector<coring::TaskHandle<bool>> clients;
+        for (int i = 0; i < 20; ++i) {
+            clients.push_back(coring::create_task(ping_client(port_of(server), i)));
+        }
+        int ok = 0;
+        for (auto& c : clients) {
+            ok += (co_await c) ? 1 : 0;
+        }
+        CHECK(ok == 20);
+        CHECK(coring::get_running_loop().io_in_flight() == 1); // one single accept armed
+        server.close();
+        co_await server.wait_closed();
+        CHECK(coring::get_running_loop().io_in_flight() == 0);
+    });
+    coring::detail::set_multishot_accept(true);
+}
+
 // ---- closing ----
 
 TEST_CASE("Server: close stops listening; open connections go on; wait_closed waits for them",
@@ -926,20 +958,6 @@ TEST_CASE("Streams: close() makes a waiting read see EOF", "[net][streams]") {
 }
 
 // ---- many clients ----
-
-namespace {
-
-Task<bool> ping_client(std::uint16_t port, int i) {
-    auto [reader, writer] = co_await coring::open_connection("127.0.0.1", port);
-    std::string msg = "ping " + std::to_string(i) + "\n";
-    writer.write(msg);
-    std::string back = co_await reader.readline();
-    writer.close();
-    co_await writer.wait_closed();
-    co_return back == msg;
-}
-
-} // namespace
 
 TEST_CASE("Server: 1,000 concurrent clients are served", "[net][streams][server]") {
     rlimit lim{};

@@ -358,7 +358,9 @@ public:
 
     ReadOperation(ReadOperation&& other) noexcept : IoOperation(std::move(other)), t_(other.t_) {}
 
-    ~ReadOperation() {
+    /// Called by the owning awaiter when it is destroyed while suspended (its task was
+    /// destroyed with the loop): the transport must forget the operation.
+    void forget() noexcept {
         if (t_->read_op_ == this) {
             t_->read_op_ = nullptr;
         }
@@ -411,8 +413,10 @@ public:
     ~FillAwaiter() {
         if (suspended_) {
             t_->reading_ = false;
+            op_.forget();
+            wait_.unlink(); // from feed_waiters_, which lives in the transport
         }
-        t_->release();
+        t_->release(); // last: the members do not touch the transport
     }
 
     bool await_ready() const {

@@ -117,7 +117,10 @@ public:
 
     DatagramRecvAwaiter& operator=(const DatagramRecvAwaiter&) = delete;
 
-    ~DatagramRecvAwaiter() { s_->release(); }
+    ~DatagramRecvAwaiter() {
+        unlink(); // from the state's list, before the state may go
+        s_->release();
+    }
 
     bool await_ready() const {
         if (s_->closed_) {
