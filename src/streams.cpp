@@ -694,8 +694,7 @@ void set_nodelay(Socket& sock, int family) {
 // What open_connection raises when every address failed (asyncio's create_connection): the
 // only error, or one error when all have the same errno, or a list of all of them.
 [[noreturn]] void throw_connect_errors(const std::vector<std::exception_ptr>& errors,
-                                       const std::string& host,
-                                       std::uint16_t port) {
+                                       const std::string& target) {
     if (errors.size() == 1) {
         std::rethrow_exception(errors.front());
     }
@@ -720,7 +719,7 @@ void set_nodelay(Socket& sock, int family) {
         }
     }
     if (same && first != 0) {
-        throw_os_error(first, fmt::format("connect {}:{} (every address)", host, port));
+        throw_os_error(first, "connect " + target + " (every address)");
     }
     throw std::system_error(
             first != 0 ? first : EIO, std::system_category(), "Multiple exceptions: " + list);
@@ -735,27 +734,14 @@ void clear_nonblock(int fd) {
 
 } // namespace
 
-Task<std::pair<StreamReader, StreamWriter>>
-open_connection(std::string host, std::uint16_t port, ConnectOptions options) {
-    std::vector<AddrInfo> infos =
-            co_await getaddrinfo(host, port, options.family, SOCK_STREAM, 0, options.flags);
-    if (infos.empty()) {
-        throw std::system_error(
-                EADDRNOTAVAIL,
-                std::system_category(),
-                fmt::format("getaddrinfo {}:{} returned an empty list", host, port));
-    }
-    std::vector<AddrInfo> local;
-    if (options.local_addr) {
-        local = co_await getaddrinfo(options.local_addr->host,
-                                     options.local_addr->port,
-                                     options.family,
-                                     SOCK_STREAM,
-                                     0,
-                                     options.flags);
-    }
+namespace detail {
+
+Task<std::pair<StreamReader, StreamWriter>> connect_first(std::vector<AddrInfo> addresses,
+                                                          std::vector<AddrInfo> local,
+                                                          std::string target,
+                                                          ConnectOptions options) {
     std::vector<std::exception_ptr> errors;
-    for (const AddrInfo& ai : infos) {
+    for (const AddrInfo& ai : addresses) {
         Socket sock;
         bool ready = false;
         try {
@@ -795,14 +781,35 @@ open_connection(std::string host, std::uint16_t port, ConnectOptions options) {
             errors.push_back(std::current_exception());
         }
         if (connected) {
-            co_return make_streams(get_running_loop(),
-                                   sock,
-                                   detail::TransportKind::socket,
-                                   options.limit,
-                                   &ai.address);
+            co_return make_streams(
+                    get_running_loop(), sock, TransportKind::socket, options.limit, &ai.address);
         }
     }
-    throw_connect_errors(errors, host, port);
+    if (errors.empty()) {
+        throw std::system_error(EADDRNOTAVAIL,
+                                std::system_category(),
+                                "connect " + target + ": no address to connect to");
+    }
+    throw_connect_errors(errors, target);
+}
+
+} // namespace detail
+
+Task<std::pair<StreamReader, StreamWriter>>
+open_connection(std::string host, std::uint16_t port, ConnectOptions options) {
+    std::vector<AddrInfo> infos =
+            co_await getaddrinfo(host, port, options.family, SOCK_STREAM, 0, options.flags);
+    std::vector<AddrInfo> local;
+    if (options.local_addr) {
+        local = co_await getaddrinfo(options.local_addr->host,
+                                     options.local_addr->port,
+                                     options.family,
+                                     SOCK_STREAM,
+                                     0,
+                                     options.flags);
+    }
+    co_return co_await detail::connect_first(
+            std::move(infos), std::move(local), fmt::format("{}:{}", host, port), options);
 }
 
 Task<std::pair<StreamReader, StreamWriter>> open_connection(Socket sock, std::size_t limit) {

@@ -472,6 +472,18 @@ struct ConnectOptions {
 [[nodiscard]] Task<std::pair<StreamReader, StreamWriter>>
 open_connection(std::string host, std::uint16_t port, ConnectOptions options = {});
 
+namespace detail {
+
+/// open_connection after resolution: tries addresses in order, binding to the first of local
+/// of the same family when options.local_addr is set; target names the host in errors.
+[[nodiscard]] Task<std::pair<StreamReader, StreamWriter>>
+connect_first(std::vector<AddrInfo> addresses,
+              std::vector<AddrInfo> local,
+              std::string target,
+              ConnectOptions options);
+
+} // namespace detail
+
 /// Streams over a connected socket (asyncio.open_connection(sock=...)).
 [[nodiscard]] Task<std::pair<StreamReader, StreamWriter>>
 open_connection(Socket sock, std::size_t limit = default_stream_limit);

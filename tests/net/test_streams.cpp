@@ -891,6 +891,54 @@ TEST_CASE("open_connection: a refused connection raises ConnectionRefusedError n
     });
 }
 
+TEST_CASE("open_connection: every address a name resolves to is tried in turn", "[net][streams]") {
+    coring::test::run_test([]() -> Task<> {
+        // What a name with two addresses resolves to, the first of them refusing.
+        auto server = co_await coring::start_server(echo_handler, "127.0.0.1", 0);
+        auto refused = co_await coring::getaddrinfo(
+                "127.0.0.1", coring::test::unused_port(), 0, SOCK_STREAM);
+        auto listening = co_await coring::getaddrinfo("127.0.0.1", port_of(server), 0, SOCK_STREAM);
+        std::vector<coring::AddrInfo> both{refused.at(0), listening.at(0)};
+        auto [reader, writer] =
+                co_await coring::detail::connect_first(both, {}, "two.example:1", {});
+        CHECK(writer.peername()->port() == port_of(server));
+        std::string back = co_await echo_once(reader, writer, "fallback\n");
+        CHECK(back == "fallback\n");
+
+        // Every address refused with the same errno: one error saying so.
+        std::vector<coring::AddrInfo> none{refused.at(0), refused.at(0)};
+        CO_CHECK_THROWS_WITH(coring::detail::connect_first(none, {}, "two.example:1", {}),
+                             "connect two.example:1 (every address): Connection refused");
+        CO_CHECK_THROWS_AS(coring::detail::connect_first(none, {}, "two.example:1", {}),
+                           coring::ConnectionRefusedError);
+        server.close();
+        co_await server.wait_closed();
+    });
+}
+
+TEST_CASE("open_connection: a name that does not resolve raises GaiError",
+          "[net][streams][threads]") {
+    coring::test::run_test([]() -> Task<> {
+        CO_CHECK_THROWS_AS(coring::open_connection("no-such-host.invalid", 80), coring::GaiError);
+    });
+}
+
+TEST_CASE("open_connection: local_addr binds the connecting socket", "[net][streams]") {
+    coring::test::run_test([]() -> Task<> {
+        auto server = co_await coring::start_server(echo_handler, "127.0.0.1", 0);
+        std::uint16_t local_port = coring::test::unused_port();
+        coring::ConnectOptions options;
+        options.local_addr = coring::HostPort{"127.0.0.1", local_port};
+        auto [reader, writer] =
+                co_await coring::open_connection("127.0.0.1", port_of(server), options);
+        CHECK(writer.sockname()->port() == local_port);
+        std::string back = co_await echo_once(reader, writer, "bound\n");
+        CHECK(back == "bound\n");
+        server.close();
+        co_await server.wait_closed();
+    });
+}
+
 TEST_CASE("open_connection: cancelling a connect in progress cancels it in the kernel",
           "[net][streams][cancel]") {
     coring::test::run_test([]() -> Task<> {
