@@ -182,6 +182,10 @@ int main(int argc, char** argv) {
     int n = 100000;
     int rounds = 5;
     for (int i = 1; i < argc; ++i) {
+        if (std::strcmp(argv[i], "--list") == 0) {
+            std::printf("gather_100k\ntask_group_100k\n");
+            return 0;
+        }
         if (std::strcmp(argv[i], "--case") == 0 && i + 1 < argc) {
             only = argv[++i];
         } else if (std::strcmp(argv[i], "--n") == 0 && i + 1 < argc) {
@@ -190,7 +194,7 @@ int main(int argc, char** argv) {
             rounds = std::atoi(argv[++i]);
         } else {
             std::fprintf(stderr,
-                         "usage: %s [--case gather_100k|task_group_100k] [--n N] "
+                         "usage: %s [--list] [--case gather_100k|task_group_100k] [--n N] "
                          "[--rounds R]\n",
                          argv[0]);
             return 2;

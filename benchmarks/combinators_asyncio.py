@@ -39,7 +39,11 @@ def main():
     p.add_argument("--case", choices=sorted(CASES))
     p.add_argument("--n", type=int, default=100000)
     p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--list", action="store_true", help="print the case names and exit")
     args = p.parse_args()
+    if args.list:
+        print("\n".join(sorted(CASES)))
+        return
     factory = None
     if args.loop == "uvloop":
         import uvloop

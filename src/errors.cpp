@@ -6,6 +6,7 @@
 
 #include <cxxabi.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <memory>
 #include <typeinfo>
@@ -51,6 +52,26 @@ ExceptionGroup::ExceptionGroup(std::string message, std::vector<std::exception_p
 
 const char* ExceptionGroup::what() const noexcept {
     return what_.c_str();
+}
+
+std::exception_ptr make_os_error(int err, const std::string& what) {
+    switch (err) {
+    case EPIPE:
+    case ESHUTDOWN:
+        return std::make_exception_ptr(BrokenPipeError(err, what));
+    case ECONNABORTED:
+        return std::make_exception_ptr(ConnectionAbortedError(err, what));
+    case ECONNREFUSED:
+        return std::make_exception_ptr(ConnectionRefusedError(err, what));
+    case ECONNRESET:
+        return std::make_exception_ptr(ConnectionResetError(err, what));
+    default:
+        return std::make_exception_ptr(std::system_error(err, std::system_category(), what));
+    }
+}
+
+void throw_os_error(int err, const std::string& what) {
+    std::rethrow_exception(make_os_error(err, what));
 }
 
 std::string describe_exception(const std::exception_ptr& e) {

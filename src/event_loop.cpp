@@ -200,6 +200,11 @@ void EventLoop::run_forever() {
 
 void EventLoop::run_once() {
     ++iterations_;
+    // 0. Deferred flushes: what tasks wrote to streams during the last pass becomes SQEs that
+    //    this iteration's io_uring_enter submits (one send per stream, however many writes).
+    while (detail::FlushNode* f = flushes_.pop_front()) {
+        f->flush_(f);
+    }
     // 1. Submit what is queued and wait for completions: not at all when something is ready,
     //    else until the nearest timer (base_events._run_once's select timeout).
     if (!ready_.empty() || stopping_) {
@@ -249,6 +254,7 @@ void EventLoop::close() {
         return;
     }
     closed_ = true;
+    flushes_.clear();
     // The default executor's threads post to this loop: let them finish first (asyncio shuts
     // it down without waiting, but its threads hold references to a garbage-collected loop).
     if (default_executor_) {

@@ -207,6 +207,13 @@ void Ring::enter_nowait() {
 
 bool Ring::cancel_all_and_drain() noexcept {
     if (in_flight_ == 0) {
+        // Untracked SQEs may still be queued (a socket's fire-and-forget close from a
+        // destructor): hand them to the kernel before the ring goes.
+        if (enabled_ && io_uring_sq_ready(&ring_) > 0) {
+            check_sqes_before_submit();
+            io_uring_submit(&ring_);
+            ++enters_;
+        }
         return true;
     }
     if (!enabled_) {

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 namespace coring::detail {
@@ -17,6 +18,11 @@ Sys sys = {
         &::signalfd,
         &::pthread_sigmask,
         &::sigaction,
+        &::socket,
+        &::socketpair,
+        &::setsockopt,
+        &::bind,
+        &::listen,
 };
 
 } // namespace coring::detail

@@ -21,8 +21,12 @@
 #include <coring/shield.hpp>
 #include <coring/signals.hpp>
 #include <coring/sleep.hpp>
+#include <coring/streams.hpp>
 #include <coring/task.hpp>
 #include <coring/task_group.hpp>
 #include <coring/testing.hpp>
 #include <coring/timeout.hpp>
 #include <coring/wait.hpp>
+#include <coring/net/address.hpp>
+#include <coring/net/datagram.hpp>
+#include <coring/net/socket.hpp>

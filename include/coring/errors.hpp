@@ -7,6 +7,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 #include <vector>
 
 namespace coring {
@@ -141,6 +142,48 @@ private:
     std::string what_;
     std::vector<std::exception_ptr> exceptions_;
 };
+
+/// An OS error about a connection (Python's ConnectionError, an OSError). OS errors are
+/// std::system_error with the errno in code() and the operation and its target in what():
+/// "connect 127.0.0.1:8080: Connection refused".
+class ConnectionError : public std::system_error {
+public:
+    /// err: the errno; what: the operation and its target ("recv 127.0.0.1:8080").
+    ConnectionError(int err, const std::string& what)
+        : std::system_error(err, std::system_category(), what) {}
+};
+
+/// Writing to a connection the peer has closed: EPIPE, ESHUTDOWN (Python's BrokenPipeError).
+class BrokenPipeError : public ConnectionError {
+public:
+    using ConnectionError::ConnectionError;
+};
+
+/// The connection was aborted on this side: ECONNABORTED (Python's ConnectionAbortedError).
+class ConnectionAbortedError : public ConnectionError {
+public:
+    using ConnectionError::ConnectionError;
+};
+
+/// Nobody listens at the address: ECONNREFUSED (Python's ConnectionRefusedError).
+class ConnectionRefusedError : public ConnectionError {
+public:
+    using ConnectionError::ConnectionError;
+};
+
+/// The peer reset the connection: ECONNRESET (Python's ConnectionResetError).
+class ConnectionResetError : public ConnectionError {
+public:
+    using ConnectionError::ConnectionError;
+};
+
+/// The exception for errno err, as Python's OSError constructor picks its subclass: one of the
+/// ConnectionError classes above for the connection errnos, std::system_error otherwise.
+/// what names the operation and its target ("connect 127.0.0.1:8080").
+std::exception_ptr make_os_error(int err, const std::string& what);
+
+/// Throws make_os_error(err, what).
+[[noreturn]] void throw_os_error(int err, const std::string& what);
 
 /// A readable description of any exception_ptr: "type: what()" for std::exception and
 /// CancelledError, the type's name otherwise. Returns "" for a null pointer.

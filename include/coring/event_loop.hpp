@@ -190,6 +190,19 @@ auto bind_callback(F&& f, Args&&... args) {
 
 struct ResourceTag {};
 
+struct FlushTag {};
+
+/// Work to run just before the loop next enters the kernel (EventLoop::defer_flush): a stream
+/// writer turns the bytes written during one iteration into one send this way.
+class FlushNode : public ListHook<FlushTag> {
+public:
+    using FlushFn = void (*)(FlushNode*) noexcept;
+
+    explicit FlushNode(FlushFn fn) noexcept : flush_(fn) {}
+
+    FlushFn flush_;
+};
+
 /// Loop-thread state held on behalf of work running on other threads (an executor call's
 /// Future). The loop tells each one to let go when it closes, on the loop thread, so a worker
 /// that finishes later touches nothing of the loop's.
@@ -415,8 +428,21 @@ public:
     /// Registers a Future or Task so close() can detach it.
     void register_future(detail::FutureBase& f) noexcept;
 
-    /// Registers loop-thread state held for another thread; close() releases it.
+    /// Registers loop-thread state held for another thread, or for kernel operations that no
+    /// coroutine frame owns; close() releases it after the kernel has handed every operation
+    /// back.
     void register_resource(detail::LoopResource& r) noexcept { resources_.push_back(r); }
+
+    /// Runs node's function once at the start of the next iteration, just before the loop
+    /// submits to the kernel, so that what tasks queued during this pass (several writes to one
+    /// stream) becomes few SQEs sent with this iteration's io_uring_enter. Does nothing when node
+    /// is queued already. A function that defers its own node again runs again in the same
+    /// pass, so it may do so only when it has made progress.
+    void defer_flush(detail::FlushNode& node) noexcept {
+        if (!node.is_linked()) {
+            flushes_.push_back(node);
+        }
+    }
 
     /// Next task number, for default names ("Task-N").
     static std::uint64_t next_task_id() noexcept;
@@ -451,7 +477,7 @@ public:
 
     /// Whether anything is ready, scheduled or in flight.
     bool has_pending_work() const noexcept {
-        return !ready_.empty() || !timers_.empty() || io_in_flight() > 0;
+        return !ready_.empty() || !timers_.empty() || io_in_flight() > 0 || !flushes_.empty();
     }
 
     /// Number of ready entries, timers, kernel operations (excluding the loop's own wake-up).
@@ -521,6 +547,7 @@ private:
     detail::TimerHeap timers_;
     detail::IntrusiveList<detail::FutureBase, detail::LoopTag> live_;
     detail::IntrusiveList<detail::LoopResource, detail::ResourceTag> resources_;
+    detail::IntrusiveList<detail::FlushNode, detail::FlushTag> flushes_;
     detail::TaskBase* current_task_ = nullptr;
     ExceptionHandler handler_;
     duration slow_callback_duration_ = std::chrono::milliseconds(100);

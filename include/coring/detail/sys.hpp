@@ -5,6 +5,7 @@
 #include <liburing.h>
 
 #include <signal.h>
+#include <sys/socket.h>
 
 namespace coring::detail {
 
@@ -19,6 +20,11 @@ struct Sys {
     int (*signalfd)(int fd, const sigset_t* mask, int flags);
     int (*pthread_sigmask)(int how, const sigset_t* set, sigset_t* old);
     int (*sigaction)(int sig, const struct sigaction* action, struct sigaction* old);
+    int (*socket)(int domain, int type, int protocol);
+    int (*socketpair)(int domain, int type, int protocol, int fds[2]);
+    int (*setsockopt)(int fd, int level, int name, const void* value, socklen_t len);
+    int (*bind)(int fd, const sockaddr* addr, socklen_t len);
+    int (*listen)(int fd, int backlog);
 };
 
 /// The live table; starts out pointing at the real functions.

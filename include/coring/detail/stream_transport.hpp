@@ -1,0 +1,474 @@
+// SPDX-License-Identifier: MIT
+// StreamTransport: the state StreamReader and StreamWriter share over one fd (asyncio's
+// _SelectorSocketTransport, StreamReaderProtocol and the reader's buffer in one object), and the
+// awaiters that read from it. Reads are pulled: a recv is submitted only while a task waits for
+// data, straight into the reader's buffer or the caller's span.
+#pragma once
+
+#include <coring/errors.hpp>
+#include <coring/event_loop.hpp>
+#include <coring/net/address.hpp>
+
+#include <coring/detail/byte_buffer.hpp>
+#include <coring/detail/frame_allocator.hpp>
+#include <coring/detail/intrusive_list.hpp>
+#include <coring/detail/io_operation.hpp>
+#include <coring/detail/task_base.hpp>
+#include <coring/detail/wait_queue.hpp>
+
+#include <liburing.h>
+
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace coring::detail {
+
+class ServerState;
+
+struct ServerConnTag {};
+
+/// How a transport moves bytes.
+enum class TransportKind : std::uint8_t {
+    none,   // no fd: bytes arrive through feed_data (a StreamReader built by hand)
+    socket, // recv / send with MSG_NOSIGNAL; write_eof is shutdown(SHUT_WR)
+    pipe,   // read / write (pipes, FIFOs, character devices); write_eof closes the fd
+};
+
+/// The state behind a StreamReader / StreamWriter pair: the fd, the reader's buffer and limit,
+/// the writer's buffers and flow control, the close state. Reference counted (loop thread only)
+/// by the reader and writer handles, by awaiters while they wait, and by every operation in
+/// flight that no coroutine frame owns (a send, a shutdown, a close).
+///
+/// Memory behind in-flight operations:
+/// * a recv writes into rbuf_'s tail or into the awaiting caller's span; the awaiter holds a
+///   reference, and nothing else touches rbuf_'s storage while reading_ is set;
+/// * a send reads sending_, which nobody modifies until its completion; write() appends to
+///   wbuf_, which no SQE references. The two swap when a send starts (double buffering);
+/// * the transport stays alive while any of its operations is in flight (each holds a
+///   reference), and from close() until the fd is closed; if the loop closes first,
+///   on_loop_close() drops those references after the kernel has handed the operations back.
+///   When the last handle goes with bytes still unsent, the transport closes itself after
+///   sending them, as asyncio's transport outlives a dropped StreamWriter.
+class StreamTransport final : public LoopResource,
+                              public FlushNode,
+                              public ListHook<ServerConnTag>,
+                              public FrameAllocated {
+public:
+    static constexpr std::size_t default_limit = 64 * 1024;
+    static constexpr std::size_t default_high_water = 64 * 1024;
+    static constexpr std::size_t first_read_capacity = 16 * 1024;
+    static constexpr std::size_t min_read_room = 4 * 1024;
+    static constexpr std::size_t max_io = 1u << 30; // bytes per recv/send SQE (len is 32-bit)
+
+    /// A transport over fd (taken over; closed by the transport), or without fd for kind none.
+    StreamTransport(EventLoop& loop, int fd, TransportKind kind, std::size_t limit);
+
+    StreamTransport(const StreamTransport&) = delete;
+    StreamTransport& operator=(const StreamTransport&) = delete;
+
+    void add_ref() noexcept { ++refs_; }
+
+    void release() noexcept {
+        if (--refs_ == 0) {
+            last_release();
+        }
+    }
+
+    // ---- reading ----
+
+    /// Throws RuntimeError when another task already waits for data (asyncio's
+    /// _wait_for_data check).
+    void check_single_reader(const char* func) const {
+        if (reading_) {
+            throw_concurrent_read(func);
+        }
+    }
+
+    /// Whether a read has nothing more to wait for: EOF seen (close() counts as EOF for the
+    /// reader, as asyncio's connection_lost feeds EOF) or an error stored.
+    bool read_finished() const noexcept { return eof_ || read_error_ != nullptr; }
+
+    /// Fills an SQE that reads up to n bytes at p: recv for sockets (waiting for readiness
+    /// first when the last recv drained the socket), read for pipes.
+    void prep_read(io_uring_sqe* sqe, char* p, std::size_t n) noexcept {
+        unsigned len = n > max_io ? static_cast<unsigned>(max_io) : static_cast<unsigned>(n);
+        if (kind_ == TransportKind::socket) {
+            io_uring_prep_recv(sqe, fd_, p, len, 0);
+            if (poll_first_) {
+                sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
+            }
+        } else {
+            io_uring_prep_read(sqe, fd_, p, len, static_cast<std::uint64_t>(-1));
+        }
+    }
+
+    /// After a recv: whether the kernel said more data was waiting. When it did not, the next
+    /// recv polls first (the data is not there yet, so an immediate attempt would only fail).
+    void note_read_flags(unsigned cqe_flags) noexcept {
+        poll_first_ = poll_first_supported_ && !(cqe_flags & IORING_CQE_F_SOCK_NONEMPTY);
+    }
+
+    /// The outcome of a read: bytes (> 0), or 0 at EOF (recorded). A read cancelled because
+    /// the transport closed counts as EOF. Errors end the connection and are thrown (asyncio's
+    /// _fatal_error: the reader's exception, the writer's drain and wait_closed all raise it).
+    std::size_t read_result(int res) {
+        if (res > 0) [[likely]] {
+            return static_cast<std::size_t>(res);
+        }
+        return read_result_slow(res);
+    }
+
+    /// Rethrows the stored read error, if any.
+    void throw_if_read_error() const {
+        if (read_error_) [[unlikely]] {
+            std::rethrow_exception(read_error_);
+        }
+    }
+
+    /// Copies up to buf.size() buffered bytes into buf and consumes them.
+    std::size_t take_into(std::span<char> buf) noexcept;
+
+    /// asyncio's StreamReader.feed_data / feed_eof / set_exception.
+    void feed_data(std::string_view data);
+    void feed_eof() noexcept;
+    void set_exception(std::exception_ptr e) noexcept;
+
+    // ---- writing ----
+
+    /// Appends data to the write buffer; it leaves with the next iteration's io_uring_enter.
+    /// Throws: RuntimeError after write_eof().
+    void write(const char* p, std::size_t n) {
+        if (n == 0) {
+            return;
+        }
+        if (eof_requested_ || closing_ || conn_lost_) [[unlikely]] {
+            write_refused(n);
+            return;
+        }
+        wbuf_.append(p, n);
+        if (!send_in_flight_) {
+            loop_->defer_flush(*this);
+        }
+        if (!paused_ && write_buffer_size() > high_water_) {
+            paused_ = true; // asyncio's _maybe_pause_protocol
+        }
+    }
+
+    /// Bytes written but not yet accepted by the kernel.
+    std::size_t write_buffer_size() const noexcept { return wbuf_.size() + sending_.size(); }
+
+    /// Whether drain() has to wait: the buffer went above the high-water mark and has not come
+    /// back to the low-water mark yet.
+    bool paused() const noexcept { return paused_; }
+
+    /// Throws what drain() must throw: the reader's or the connection's error, or
+    /// ConnectionResetError once the transport is closed.
+    void check_drain() const {
+        if (read_error_ || conn_lost_ || closed_) [[unlikely]] {
+            throw_drain_error();
+        }
+    }
+
+    void set_write_buffer_limits(std::optional<std::size_t> high, std::optional<std::size_t> low);
+
+    std::size_t high_water() const noexcept { return high_water_; }
+
+    std::size_t low_water() const noexcept { return low_water_; }
+
+    /// Half-closes after the buffered data is sent (shutdown(SHUT_WR), or closing a pipe).
+    void write_eof();
+
+    bool can_write_eof() const noexcept { return kind_ != TransportKind::none; }
+
+    /// Stops reading (a waiting read sees EOF), sends what is buffered, then closes the fd.
+    /// Idempotent.
+    void close() noexcept;
+
+    /// Closes at once, dropping buffered data (transport.abort()).
+    void abort() noexcept;
+
+    bool is_closing() const noexcept { return closing_; }
+
+    /// Whether the fd is closed (asyncio: connection_lost was called).
+    bool closed() const noexcept { return closed_; }
+
+    /// The error that ended the connection, or null.
+    const std::exception_ptr& connection_error() const noexcept { return conn_lost_; }
+
+    // ---- information ----
+
+    int fd() const noexcept { return fd_; }
+
+    TransportKind kind() const noexcept { return kind_; }
+
+    std::size_t limit() const noexcept { return limit_; }
+
+    /// The peer's address: known from connect, else getpeername (cached); nullopt when it
+    /// cannot be had (not a socket, not connected).
+    std::optional<SocketAddress> peername();
+
+    /// The local address (getsockname, cached).
+    std::optional<SocketAddress> sockname();
+
+    /// Records the peer's address (known when we connected).
+    void set_peername(const SocketAddress& a) { peer_ = a; }
+
+    /// Counts the transport as one of server's connections until it closes.
+    void attach_server(ServerState& server) noexcept;
+
+    void on_loop_close() noexcept override;
+
+    // The reader's state, read by the awaiters below.
+    ByteBuffer rbuf_;               // received, not yet consumed
+    Completion* read_op_ = nullptr; // the recv in flight, cancelled when the transport closes
+    WaitQueue feed_waiters_;        // kind none: the reader waiting for feed_data / feed_eof
+    std::exception_ptr read_error_;
+    bool reading_ = false; // a task waits for data (one at a time, as asyncio)
+    bool eof_ = false;     // EOF received (or fed)
+
+    // The writer's waiters.
+    WaitQueue drain_waiters_;
+    WaitQueue close_waiters_;
+
+private:
+    struct OpCompletion : Completion {
+        StreamTransport* self;
+    };
+
+    ~StreamTransport();
+
+    void last_release() noexcept;
+    [[noreturn]] void throw_drain_error() const;
+    [[noreturn]] static void throw_concurrent_read(const char* func);
+    std::size_t read_result_slow(int res);
+    void write_refused(std::size_t n);
+
+    static void flush_entry(FlushNode* node) noexcept;
+    void flush() noexcept;
+    void submit_send() noexcept;
+    void start_shutdown() noexcept;
+    void start_close() noexcept;
+    void cancel_read() noexcept;
+    void finish_close() noexcept;
+    void fatal_error(int err, const char* op) noexcept;
+    void maybe_resume_writing() noexcept;
+    void detach_server() noexcept;
+    std::string target(const char* op);
+
+    /// A free SQE, or null when the ring cannot give one (it is dead).
+    io_uring_sqe* get_sqe() noexcept {
+        if (io_uring_sqe* sqe = io_uring_get_sqe(loop_->ring().native())) [[likely]] {
+            return sqe;
+        }
+        return get_sqe_slow();
+    }
+
+    io_uring_sqe* get_sqe_slow() noexcept;
+
+    static void on_send(Completion* c, int res, unsigned flags) noexcept;
+    static void on_shutdown(Completion* c, int res, unsigned flags) noexcept;
+    static void on_close(Completion* c, int res, unsigned flags) noexcept;
+
+    EventLoop* loop_;     // null once the loop has closed
+    int fd_;              // -1 once closed (or for kind none)
+    int closing_fd_ = -1; // the fd being closed, for messages
+    std::uint32_t refs_ = 1;
+    TransportKind kind_;
+    std::size_t limit_;
+
+    bool poll_first_ = false;
+    bool poll_first_supported_ = false;
+
+    ByteBuffer wbuf_;    // written, not yet handed to the kernel
+    ByteBuffer sending_; // handed to the kernel by the send in flight (or its unsent rest)
+    std::size_t high_water_ = default_high_water;
+    std::size_t low_water_ = default_high_water / 4;
+    std::size_t lost_writes_ = 0;
+    std::exception_ptr conn_lost_;
+    OpCompletion send_op_{};
+    OpCompletion shutdown_op_{};
+    OpCompletion close_op_{};
+
+    bool paused_ = false;         // above the high-water mark: drain() waits
+    bool aborted_ = false;        // abort(): buffered data is dropped, not sent
+    bool send_in_flight_ = false; // send_op_ is in the kernel
+    bool eof_requested_ = false;  // write_eof() was called
+    bool eof_sent_ = false;       // the shutdown (or pipe close) was done
+    bool shutdown_in_flight_ = false;
+    bool closing_ = false;         // close() or an error: no more reads, close after flushing
+    bool close_in_flight_ = false; // close_op_ is in the kernel
+    bool closed_ = false;          // the fd is closed
+    bool closing_ref_ = false;     // close() holds a reference until the fd is closed
+
+    std::optional<SocketAddress> peer_;
+    std::optional<SocketAddress> local_;
+    ServerState* server_ = nullptr;
+};
+
+/// An owning reference to a StreamTransport.
+class TransportRef {
+public:
+    TransportRef() noexcept = default;
+
+    /// Adopts a reference the caller holds.
+    explicit TransportRef(StreamTransport* t) noexcept : t_(t) {}
+
+    TransportRef(const TransportRef& other) noexcept : t_(other.t_) {
+        if (t_ != nullptr) {
+            t_->add_ref();
+        }
+    }
+
+    TransportRef(TransportRef&& other) noexcept : t_(std::exchange(other.t_, nullptr)) {}
+
+    TransportRef& operator=(TransportRef other) noexcept {
+        std::swap(t_, other.t_);
+        return *this;
+    }
+
+    ~TransportRef() {
+        if (t_ != nullptr) {
+            t_->release();
+        }
+    }
+
+    StreamTransport* get() const noexcept { return t_; }
+
+    StreamTransport* operator->() const noexcept { return t_; }
+
+    StreamTransport& operator*() const noexcept { return *t_; }
+
+    explicit operator bool() const noexcept { return t_ != nullptr; }
+
+private:
+    StreamTransport* t_ = nullptr;
+};
+
+/// One recv (or read) in flight for a reader, into the buffer or span given by set_target.
+class [[nodiscard]] ReadOperation final : public IoOperation<ReadOperation> {
+public:
+    explicit ReadOperation(StreamTransport& t) noexcept : t_(&t) {}
+
+    ReadOperation(ReadOperation&& other) noexcept : IoOperation(std::move(other)), t_(other.t_) {}
+
+    /// Called by the owning awaiter when it is destroyed while suspended (its task was
+    /// destroyed with the loop): the transport must forget the operation.
+    void forget() noexcept {
+        if (t_->read_op_ == this) {
+            t_->read_op_ = nullptr;
+        }
+    }
+
+    void set_target(char* p, std::size_t n) noexcept {
+        p_ = p;
+        n_ = n;
+    }
+
+    void prepare(io_uring_sqe* sqe) noexcept {
+        t_->prep_read(sqe, p_, n_);
+        t_->read_op_ = this;
+    }
+
+    const char* op_name() const noexcept {
+        return t_->kind() == TransportKind::socket ? "StreamReader recv" : "StreamReader read";
+    }
+
+    /// The raw result, after the bookkeeping. Throws: CancelledError when the task was
+    /// cancelled before the kernel completed the read.
+    int finish() {
+        t_->read_op_ = nullptr;
+        t_->reading_ = false;
+        t_->note_read_flags(cqe_flags());
+        return result();
+    }
+
+private:
+    StreamTransport* t_;
+    char* p_ = nullptr;
+    std::size_t n_ = 0;
+};
+
+/// Waits until the reader's buffer has grown, EOF or an error (asyncio's _wait_for_data);
+/// the coroutines behind readline, readuntil, readexactly and read loop on it. With an fd it
+/// is one recv into the buffer's free room (made at least want bytes); without one it waits
+/// for feed_data.
+class [[nodiscard]] FillAwaiter {
+public:
+    FillAwaiter(StreamTransport& t, const char* func, std::size_t want = 0)
+        : t_(&t), op_(t), wait_(t.feed_waiters_, "StreamReader waiting for data"), func_(func),
+          want_(want) {
+        t.add_ref();
+    }
+
+    FillAwaiter(const FillAwaiter&) = delete;
+    FillAwaiter& operator=(const FillAwaiter&) = delete;
+
+    ~FillAwaiter() {
+        if (suspended_) {
+            t_->reading_ = false;
+            op_.forget();
+            wait_.unlink(); // from feed_waiters_, which lives in the transport
+        }
+        t_->release(); // last: the members do not touch the transport
+    }
+
+    bool await_ready() const {
+        t_->check_single_reader(func_);
+        return t_->read_finished();
+    }
+
+    template <class Promise>
+    void await_suspend(std::coroutine_handle<Promise> h) {
+        StreamTransport& t = *t_;
+        if (t.kind() == TransportKind::none) {
+            wait_.await_suspend(h);
+        } else {
+            ByteBuffer& b = t.rbuf_;
+            std::size_t room =
+                    want_ > StreamTransport::min_read_room ? want_ : StreamTransport::min_read_room;
+            if (b.capacity() == 0 && room < StreamTransport::first_read_capacity) {
+                room = StreamTransport::first_read_capacity;
+            }
+            b.reserve_tail(room);
+            op_.set_target(b.tail(), b.room());
+            op_.await_suspend(h);
+        }
+        t.reading_ = true;
+        suspended_ = true;
+    }
+
+    /// Throws: the stored read error; CancelledError.
+    void await_resume() {
+        StreamTransport& t = *t_;
+        if (suspended_) {
+            suspended_ = false;
+            if (t.kind() == TransportKind::none) {
+                t.reading_ = false;
+                wait_.await_resume();
+            } else {
+                int res = op_.finish();
+                std::size_t n = t.read_result(res);
+                t.rbuf_.commit(n);
+                return;
+            }
+        }
+        t.throw_if_read_error();
+    }
+
+private:
+    StreamTransport* t_;
+    ReadOperation op_;
+    WaitNode wait_;
+    const char* func_;
+    std::size_t want_;
+    bool suspended_ = false;
+};
+
+} // namespace coring::detail

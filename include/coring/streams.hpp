@@ -1,0 +1,533 @@
+// SPDX-License-Identifier: MIT
+// Streams over TCP, Unix sockets and pipes: StreamReader, StreamWriter, Server, open_connection,
+// start_server, open_unix_connection, start_unix_server (asyncio.streams).
+#pragma once
+
+#include <coring/errors.hpp>
+#include <coring/event_loop.hpp>
+#include <coring/net/address.hpp>
+#include <coring/net/socket.hpp>
+#include <coring/task.hpp>
+
+#include <coring/detail/stream_transport.hpp>
+#include <coring/detail/task_base.hpp>
+#include <coring/detail/wait_queue.hpp>
+
+#include <any>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace coring {
+
+/// The default limit of a StreamReader: 64 KiB (asyncio.streams._DEFAULT_LIMIT). It bounds the
+/// line readline and readuntil may return, and so what a peer can make the reader buffer.
+inline constexpr std::size_t default_stream_limit = detail::StreamTransport::default_limit;
+
+/// Awaiter of StreamReader::read_into. With nothing buffered it is one recv straight into the
+/// caller's span: no copy, no allocation.
+class [[nodiscard]] ReadIntoAwaiter {
+public:
+    ReadIntoAwaiter(detail::StreamTransport& t, std::span<char> buf) noexcept
+        : t_(&t), buf_(buf), op_(t) {}
+
+    /// Awaiters are moved only before they are awaited (create_task(reader.read_into(b))).
+    ReadIntoAwaiter(ReadIntoAwaiter&& other) noexcept
+        : t_(other.t_), buf_(other.buf_), op_(std::move(other.op_)) {}
+
+    ReadIntoAwaiter& operator=(const ReadIntoAwaiter&) = delete;
+
+    ~ReadIntoAwaiter() {
+        if (suspended_) {
+            t_->reading_ = false;
+            op_.forget();
+            wait_.reset(); // its list lives in the transport
+            t_->release(); // last: the members do not touch the transport
+        }
+    }
+
+    bool await_ready() const {
+        detail::StreamTransport& t = *t_;
+        t.check_single_reader("read_into");
+        return !t.rbuf_.empty() || buf_.empty() || t.read_finished();
+    }
+
+    template <class Promise>
+    void await_suspend(std::coroutine_handle<Promise> h) {
+        detail::StreamTransport& t = *t_;
+        if (t.kind() == detail::TransportKind::none) {
+            wait_.emplace(t.feed_waiters_, "StreamReader.read_into");
+            wait_->await_suspend(h);
+        } else {
+            op_.set_target(buf_.data(), buf_.size());
+            op_.await_suspend(h);
+        }
+        t.reading_ = true;
+        t.add_ref(); // the transport must outlive the recv writing through it
+        suspended_ = true;
+    }
+
+    /// Bytes read into the span; 0 at EOF. Throws: the connection's error; CancelledError.
+    std::size_t await_resume() {
+        detail::StreamTransport& t = *t_;
+        if (!suspended_) {
+            t.throw_if_read_error();
+            return t.take_into(buf_);
+        }
+        suspended_ = false;
+        detail::TransportRef hold(t_); // adopts the reference await_suspend took
+        if (t.kind() != detail::TransportKind::none) {
+            int res = op_.finish();
+            return t.read_result(res);
+        }
+        t.reading_ = false;
+        wait_->await_resume();
+        t.throw_if_read_error();
+        return t.take_into(buf_);
+    }
+
+private:
+    detail::StreamTransport* t_;
+    std::span<char> buf_;
+    detail::ReadOperation op_;
+    std::optional<detail::WaitNode> wait_; // only a reader without fd waits there
+    bool suspended_ = false;
+};
+
+/// Awaiter of StreamWriter::drain: ready at once below the high-water mark.
+class [[nodiscard]] DrainAwaiter {
+public:
+    explicit DrainAwaiter(detail::StreamTransport& t) noexcept : t_(&t) {}
+
+    /// Awaiters are moved only before they are awaited (create_task(writer.drain())).
+    DrainAwaiter(DrainAwaiter&& other) noexcept : t_(other.t_) {}
+
+    DrainAwaiter& operator=(const DrainAwaiter&) = delete;
+
+    ~DrainAwaiter() {
+        if (suspended_) {
+            wait_.reset(); // its list lives in the transport
+            t_->release();
+        }
+    }
+
+    bool await_ready() const noexcept {
+        const detail::StreamTransport& t = *t_;
+        return !t.paused() || t.connection_error() || t.read_error_ || t.closed();
+    }
+
+    template <class Promise>
+    void await_suspend(std::coroutine_handle<Promise> h) {
+        wait_.emplace(t_->drain_waiters_, "StreamWriter.drain");
+        wait_->await_suspend(h);
+        t_->add_ref();
+        suspended_ = true;
+    }
+
+    /// Throws: the connection's error (ConnectionResetError, BrokenPipeError, ...);
+    /// ConnectionResetError when the transport is closed; CancelledError.
+    void await_resume() {
+        if (suspended_) {
+            wait_->await_resume();
+        }
+        t_->check_drain();
+    }
+
+private:
+    detail::StreamTransport* t_;
+    std::optional<detail::WaitNode> wait_; // only when drain has to wait
+    bool suspended_ = false;
+};
+
+/// Awaiter of StreamWriter::wait_closed.
+class [[nodiscard]] WaitClosedAwaiter {
+public:
+    explicit WaitClosedAwaiter(detail::StreamTransport& t) noexcept
+        : t_(&t), wait_(t.close_waiters_, "StreamWriter.wait_closed") {
+        t.add_ref();
+    }
+
+    /// Awaiters are moved only before they are awaited (create_task(writer.wait_closed())).
+    WaitClosedAwaiter(WaitClosedAwaiter&& other) noexcept
+        : t_(std::exchange(other.t_, nullptr)), wait_(std::move(other.wait_)) {}
+
+    WaitClosedAwaiter& operator=(const WaitClosedAwaiter&) = delete;
+
+    ~WaitClosedAwaiter() {
+        if (t_ != nullptr) {
+            wait_.unlink(); // its list lives in the transport
+            t_->release();
+        }
+    }
+
+    bool await_ready() const noexcept { return t_->closed(); }
+
+    template <class Promise>
+    void await_suspend(std::coroutine_handle<Promise> h) {
+        wait_.await_suspend(h);
+        suspended_ = true;
+    }
+
+    /// Throws: the error that ended the connection, if one did; CancelledError.
+    void await_resume() {
+        if (suspended_) {
+            wait_.await_resume();
+        }
+        if (t_->connection_error()) {
+            std::rethrow_exception(t_->connection_error());
+        }
+    }
+
+private:
+    detail::StreamTransport* t_;
+    detail::WaitNode wait_;
+    bool suspended_ = false;
+};
+
+/// Reads from a stream (asyncio.StreamReader). Copies share the same reader, as Python
+/// references do. Reading is pulled: a recv is in the kernel only while a task waits in one of
+/// the read functions, and it lands straight in the reader's buffer (or, for read_into, in the
+/// caller's span). Only one task may wait for data at a time (RuntimeError otherwise).
+///
+///     auto [reader, writer] = co_await coring::open_connection("127.0.0.1", 8888);
+///     std::string line = co_await reader.readline();
+class StreamReader {
+public:
+    /// A reader without a transport, fed with feed_data / feed_eof (asyncio.StreamReader()).
+    /// Throws: ValueError when limit is 0; RuntimeError when no loop is running.
+    explicit StreamReader(std::size_t limit = default_stream_limit);
+
+    /// A reader over a transport (for coring's own layers).
+    explicit StreamReader(detail::TransportRef transport) noexcept : t_(std::move(transport)) {}
+
+    /// Reads up to n bytes, waiting only if nothing is buffered; "" at EOF. n = -1 reads until
+    /// EOF. Throws: the connection's error (ConnectionResetError, ...); CancelledError.
+    [[nodiscard]] Task<std::string> read(std::ptrdiff_t n = -1);
+
+    /// Reads up to buf.size() bytes into buf, waiting only if nothing is buffered; yields the
+    /// count, 0 at EOF. The zero-copy read: with nothing buffered, the recv writes into buf.
+    /// Throws: the connection's error; CancelledError (the recv is cancelled in the kernel).
+    [[nodiscard]] ReadIntoAwaiter read_into(std::span<char> buf) noexcept {
+        return ReadIntoAwaiter(*t_, buf);
+    }
+
+    /// Reads one line, up to and including "\n"; at EOF the incomplete rest, "" when nothing is
+    /// left. Throws: ValueError when the limit is reached without a newline (the line, or the
+    /// buffer, is dropped, as asyncio does); the connection's error; CancelledError.
+    [[nodiscard]] Task<std::string> readline();
+
+    /// Reads up to and including separator. Throws: IncompleteReadError (with the bytes
+    /// read, which leave the buffer) at EOF before the separator; LimitOverrunError when the
+    /// limit is reached first (the data stays in the buffer); ValueError for an empty
+    /// separator; the connection's error; CancelledError.
+    [[nodiscard]] Task<std::string> readuntil(std::string separator = "\n");
+
+    /// Reads exactly n bytes. Throws: IncompleteReadError with the partial bytes at EOF;
+    /// the connection's error; CancelledError.
+    [[nodiscard]] Task<std::string> readexactly(std::size_t n);
+
+    /// Whether EOF was received and the buffer is empty.
+    bool at_eof() const noexcept { return t_->eof_ && t_->rbuf_.empty(); }
+
+    /// The error the reader raises, or null.
+    std::exception_ptr exception() const noexcept { return t_->read_error_; }
+
+    /// Makes every read raise e (wakes a waiting reader).
+    void set_exception(std::exception_ptr e) noexcept { t_->set_exception(std::move(e)); }
+
+    /// Appends data to the buffer (for readers without a transport).
+    /// Throws: InvalidStateError after feed_eof or while a recv is in flight.
+    void feed_data(std::string_view data) { t_->feed_data(data); }
+
+    /// Marks EOF (wakes a waiting reader).
+    void feed_eof() noexcept { t_->feed_eof(); }
+
+    /// The limit given at creation.
+    std::size_t limit() const noexcept { return t_->limit(); }
+
+    /// Bytes buffered and not yet read.
+    std::size_t buffered() const noexcept { return t_->rbuf_.size(); }
+
+    /// The transport, for coring's own layers.
+    detail::StreamTransport& transport() const noexcept { return *t_; }
+
+private:
+    detail::TransportRef t_;
+};
+
+/// Writes to a stream (asyncio.StreamWriter). Copies share the same writer.
+///
+/// write() only copies into a buffer; what all the writes of one loop iteration put there
+/// leaves in one send, submitted with the loop's next io_uring_enter, and there is never more
+/// than one send in flight per writer. drain() applies backpressure: it waits while more than
+/// the high-water mark (64 KiB) is unsent, until it falls to the low-water mark (16 KiB).
+///
+///     writer.write("hello\n");
+///     co_await writer.drain();
+///     writer.close();
+///     co_await writer.wait_closed();
+class StreamWriter {
+public:
+    /// A writer over a transport (for coring's own layers).
+    explicit StreamWriter(detail::TransportRef transport) noexcept : t_(std::move(transport)) {}
+
+    /// Queues data; never blocks, never fails for lack of room.
+    /// Throws: RuntimeError after write_eof(). After the connection is lost, data is dropped.
+    void write(std::string_view data) { t_->write(data.data(), data.size()); }
+
+    /// Queues raw bytes.
+    void write(std::span<const std::byte> data) {
+        t_->write(reinterpret_cast<const char*>(data.data()), data.size());
+    }
+
+    /// Queues every element of lines (anything convertible to std::string_view).
+    template <class Range>
+    void writelines(const Range& lines) {
+        for (const auto& line : lines) {
+            write(std::string_view(line));
+        }
+    }
+
+    /// Waits until the buffer is below the high-water mark again (at once if it is).
+    /// Throws: the connection's error (ConnectionResetError, BrokenPipeError, ...);
+    /// ConnectionResetError once the transport is closed; CancelledError.
+    [[nodiscard]] DrainAwaiter drain() noexcept { return DrainAwaiter(*t_); }
+
+    /// Whether write_eof() is possible (sockets and pipes: yes).
+    bool can_write_eof() const noexcept { return t_->can_write_eof(); }
+
+    /// Half-closes once the buffered data is sent: shutdown(SHUT_WR) for sockets, close for
+    /// pipes. The peer reads EOF; this side can still read.
+    void write_eof() { t_->write_eof(); }
+
+    /// Closes the stream: reading stops (a waiting read sees EOF), the buffered data is sent,
+    /// then the fd is closed through io_uring. Idempotent.
+    void close() noexcept { t_->close(); }
+
+    /// Closes at once, dropping what is buffered (asyncio's transport.abort()).
+    void abort() noexcept { t_->abort(); }
+
+    /// Whether close() was called or the connection was lost.
+    bool is_closing() const noexcept { return t_->is_closing(); }
+
+    /// Waits until the fd is closed. Throws: the error that ended the connection, if any.
+    [[nodiscard]] WaitClosedAwaiter wait_closed() noexcept { return WaitClosedAwaiter(*t_); }
+
+    /// asyncio's get_extra_info: "peername" and "sockname" (SocketAddress), "socket" (the
+    /// socket's fd, int), "pipe" (a pipe's fd, int); default_value for anything else.
+    std::any get_extra_info(std::string_view name, std::any default_value = {}) const;
+
+    /// The peer's address, when it can be had (typed get_extra_info("peername")).
+    std::optional<SocketAddress> peername() const { return t_->peername(); }
+
+    /// The local address (typed get_extra_info("sockname")).
+    std::optional<SocketAddress> sockname() const { return t_->sockname(); }
+
+    /// The file descriptor, -1 once closed.
+    int fd() const noexcept { return t_->fd(); }
+
+    /// Bytes written and not yet accepted by the kernel (transport.get_write_buffer_size()).
+    std::size_t get_write_buffer_size() const noexcept { return t_->write_buffer_size(); }
+
+    /// Sets the flow-control marks (transport.set_write_buffer_limits): high defaults to
+    /// 64 KiB (4 × low when only low is given), low to high / 4.
+    /// Throws: ValueError unless high >= low.
+    void set_write_buffer_limits(std::optional<std::size_t> high = std::nullopt,
+                                 std::optional<std::size_t> low = std::nullopt) {
+        t_->set_write_buffer_limits(high, low);
+    }
+
+    /// (low, high), as transport.get_write_buffer_limits().
+    std::pair<std::size_t, std::size_t> get_write_buffer_limits() const noexcept {
+        return {t_->low_water(), t_->high_water()};
+    }
+
+    /// The transport, for coring's own layers.
+    detail::StreamTransport& transport() const noexcept { return *t_; }
+
+private:
+    detail::TransportRef t_;
+};
+
+/// The coroutine start_server runs as a new task for every connection.
+using ClientConnectedCallback = std::function<Task<>(StreamReader, StreamWriter)>;
+
+/// Options of start_server (asyncio's keyword arguments).
+struct ServerOptions {
+    /// The StreamReader limit of every connection.
+    std::size_t limit = default_stream_limit;
+    /// AF_UNSPEC, AF_INET or AF_INET6: which addresses of host to listen on.
+    int family = AF_UNSPEC;
+    /// getaddrinfo flags (AI_PASSIVE is always added).
+    int flags = 0;
+    /// listen(2) backlog.
+    int backlog = 100;
+    /// SO_REUSEADDR (asyncio's default on POSIX: true).
+    bool reuse_address = true;
+    /// SO_REUSEPORT.
+    bool reuse_port = false;
+    /// Start accepting at once; otherwise call start_serving() or serve_forever().
+    bool start_serving = true;
+    /// After running out of file descriptors or memory, how long to wait before accepting
+    /// again (asyncio's ACCEPT_RETRY_DELAY: 1 s).
+    std::chrono::milliseconds accept_retry_delay{1000};
+};
+
+namespace detail {
+class ServerState;
+
+/// Allows (the default) or forbids multishot accept for servers armed from now on, as if the
+/// kernel were older than Linux 5.19. For tests of the single-accept path.
+void set_multishot_accept(bool enabled) noexcept;
+} // namespace detail
+
+/// A listening server (asyncio.Server). Copies share the server; when the last copy goes, the
+/// server is closed. Connections are accepted with multishot accept where the kernel has it
+/// (one SQE for any number of connections), with single accepts otherwise.
+///
+///     auto server = co_await coring::start_server(handle, "127.0.0.1", 8888);
+///     co_await server.serve_forever();
+class Server {
+public:
+    Server() noexcept = default;
+    explicit Server(detail::ServerState* state) noexcept; // adopts a handle reference
+    Server(const Server& other) noexcept;
+
+    Server(Server&& other) noexcept : s_(std::exchange(other.s_, nullptr)) {}
+
+    Server& operator=(Server other) noexcept {
+        std::swap(s_, other.s_);
+        return *this;
+    }
+
+    /// Closes the server when this is the last copy.
+    ~Server();
+
+    /// The listening sockets; empty once closed.
+    const std::vector<Socket>& sockets() const noexcept;
+
+    /// Stops listening: the listening sockets are closed, connections stay open (close_clients
+    /// closes them). A pending serve_forever() raises CancelledError, as in asyncio.
+    void close() noexcept;
+
+    /// Closes every connection the server accepted (asyncio 3.13's close_clients).
+    void close_clients() noexcept;
+
+    /// Aborts every connection the server accepted (asyncio 3.13's abort_clients).
+    void abort_clients() noexcept;
+
+    /// Waits until the server is closed and all its connections are closed (asyncio 3.12).
+    [[nodiscard]] Task<> wait_closed();
+
+    /// Starts accepting (if not yet) and waits until the server is closed; cancelled, it closes
+    /// the server and waits for it. Throws: RuntimeError when closed or already serving
+    /// forever; CancelledError when cancelled or when close() is called.
+    [[nodiscard]] Task<> serve_forever();
+
+    /// Starts accepting connections if it does not already (asyncio's start_serving).
+    /// Throws: RuntimeError when the server is closed.
+    [[nodiscard]] Task<> start_serving();
+
+    /// Whether the server accepts connections.
+    bool is_serving() const noexcept;
+
+    /// Connections accepted and not closed yet.
+    std::size_t connection_count() const noexcept;
+
+    /// The loop the server runs on. Throws: RuntimeError when that loop has closed.
+    EventLoop& get_loop() const;
+
+    explicit operator bool() const noexcept { return s_ != nullptr; }
+
+private:
+    detail::ServerState* s_ = nullptr;
+};
+
+/// Options of open_connection (asyncio's keyword arguments).
+struct ConnectOptions {
+    /// The StreamReader limit.
+    std::size_t limit = default_stream_limit;
+    /// AF_UNSPEC, AF_INET or AF_INET6.
+    int family = AF_UNSPEC;
+    /// getaddrinfo flags.
+    int flags = 0;
+    /// Bind the socket to this local address before connecting.
+    std::optional<HostPort> local_addr;
+};
+
+/// Connects to host:port and returns its (reader, writer) (asyncio.open_connection). Every
+/// address host resolves to is tried in turn until one accepts (no happy-eyeballs racing).
+/// TCP_NODELAY is set, as asyncio does. A connect timeout is wait_for around this call.
+/// Throws: GaiError; std::system_error "connect 127.0.0.1:8080" (ConnectionRefusedError, ...),
+/// naming every address tried when all failed differently.
+/// Cancellation: the connect in flight is cancelled in the kernel and its socket closed.
+[[nodiscard]] Task<std::pair<StreamReader, StreamWriter>>
+open_connection(std::string host, std::uint16_t port, ConnectOptions options = {});
+
+namespace detail {
+
+/// open_connection after resolution: tries addresses in order, binding to the first of local
+/// of the same family when options.local_addr is set; target names the host in errors.
+[[nodiscard]] Task<std::pair<StreamReader, StreamWriter>>
+connect_first(std::vector<AddrInfo> addresses,
+              std::vector<AddrInfo> local,
+              std::string target,
+              ConnectOptions options);
+
+} // namespace detail
+
+/// Streams over a connected socket (asyncio.open_connection(sock=...)).
+[[nodiscard]] Task<std::pair<StreamReader, StreamWriter>>
+open_connection(Socket sock, std::size_t limit = default_stream_limit);
+
+/// Connects to the Unix socket at path (asyncio.open_unix_connection).
+/// Throws: std::system_error "connect /path" (FileNotFoundError's ENOENT, ECONNREFUSED, ...).
+[[nodiscard]] Task<std::pair<StreamReader, StreamWriter>>
+open_unix_connection(std::string path, std::size_t limit = default_stream_limit);
+
+/// Listens on host:port and runs client_connected_cb(reader, writer) as a new task for every
+/// connection (asyncio.start_server). host "" listens on every interface; port 0 picks a free
+/// port (see sockets()). The callback (and what a lambda captures) lives as long as the server
+/// or any of its connections. An exception escaping a connection's task is reported through
+/// the loop's exception handler; it never affects the server or other connections.
+/// Throws: GaiError; std::system_error "bind 127.0.0.1:8080" (EADDRINUSE, ...).
+[[nodiscard]] Task<Server> start_server(ClientConnectedCallback client_connected_cb,
+                                        std::string host,
+                                        std::uint16_t port,
+                                        ServerOptions options = {});
+
+/// Serves on a socket that is bound already (asyncio.start_server(sock=...)); listens on it if
+/// it does not yet.
+[[nodiscard]] Task<Server>
+start_server(ClientConnectedCallback client_connected_cb, Socket sock, ServerOptions options = {});
+
+/// Listens on the Unix socket path (asyncio.start_unix_server). A stale socket file at path is
+/// replaced; the file is removed when the server closes (asyncio 3.13's cleanup_socket).
+/// A path starting with '\0' is in the abstract namespace.
+/// Throws: std::system_error "bind /path".
+[[nodiscard]] Task<Server> start_unix_server(ClientConnectedCallback client_connected_cb,
+                                             std::string path,
+                                             ServerOptions options = {});
+
+/// A StreamReader over the read end of a pipe, or any fd read(2) and poll work on (a FIFO, a
+/// character device, a signalfd); it takes ownership of fd (asyncio: loop.connect_read_pipe
+/// with a StreamReaderProtocol). O_NONBLOCK is cleared on fd: io_uring waits for data itself,
+/// and would report EAGAIN for a non-blocking fd.
+/// Throws: RuntimeError when no loop is running.
+StreamReader connect_read_pipe(int fd, std::size_t limit = default_stream_limit);
+
+/// A StreamWriter over the write end of a pipe (asyncio: loop.connect_write_pipe); takes
+/// ownership of fd and clears O_NONBLOCK. write_eof() closes the pipe. Writing to a pipe whose
+/// reader is gone raises SIGPIPE unless the program ignores it (send's MSG_NOSIGNAL does not
+/// exist for pipes); the write then fails with BrokenPipeError.
+StreamWriter connect_write_pipe(int fd);
+
+} // namespace coring
