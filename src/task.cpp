@@ -22,7 +22,16 @@ namespace detail {
 
 namespace {
 
+std::string source_of(const TaskBase& t) {
+    return fmt::format("{} at {}:{}", t.function_, t.file_, t.line_);
+}
+
+} // namespace
+
 bool is_cancelled_error(const std::exception_ptr& e) noexcept {
+    if (!e) {
+        return false;
+    }
     try {
         std::rethrow_exception(e);
     } catch (const CancelledError&) {
@@ -31,12 +40,6 @@ bool is_cancelled_error(const std::exception_ptr& e) noexcept {
         return false;
     }
 }
-
-std::string source_of(const TaskBase& t) {
-    return fmt::format("{} at {}:{}", t.function_, t.file_, t.line_);
-}
-
-} // namespace
 
 std::uint64_t next_callback_token() noexcept {
     static std::atomic<std::uint64_t> counter{0};

@@ -11,23 +11,6 @@
 
 namespace coring {
 
-namespace {
-
-bool is_cancelled_error(const std::exception_ptr& e) noexcept {
-    if (!e) {
-        return false;
-    }
-    try {
-        std::rethrow_exception(e);
-    } catch (const CancelledError&) {
-        return true;
-    } catch (...) {
-        return false;
-    }
-}
-
-} // namespace
-
 /// The scope's exit waiting for the group's tasks (asyncio's `await self._on_completed_fut`).
 /// Cancelling the parent while it waits wakes it with CancelledError, as cancelling that future
 /// does; the exit loop then cancels the tasks and waits again.
@@ -247,7 +230,7 @@ void TaskGroup::on_task_done(detail::GroupChild& child) noexcept {
 Task<> TaskGroup::exit(std::exception_ptr error) {
     // asyncio's __aexit__.
     exiting_ = true;
-    std::exception_ptr propagate_cancel = is_cancelled_error(error) ? error : nullptr;
+    std::exception_ptr propagate_cancel = detail::is_cancelled_error(error) ? error : nullptr;
     if (error && !aborting_) {
         // The parent is being cancelled, or the body raised: cancel the tasks.
         abort();
@@ -279,7 +262,7 @@ Task<> TaskGroup::exit(std::exception_ptr error) {
     if (propagate_cancel && errors_.empty()) {
         std::rethrow_exception(propagate_cancel);
     }
-    if (error && !is_cancelled_error(error)) {
+    if (error && !detail::is_cancelled_error(error)) {
         errors_.push_back(error);
     }
     if (!errors_.empty()) {

@@ -10,16 +10,6 @@ namespace coring {
 
 namespace {
 
-bool is_cancelled_error(const std::exception_ptr& e) noexcept {
-    try {
-        std::rethrow_exception(e);
-    } catch (const CancelledError&) {
-        return true;
-    } catch (...) {
-        return false;
-    }
-}
-
 double seconds(EventLoop::time_point t) noexcept {
     return std::chrono::duration<double>(t.time_since_epoch()).count();
 }
@@ -101,7 +91,7 @@ void Timeout::exit(std::exception_ptr error) {
         state_ = State::expired;
         // Only the cancellation this scope caused becomes TimeoutError: when the count of
         // cancellation requests goes back to what it was on entry, nobody else asked.
-        if (task_->uncancel() <= cancelling_ && error && is_cancelled_error(error)) {
+        if (task_->uncancel() <= cancelling_ && error && detail::is_cancelled_error(error)) {
             throw TimeoutError();
         }
     } else if (state_ == State::entered) {

@@ -15,6 +15,9 @@
 #include <coring/gather.hpp>
 #include <coring/lock.hpp>
 #include <coring/log.hpp>
+#include <coring/net/address.hpp>
+#include <coring/net/datagram.hpp>
+#include <coring/net/socket.hpp>
 #include <coring/queue.hpp>
 #include <coring/run.hpp>
 #include <coring/semaphore.hpp>
@@ -27,6 +30,3 @@
 #include <coring/testing.hpp>
 #include <coring/timeout.hpp>
 #include <coring/wait.hpp>
-#include <coring/net/address.hpp>
-#include <coring/net/datagram.hpp>
-#include <coring/net/socket.hpp>

@@ -155,54 +155,24 @@ private:
 };
 
 /// Holds an acquired Lock and releases it when destroyed (the `async with lock:` block).
-/// Move-only. Returned by Lock::scoped_acquire() and Condition::scoped_acquire().
-class [[nodiscard]] LockGuard {
+/// Move-only. Returned by Lock::scoped_acquire() and Condition::scoped_acquire(). unlock()
+/// releases early (Throws: RuntimeError("Lock is not acquired.") when the lock was released by
+/// other means); the destructor logs that misuse instead of throwing. owns_lock() tells whether
+/// the guard still holds the lock.
+class [[nodiscard]] LockGuard : public detail::AcquiredGuard<Lock, LockGuard> {
 public:
-    /// A guard that holds nothing.
-    LockGuard() noexcept = default;
-
-    /// Adopts lock, which the caller has acquired.
-    explicit LockGuard(Lock& lock) noexcept : lock_(&lock) {}
-
-    LockGuard(LockGuard&& other) noexcept : lock_(std::exchange(other.lock_, nullptr)) {}
-
-    LockGuard& operator=(LockGuard&& other) noexcept {
-        if (this != &other) {
-            release_held();
-            lock_ = std::exchange(other.lock_, nullptr);
-        }
-        return *this;
-    }
-
-    /// Releases the lock if the guard still holds it. If the lock was released by other means
-    /// meanwhile, that misuse is logged (a destructor cannot throw RuntimeError).
-    ~LockGuard() { release_held(); }
-
-    /// Releases the lock now. Throws: RuntimeError("Lock is not acquired.") when the lock was
-    /// released by other means.
-    void unlock() {
-        if (Lock* lock = std::exchange(lock_, nullptr)) {
-            lock->release();
-        }
-    }
-
-    /// Whether the guard still holds its lock.
-    bool owns_lock() const noexcept { return lock_ != nullptr; }
-
-    explicit operator bool() const noexcept { return owns_lock(); }
+    using AcquiredGuard::AcquiredGuard;
 
 private:
-    void release_held() noexcept {
-        if (Lock* lock = std::exchange(lock_, nullptr)) {
-            if (lock->locked()) {
-                lock->release();
-            } else {
-                detail::report_guard_misuse("LockGuard: Lock is not acquired.");
-            }
+    friend class detail::AcquiredGuard<Lock, LockGuard>;
+
+    static void release_quietly(Lock& lock) noexcept {
+        if (lock.locked()) {
+            lock.release();
+        } else {
+            detail::report_guard_misuse("LockGuard: Lock is not acquired.");
         }
     }
-
-    Lock* lock_ = nullptr;
 };
 
 // Implementation

@@ -179,46 +179,23 @@ public:
 };
 
 /// Holds an acquired slot of a Semaphore and releases it when destroyed (the
-/// `async with sem:` block). Move-only. Returned by Semaphore::scoped_acquire().
-class [[nodiscard]] SemaphoreGuard {
+/// `async with sem:` block). Move-only. Returned by Semaphore::scoped_acquire(). unlock()
+/// releases early (Throws: ValueError as BoundedSemaphore::release()); the destructor leaves a
+/// BoundedSemaphore that would go above its initial value alone and logs the misuse instead.
+class [[nodiscard]] SemaphoreGuard : public detail::AcquiredGuard<Semaphore, SemaphoreGuard> {
 public:
-    /// A guard that holds nothing.
-    SemaphoreGuard() noexcept = default;
-
-    /// Adopts a slot of sem, which the caller has acquired.
-    explicit SemaphoreGuard(Semaphore& sem) noexcept : sem_(&sem) {}
-
-    SemaphoreGuard(SemaphoreGuard&& other) noexcept : sem_(std::exchange(other.sem_, nullptr)) {}
-
-    SemaphoreGuard& operator=(SemaphoreGuard&& other) noexcept {
-        if (this != &other) {
-            release_held();
-            sem_ = std::exchange(other.sem_, nullptr);
-        }
-        return *this;
-    }
-
-    /// Releases the slot if the guard still holds it. A BoundedSemaphore that would go above
-    /// its initial value (released by other means meanwhile) is left alone and the misuse is
-    /// logged (a destructor cannot throw ValueError).
-    ~SemaphoreGuard() { release_held(); }
-
-    /// Releases the slot now. Throws: ValueError as BoundedSemaphore::release().
-    void unlock() {
-        if (Semaphore* sem = std::exchange(sem_, nullptr)) {
-            sem->release();
-        }
-    }
-
-    /// Whether the guard still holds its slot.
-    bool owns_lock() const noexcept { return sem_ != nullptr; }
-
-    explicit operator bool() const noexcept { return owns_lock(); }
+    using AcquiredGuard::AcquiredGuard;
 
 private:
-    void release_held() noexcept;
+    friend class detail::AcquiredGuard<Semaphore, SemaphoreGuard>;
 
-    Semaphore* sem_ = nullptr;
+    static void release_quietly(Semaphore& sem) noexcept {
+        try {
+            sem.release();
+        } catch (const ValueError&) {
+            detail::report_guard_misuse("SemaphoreGuard: BoundedSemaphore released too many times");
+        }
+    }
 };
 
 // Implementation
@@ -258,16 +235,6 @@ inline void SemaphoreAwaiter::resume_slow() {
 inline SemaphoreGuard ScopedSemaphoreAwaiter::await_resume() {
     acquire_.await_resume();
     return SemaphoreGuard(*sem_);
-}
-
-inline void SemaphoreGuard::release_held() noexcept {
-    if (Semaphore* sem = std::exchange(sem_, nullptr)) {
-        try {
-            sem->release();
-        } catch (const ValueError&) {
-            detail::report_guard_misuse("SemaphoreGuard: BoundedSemaphore released too many times");
-        }
-    }
 }
 
 } // namespace coring

@@ -202,6 +202,9 @@ private:
     F fn_;
 };
 
+/// Whether e holds a CancelledError (false for a null e).
+bool is_cancelled_error(const std::exception_ptr& e) noexcept;
+
 /// Next token for add_done_callback nodes.
 std::uint64_t next_callback_token() noexcept;
 

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <string>
 #include <type_traits>
+#include <utility>
 
 namespace coring::detail {
 
@@ -141,5 +142,50 @@ void requeue_in_order(List& list, Node& w) {
 /// Logs misuse detected in a destructor, which cannot throw (a guard releasing a primitive that
 /// was already released by other means).
 void report_guard_misuse(const char* what) noexcept;
+
+/// The body LockGuard and SemaphoreGuard share: holds what the caller acquired and releases it
+/// once, in unlock() (which throws the primitive's misuse error) or in the destructor (which
+/// logs the misuse instead through Derived::release_quietly, since a destructor cannot throw).
+template <class Primitive, class Derived>
+class AcquiredGuard {
+public:
+    AcquiredGuard() noexcept = default;
+
+    /// Adopts p, which the caller has acquired.
+    explicit AcquiredGuard(Primitive& p) noexcept : p_(&p) {}
+
+    AcquiredGuard(AcquiredGuard&& other) noexcept : p_(std::exchange(other.p_, nullptr)) {}
+
+    AcquiredGuard& operator=(AcquiredGuard&& other) noexcept {
+        if (this != &other) {
+            release_quietly();
+            p_ = std::exchange(other.p_, nullptr);
+        }
+        return *this;
+    }
+
+    ~AcquiredGuard() { release_quietly(); }
+
+    /// Releases now. Throws what the primitive's release() throws on misuse.
+    void unlock() {
+        if (Primitive* p = std::exchange(p_, nullptr)) {
+            p->release();
+        }
+    }
+
+    /// Whether the guard still holds what it acquired.
+    bool owns_lock() const noexcept { return p_ != nullptr; }
+
+    explicit operator bool() const noexcept { return owns_lock(); }
+
+private:
+    void release_quietly() noexcept {
+        if (Primitive* p = std::exchange(p_, nullptr)) {
+            Derived::release_quietly(*p);
+        }
+    }
+
+    Primitive* p_ = nullptr;
+};
 
 } // namespace coring::detail
