@@ -18,7 +18,10 @@
 //
 // Output (benchmarks/README.md): `BENCH <metric> <value> <unit>` on stdout:
 //   req_per_s ops/s, latency_p50 and latency_p99 ns/op (send to full echo, per request),
-//   server_cpu_per_req ns/op and server_cpu_util % (with --server-pid), loadgen_cpu_util %.
+//   server_cpu_per_req ns/op and server_cpu_util % (with --server-pid), loadgen_cpu_util %,
+//   and others_cpu_util % (with --server-pid): the CPU time the rest of the machine used over
+//   the window (busy time of all cores from /proc/stat, steal included, minus the server's and
+//   the load generator's), the interference of a shared machine.
 //
 // One thread, one ring, at most two operations per connection in flight (a send and a recv,
 // submitted together); every completion reaped in a batch shares one clock read, taken when
@@ -141,6 +144,33 @@ double process_cpu_seconds(int pid) {
     unsigned long long utime = std::strtoull(p, &end, 10);
     unsigned long long stime = std::strtoull(end, nullptr, 10);
     return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+/// CPU seconds all cores have spent busy so far (user, nice, system, irq, softirq, and steal,
+/// the time the hypervisor gave to someone else), from the first line of /proc/stat; -1 if it
+/// cannot be read.
+double machine_busy_seconds() {
+    std::FILE* f = std::fopen("/proc/stat", "r");
+    if (f == nullptr) {
+        return -1;
+    }
+    unsigned long long v[8] = {};
+    int n = std::fscanf(f,
+                        "cpu %llu %llu %llu %llu %llu %llu %llu %llu",
+                        &v[0],
+                        &v[1],
+                        &v[2],
+                        &v[3],
+                        &v[4],
+                        &v[5],
+                        &v[6],
+                        &v[7]);
+    std::fclose(f);
+    if (n != 8) {
+        return -1;
+    }
+    unsigned long long busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7]; // not idle, iowait
+    return static_cast<double>(busy) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
 double self_cpu_seconds() {
@@ -370,12 +400,14 @@ private:
         latencies_.reserve(max_samples);
         window_start_ = Clock::now();
         self_cpu0_ = self_cpu_seconds();
+        busy0_ = machine_busy_seconds();
         server_cpu0_ = o_.server_pid ? process_cpu_seconds(o_.server_pid) : -1;
     }
 
     void end_window() {
         window_end_ = Clock::now();
         self_cpu1_ = self_cpu_seconds();
+        busy1_ = machine_busy_seconds();
         server_cpu1_ = o_.server_pid ? process_cpu_seconds(o_.server_pid) : -1;
     }
 
@@ -449,8 +481,14 @@ private:
             std::printf("BENCH server_cpu_per_req %.1f ns/op\n", cpu * 1e9 / n);
             std::printf("BENCH server_cpu_util %.1f %%\n", 100.0 * cpu / seconds);
         }
-        std::printf("BENCH loadgen_cpu_util %.1f %%\n",
-                    100.0 * (self_cpu1_ - self_cpu0_) / seconds);
+        double self_cpu = self_cpu1_ - self_cpu0_;
+        std::printf("BENCH loadgen_cpu_util %.1f %%\n", 100.0 * self_cpu / seconds);
+        if (busy0_ >= 0 && busy1_ >= 0 && server_cpu0_ >= 0 && server_cpu1_ >= 0) {
+            // Everything else the machine did meanwhile: other tenants, steal. It competes
+            // with the server and the load generator for the two cores.
+            double others = (busy1_ - busy0_) - (server_cpu1_ - server_cpu0_) - self_cpu;
+            std::printf("BENCH others_cpu_util %.1f %%\n", std::max(0.0, 100.0 * others / seconds));
+        }
         std::fflush(stdout);
         std::fprintf(stderr,
                      "echo_loadgen: %llu requests in %.3f s (%d connections, %u B)\n",
@@ -478,6 +516,7 @@ private:
     std::vector<std::uint32_t> latencies_;
     Clock::time_point window_start_, window_end_;
     double self_cpu0_ = 0, self_cpu1_ = 0;
+    double busy0_ = -1, busy1_ = -1;
     double server_cpu0_ = -1, server_cpu1_ = -1;
 };
 

@@ -203,8 +203,8 @@ def echo(raw_path):
     values, rounds = echo_read(raw_path)
     out = [f"Median of {len(rounds)} round(s). Ratios are server ÷ reference: above 1 is more "
            "requests per second, or more CPU per request. CPU µs/req is the server's utime + "
-           "stime over the window divided by the requests; server and load generator CPU are "
-           "percentages of one core.\n"]
+           "stime over the window divided by the requests; server, load generator and others' CPU "
+           "(the rest of the machine: other tenants, steal) are percentages of one core.\n"]
     for conns, size in sorted(values):
         med = echo_medians(values[(conns, size)])
         servers = [s for s in ECHO_SERVERS if s in med] + sorted(set(med) - set(ECHO_SERVERS))
@@ -212,7 +212,8 @@ def echo(raw_path):
         out.append(f"### {conns} connection{'s' if conns > 1 else ''}, {fmt_size(size)}\n")
         header = ["server", "req/s"] + [f"÷ {label}" for _, label in refs]
         header += ["CPU µs/req"] + [f"÷ {label}" for _, label in refs]
-        header += ["p50 µs", "p99 µs", "p99 ÷ liburing", "server CPU", "loadgen CPU"]
+        header += ["p50 µs", "p99 µs", "p99 ÷ liburing", "server CPU", "loadgen CPU",
+                   "others CPU"]
         out.append("| " + " | ".join(header) + " |")
         out.append("| --- |" + " ---: |" * (len(header) - 1))
         for server in servers:
@@ -229,7 +230,8 @@ def echo(raw_path):
                       fmt_num(None if p99 is None else p99 / 1000, 1),
                       fmt_x(div(p99, med.get("liburing", {}).get("latency_p99")))]
             cells += [f"{m['server_cpu_util']:.0f}%" if "server_cpu_util" in m else "n/a",
-                      f"{m['loadgen_cpu_util']:.0f}%" if "loadgen_cpu_util" in m else "n/a"]
+                      f"{m['loadgen_cpu_util']:.0f}%" if "loadgen_cpu_util" in m else "n/a",
+                      f"{m['others_cpu_util']:.0f}%" if "others_cpu_util" in m else "n/a"]
             out.append("| " + " | ".join(cells) + " |")
         if "coring" in values[(conns, size)]:
             v = values[(conns, size)]["coring"]
