@@ -204,14 +204,15 @@ def echo(raw_path):
     out = [f"Median of {len(rounds)} round(s). Ratios are server ÷ reference: above 1 is more "
            "requests per second, or more CPU per request. CPU µs/req is the server's utime + "
            "stime over the window divided by the requests; server, load generator and others' CPU "
-           "(the rest of the machine: other tenants, steal) are percentages of one core.\n"]
+           "(the rest of the machine: other tenants, steal) are percentages of one core; CPU min–max "
+           "is the spread of CPU µs/req over the rounds.\n"]
     for conns, size in sorted(values):
         med = echo_medians(values[(conns, size)])
         servers = [s for s in ECHO_SERVERS if s in med] + sorted(set(med) - set(ECHO_SERVERS))
         refs = [(r, label) for r, label in ECHO_REFS if r in med]
         out.append(f"### {conns} connection{'s' if conns > 1 else ''}, {fmt_size(size)}\n")
         header = ["server", "req/s"] + [f"÷ {label}" for _, label in refs]
-        header += ["CPU µs/req"] + [f"÷ {label}" for _, label in refs]
+        header += ["CPU µs/req"] + [f"÷ {label}" for _, label in refs] + ["CPU min–max"]
         header += ["p50 µs", "p99 µs", "p99 ÷ liburing", "server CPU", "loadgen CPU",
                    "others CPU"]
         out.append("| " + " | ".join(header) + " |")
@@ -225,6 +226,9 @@ def echo(raw_path):
             cells += [fmt_x(div(rps, med[r].get("req_per_s"))) for r, _ in refs]
             cells += [fmt_num(cpu_us, 2)]
             cells += [fmt_x(div(cpu, med[r].get("server_cpu_per_req"))) for r, _ in refs]
+            rounds_cpu = values[(conns, size)][server].get("server_cpu_per_req")
+            cells += [f"{min(rounds_cpu) / 1000:.2f}–{max(rounds_cpu) / 1000:.2f}"
+                      if rounds_cpu else "n/a"]
             p50, p99 = m.get("latency_p50"), m.get("latency_p99")
             cells += [fmt_num(None if p50 is None else p50 / 1000, 1),
                       fmt_num(None if p99 is None else p99 / 1000, 1),
@@ -233,13 +237,6 @@ def echo(raw_path):
                       f"{m['loadgen_cpu_util']:.0f}%" if "loadgen_cpu_util" in m else "n/a",
                       f"{m['others_cpu_util']:.0f}%" if "others_cpu_util" in m else "n/a"]
             out.append("| " + " | ".join(cells) + " |")
-        if "coring" in values[(conns, size)]:
-            v = values[(conns, size)]["coring"]
-            if v.get("req_per_s") and v.get("server_cpu_per_req"):
-                out.append(f"\ncoring over the rounds: {fmt_num(min(v['req_per_s']))}–"
-                           f"{fmt_num(max(v['req_per_s']))} req/s, "
-                           f"{min(v['server_cpu_per_req']) / 1000:.2f}–"
-                           f"{max(v['server_cpu_per_req']) / 1000:.2f} CPU µs/req.")
         out.append("")
     print("\n".join(out))
 
