@@ -395,6 +395,10 @@ Process spawn(const std::string& program,
         }
     }
 
+    // Python's close_fds=True: nothing but 0, 1 and 2 reaches the child, even descriptors the
+    // program opened without O_CLOEXEC (close_range(2) in the child, after the dup2s above).
+    FileActions::check(::posix_spawn_file_actions_addclosefrom_np(actions.get(), 3));
+
     // The child starts with an empty mask (the loop's thread blocks the signals it reads with
     // a signalfd) and the default disposition for SIGPIPE and SIGXFSZ (ignored here, as Python
     // does; restore_signals=True) and for every signal coring handles.

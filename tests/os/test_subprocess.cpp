@@ -179,6 +179,19 @@ TEST_CASE("Process: a given descriptor becomes the child's stdout", "[os][subpro
     });
 }
 
+TEST_CASE("Process: descriptors other than 0, 1, 2 do not reach the child", "[os][subprocess]") {
+    run_test([]() -> Task<> {
+        int leaky = ::fcntl(1, F_DUPFD, 100); // without FD_CLOEXEC
+        REQUIRE(leaky >= 100);
+        std::string cmd =
+                "test -e /proc/self/fd/" + std::to_string(leaky) + " && echo open || echo closed";
+        Process p = co_await coring::create_subprocess_shell(cmd, {.stdout_ = coring::PIPE});
+        auto [out, err] = co_await p.communicate();
+        ::close(leaky);
+        CHECK(out == std::optional<std::string>("closed\n"));
+    });
+}
+
 TEST_CASE("Process: cwd and env are honoured", "[os][subprocess]") {
     run_test([]() -> Task<> {
         Process pwd = co_await coring::create_subprocess_exec(
