@@ -11,6 +11,8 @@
 //   spawn_wait_seq       1,000 times: create_subprocess_exec("true"), then wait() [one child]
 //   spawn_wait_batch50   1,000 children in batches of 50: spawn 50, then gather their
 //                        wait()s [one child]
+//   spawn_wait_blocking  1,000 times: posix_spawn("/bin/true") then waitpid, no event loop: the
+//                        kernel's and glibc's share of the cost [one child] (coring only)
 #if __has_include(<valgrind/callgrind.h>)
 #include <valgrind/callgrind.h>
 #else
@@ -23,6 +25,9 @@
 #include <coring/run.hpp>
 #include <coring/subprocess.hpp>
 #include <coring/task.hpp>
+
+#include <spawn.h>
+#include <sys/wait.h>
 
 #include <cstdint>
 #include <cstdio>
@@ -78,6 +83,23 @@ Task<> spawn_wait_batch50() {
     r.report_ns_per_op();
 }
 
+void spawn_wait_blocking() {
+    std::uint64_t n = scaled(children);
+    char arg0[] = "/bin/true";
+    char* argv[] = {arg0, nullptr};
+    Region r("spawn_wait_blocking", n);
+    for (std::uint64_t i = 0; i < n; ++i) {
+        pid_t pid = 0;
+        if (::posix_spawn(&pid, "/bin/true", nullptr, nullptr, argv, environ) != 0) {
+            std::exit(1);
+        }
+        int status = 0;
+        ::waitpid(pid, &status, 0);
+        check(WEXITSTATUS(status));
+    }
+    r.report_ns_per_op();
+}
+
 const bench::Case cases[] = {
         {"spawn_wait_seq",
          [] {
@@ -87,6 +109,7 @@ const bench::Case cases[] = {
          [] {
              coring::run(spawn_wait_batch50());
          }},
+        {"spawn_wait_blocking", spawn_wait_blocking},
 };
 
 } // namespace

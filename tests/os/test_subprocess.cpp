@@ -188,6 +188,7 @@ TEST_CASE("Process: descriptors other than 0, 1, 2 do not reach the child", "[os
         Process p = co_await coring::create_subprocess_shell(cmd, {.stdout_ = coring::PIPE});
         auto [out, err] = co_await p.communicate();
         ::close(leaky);
+        INFO("fd " << leaky << " out " << out.value_or("none"));
         CHECK(out == std::optional<std::string>("closed\n"));
     });
 }
