@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -34,6 +35,22 @@ constexpr std::size_t log_threshold_for_connlost_writes = 5;
 constexpr std::size_t keep_send_capacity = 256 * 1024;
 
 } // namespace
+
+void ignore_sigpipe() noexcept {
+    static const bool done = [] {
+        struct sigaction current {};
+
+        if (::sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL &&
+            (current.sa_flags & SA_SIGINFO) == 0) {
+            struct sigaction ignore {};
+
+            ignore.sa_handler = SIG_IGN;
+            ::sigaction(SIGPIPE, &ignore, nullptr);
+        }
+        return true;
+    }();
+    static_cast<void>(done);
+}
 
 // ---- construction ----
 
@@ -837,6 +854,7 @@ StreamReader connect_read_pipe(int fd, std::size_t limit) {
 
 StreamWriter connect_write_pipe(int fd) {
     EventLoop& loop = get_running_loop();
+    detail::ignore_sigpipe();
     clear_nonblock(fd);
     Socket holder = Socket::from_fd(fd);
     return make_streams(loop, holder, detail::TransportKind::pipe, default_stream_limit, nullptr)

@@ -25,6 +25,7 @@
 #include <coring/signals.hpp>
 #include <coring/sleep.hpp>
 #include <coring/streams.hpp>
+#include <coring/subprocess.hpp>
 #include <coring/task.hpp>
 #include <coring/task_group.hpp>
 #include <coring/testing.hpp>

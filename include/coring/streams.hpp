@@ -526,8 +526,9 @@ StreamReader connect_read_pipe(int fd, std::size_t limit = default_stream_limit)
 
 /// A StreamWriter over the write end of a pipe (asyncio: loop.connect_write_pipe); takes
 /// ownership of fd and clears O_NONBLOCK. write_eof() closes the pipe. Writing to a pipe whose
-/// reader is gone raises SIGPIPE unless the program ignores it (send's MSG_NOSIGNAL does not
-/// exist for pipes); the write then fails with BrokenPipeError.
+/// reader is gone fails with BrokenPipeError: send's MSG_NOSIGNAL does not exist for pipes, so
+/// the first call sets the process's SIGPIPE disposition to SIG_IGN if it is still SIG_DFL, as
+/// Python does at start-up (a handler or SIG_IGN set by the program is left alone).
 StreamWriter connect_write_pipe(int fd);
 
 } // namespace coring

@@ -471,4 +471,9 @@ private:
     bool suspended_ = false;
 };
 
+/// Sets SIGPIPE to SIG_IGN once per process if it is still SIG_DFL (Python does so at start-up),
+/// so writing to a pipe whose reader is gone fails with EPIPE instead of killing the program.
+/// connect_write_pipe and the subprocess functions call it. Thread safety: any thread.
+void ignore_sigpipe() noexcept;
+
 } // namespace coring::detail

@@ -1,0 +1,362 @@
+// SPDX-License-Identifier: MIT
+// Child processes with pipes: create_subprocess_exec, create_subprocess_shell, Process
+// (asyncio.subprocess, with unix_events' PidfdChildWatcher).
+#pragma once
+
+#include <coring/event_loop.hpp>
+#include <coring/streams.hpp>
+#include <coring/task.hpp>
+
+#include <coring/detail/intrusive_list.hpp>
+#include <coring/detail/ring.hpp>
+#include <coring/detail/task_base.hpp>
+
+#include <sys/types.h>
+
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace coring {
+
+/// Where one of the child's standard streams goes (the stdin/stdout/stderr arguments of
+/// asyncio.create_subprocess_exec). Either one of the constants PIPE, DEVNULL, STDOUT, INHERIT,
+/// or a file descriptor of the parent: `.stdout_ = fd` (the descriptor is duplicated into the
+/// child; the caller keeps and closes its own).
+struct Stdio {
+    /// What the stream is connected to.
+    enum class Kind : std::uint8_t {
+        inherit, // the parent's own stream (asyncio's None)
+        pipe,    // a new pipe; the Process gets its end as stdin_/stdout_/stderr_
+        devnull, // /dev/null
+        stdout_, // stderr only: the same destination as the child's stdout
+        fd,      // the parent's descriptor fd
+    };
+
+    Kind kind = Kind::inherit;
+    int fd = -1;
+
+    constexpr Stdio() noexcept = default;
+
+    constexpr explicit Stdio(Kind k) noexcept : kind(k) {}
+
+    /// The parent's file descriptor `descriptor` (asyncio accepts an int fd the same way).
+    constexpr Stdio(int descriptor) noexcept : kind(Kind::fd), fd(descriptor) {} // NOLINT
+};
+
+/// A new pipe to the child (asyncio.subprocess.PIPE).
+inline constexpr Stdio PIPE{Stdio::Kind::pipe};
+/// /dev/null (asyncio.subprocess.DEVNULL).
+inline constexpr Stdio DEVNULL{Stdio::Kind::devnull};
+/// For stderr: merge into the child's stdout (asyncio.subprocess.STDOUT).
+inline constexpr Stdio STDOUT{Stdio::Kind::stdout_};
+/// The parent's own stream, the default (asyncio's None).
+inline constexpr Stdio INHERIT{Stdio::Kind::inherit};
+
+/// Options of create_subprocess_exec and create_subprocess_shell, designed for designated
+/// initialisers: `{.stdout_ = coring::PIPE, .stderr_ = coring::STDOUT}`. The three streams end
+/// in an underscore because stdin, stdout and stderr are macros of <cstdio>. cwd and env are
+/// views: what they refer to must stay valid until the process has started, which in
+/// `co_await create_subprocess_exec(...)` it does.
+struct SubprocessOptions {
+    /// The child's standard input: INHERIT (default), PIPE, DEVNULL or a descriptor.
+    Stdio stdin_{};
+    /// The child's standard output: INHERIT (default), PIPE, DEVNULL or a descriptor.
+    Stdio stdout_{};
+    /// The child's standard error: INHERIT (default), PIPE, DEVNULL, STDOUT or a descriptor.
+    Stdio stderr_{};
+    /// The child's working directory; empty: the parent's.
+    std::string_view cwd{};
+    /// The child's whole environment as "NAME=value" entries; unset: the parent's (asyncio's
+    /// env=None). `.env = entries` with a `std::vector<std::string> entries`.
+    std::optional<std::span<const std::string>> env{};
+    /// The StreamReader limit of stdout_ and stderr_ pipes (asyncio's limit).
+    std::size_t limit = default_stream_limit;
+};
+
+// WORKAROUND(gcc-12): a braced temporary of an aggregate with a non-trivial destructor inside a
+// co_await expression is destroyed twice (double free), so the options hold only views and
+// `co_await create_subprocess_exec(p, args, {.cwd = "/tmp"})` is safe with every compiler.
+static_assert(std::is_trivially_destructible_v<SubprocessOptions>);
+
+class Process;
+
+namespace detail {
+
+class ProcessWaitAwaiter;
+struct ProcessAccess;
+
+struct ProcessWaitTag {};
+
+/// The kernel side of one child: its pidfd, the poll that waits for its exit, its return code
+/// and the tasks in Process::wait(). Watched from spawn until reaped, as asyncio's child watcher
+/// does, so returncode() becomes known even when nobody waits and a dropped Process never
+/// leaves a zombie. Owned by its Process and, until the child is reaped, by its loop (it is a
+/// LoopResource); deleted when both have let go. Loop thread only.
+class ProcessState final : public LoopResource, public Completion {
+public:
+    /// Takes pidfd; starts watching it on loop. Throws: what Ring::get_sqe throws.
+    ProcessState(EventLoop& loop, pid_t pid, int pidfd);
+
+    ProcessState(const ProcessState&) = delete;
+    ProcessState& operator=(const ProcessState&) = delete;
+
+    pid_t pid() const noexcept { return pid_; }
+
+    const std::optional<int>& returncode() const noexcept { return returncode_; }
+
+    /// The Process is gone: delete now if the child was reaped, else when it is.
+    void release_by_process() noexcept;
+
+    /// Sends sig with pidfd_send_signal, unless the child was reaped already (Popen.send_signal
+    /// since Python 3.9). Throws: std::system_error for errors other than ESRCH.
+    void send_signal(int sig);
+
+    /// The loop closed: the poll was handed back already. Reaps the child if it has exited,
+    /// otherwise logs a warning naming its pid and leaves it.
+    void on_loop_close() noexcept override;
+
+private:
+    friend class ProcessWaitAwaiter;
+
+    ~ProcessState();
+
+    static void on_poll(Completion* c, int res, unsigned flags) noexcept;
+    void arm();
+    bool try_reap() noexcept;
+    bool try_reap_at_close() noexcept;
+    void finish(int code) noexcept;
+    void add_waiter(ProcessWaitAwaiter& w) noexcept;
+    void remove_waiter(ProcessWaitAwaiter& w) noexcept;
+    void sync_background() noexcept;
+    void maybe_delete() noexcept;
+
+    EventLoop* loop_; // null once the loop closed
+    pid_t pid_;
+    int pidfd_;
+    std::optional<int> returncode_;
+    IntrusiveList<ProcessWaitAwaiter, ProcessWaitTag> waiters_;
+    bool polling_ = false;    // the POLL_ADD on pidfd_ is in flight
+    bool background_ = false; // counted with count_background_io (in flight, nobody waits)
+    bool process_alive_ = true;
+    bool registered_ = false; // linked in the loop's resources
+};
+
+/// Awaiter of Process::wait(): ready at once when the return code is known, else a node in the
+/// state's waiter list (in the awaiting frame). Cancelling it unlinks only this waiter.
+class [[nodiscard]] ProcessWaitAwaiter final : public ListHook<ProcessWaitTag>, public Waiter {
+public:
+    explicit ProcessWaitAwaiter(ProcessState& s) noexcept : s_(&s) {}
+
+    /// Awaiters are moved only before they are awaited (create_task(proc.wait())).
+    ProcessWaitAwaiter(ProcessWaitAwaiter&& other) noexcept : s_(other.s_) {}
+
+    ProcessWaitAwaiter& operator=(const ProcessWaitAwaiter&) = delete;
+
+    ~ProcessWaitAwaiter() {
+        if (is_linked()) {
+            s_->remove_waiter(*this); // a waiting task destroyed under a live state
+        }
+    }
+
+    bool await_ready() const noexcept { return s_->returncode_.has_value(); }
+
+    template <class Promise>
+    void await_suspend(std::coroutine_handle<Promise> h) {
+        static_assert(std::is_base_of_v<TaskBase, Promise>,
+                      "coring awaitables must be awaited from a coring::Task coroutine");
+        task_ = h.promise().task_;
+        s_->add_waiter(*this);
+        suspended_ = true;
+        task_->suspend_on(h, &h.promise(), *this);
+    }
+
+    /// The child's return code. Throws: CancelledError.
+    int await_resume() {
+        if (!suspended_) {
+            return *s_->returncode_;
+        }
+        if (cancelled_) {
+            task_->throw_cancelled();
+        }
+        task_->throw_if_cancel_pending();
+        return code_;
+    }
+
+    bool cancel(const std::string&) noexcept override {
+        if (!is_linked()) {
+            return false; // the child was reaped: the task is scheduled already
+        }
+        s_->remove_waiter(*this);
+        cancelled_ = true;
+        task_->wake();
+        return true;
+    }
+
+    void describe(std::string& out) const override;
+
+private:
+    friend class ProcessState;
+
+    ProcessState* s_;
+    TaskBase* task_ = nullptr;
+    int code_ = 0; // copied when woken: the state may be gone by the time the task runs
+    bool suspended_ = false;
+    bool cancelled_ = false;
+};
+
+} // namespace detail
+
+/// A child process started by create_subprocess_exec or create_subprocess_shell
+/// (asyncio.subprocess.Process). Movable, not copyable. Dropping it neither kills nor waits for
+/// the child: the loop keeps watching it and reaps it when it exits, so it never stays a
+/// zombie; the pipes are closed.
+class Process {
+public:
+    Process(const Process&) = delete;
+    Process& operator=(const Process&) = delete;
+
+    Process(Process&& other) noexcept
+        : stdin_(std::move(other.stdin_)), stdout_(std::move(other.stdout_)),
+          stderr_(std::move(other.stderr_)), s_(std::exchange(other.s_, nullptr)) {}
+
+    Process& operator=(Process&& other) noexcept {
+        if (this != &other) {
+            reset();
+            stdin_ = std::move(other.stdin_);
+            stdout_ = std::move(other.stdout_);
+            stderr_ = std::move(other.stderr_);
+            s_ = std::exchange(other.s_, nullptr);
+        }
+        return *this;
+    }
+
+    ~Process() { reset(); }
+
+    /// The child's process id (Process.pid).
+    pid_t pid() const noexcept { return s_->pid(); }
+
+    /// The exit status once the child has been reaped, else nullopt (Process.returncode): the
+    /// exit code, or -N when signal N killed it. Set by the loop as soon as the child exits,
+    /// whether or not anyone waits.
+    std::optional<int> returncode() const noexcept { return s_->returncode(); }
+
+    /// Waits for the child to exit and returns its return code (Process.wait()). Any number of
+    /// tasks may wait; all get the code. Beware: with stdout_ or stderr_ a PIPE that nobody
+    /// reads, a child writing much output blocks forever; communicate() reads for you.
+    /// Cancellation: cancels only this wait; the child keeps running.
+    [[nodiscard]] detail::ProcessWaitAwaiter wait() noexcept {
+        return detail::ProcessWaitAwaiter(*s_);
+    }
+
+    /// Sends input to stdin_ (then closes it), reads stdout_ and stderr_ to EOF concurrently,
+    /// then waits for the child (Process.communicate). Returns (stdout data, stderr data); each
+    /// is nullopt when that stream is not a PIPE. A child that exits or closes its input before
+    /// reading all of input is not an error (BrokenPipeError and ConnectionResetError on stdin
+    /// are ignored, as asyncio does).
+    ///
+    ///     auto [out, err] = co_await proc.communicate("hello\n");
+    ///
+    /// Throws: ValueError when input is given and stdin_ is not a PIPE; the errors of reading.
+    /// Cancellation: stops the I/O; the child keeps running, the streams stay as they are.
+    [[nodiscard]] Task<std::pair<std::optional<std::string>, std::optional<std::string>>>
+    communicate(std::string input = {});
+
+    /// Sends signal sig to the child (Process.send_signal), through its pidfd, so a recycled
+    /// pid is never signalled. Does nothing once the child has been reaped (Python 3.9+).
+    /// Throws: std::system_error for an invalid signal or a permission error.
+    void send_signal(int sig) { s_->send_signal(sig); }
+
+    /// send_signal(SIGTERM) (Process.terminate).
+    void terminate();
+
+    /// send_signal(SIGKILL) (Process.kill).
+    void kill();
+
+    /// The write end of the child's stdin when it is a PIPE (Process.stdin).
+    std::optional<StreamWriter> stdin_;
+    /// The read end of the child's stdout when it is a PIPE (Process.stdout).
+    std::optional<StreamReader> stdout_;
+    /// The read end of the child's stderr when it is a PIPE (Process.stderr).
+    std::optional<StreamReader> stderr_;
+
+private:
+    friend struct detail::ProcessAccess;
+
+    explicit Process(detail::ProcessState* s) noexcept : s_(s) {}
+
+    void reset() noexcept {
+        if (s_ != nullptr) {
+            std::exchange(s_, nullptr)->release_by_process();
+        }
+    }
+
+    detail::ProcessState* s_;
+};
+
+/// Starts program with args (argv[0] is program itself; args follow, as in
+/// asyncio.create_subprocess_exec(program, *args)). A program without '/' is searched in the
+/// parent's PATH. The child starts with an empty signal mask and the default disposition of
+/// SIGPIPE and of every signal coring handles, its other descriptors closed on exec.
+///
+///     std::vector<std::string> args{"-l", "/tmp"};
+///     Process p = co_await coring::create_subprocess_exec("ls", args, {.stdout_ = coring::PIPE});
+///
+/// SIGPIPE: the first call sets the parent's SIGPIPE disposition to SIG_IGN if it is SIG_DFL
+/// (Python does it at start-up), so writing to a child that has exited raises BrokenPipeError
+/// instead of killing the program.
+/// Throws: std::system_error (ENOENT, EACCES, ...) whose what() names the program when it
+/// cannot be started; RuntimeError when no loop is running.
+[[nodiscard]] Task<Process> create_subprocess_exec(std::string program,
+                                                   std::vector<std::string> args = {},
+                                                   SubprocessOptions options = {});
+
+namespace detail {
+
+template <class A>
+concept SpawnArgument = std::is_convertible_v<A, std::string_view> ||
+        std::is_same_v<std::remove_cvref_t<A>, SubprocessOptions>;
+
+template <class A>
+void add_spawn_argument(std::vector<std::string>& args, SubprocessOptions& options, A&& a) {
+    if constexpr (std::is_same_v<std::remove_cvref_t<A>, SubprocessOptions>) {
+        options = std::forward<A>(a);
+    } else {
+        args.emplace_back(std::string_view(a));
+    }
+}
+
+} // namespace detail
+
+/// create_subprocess_exec with the arguments spelled out, as asyncio's `*args`, optionally
+/// followed by the options:
+///
+///     Process p = co_await coring::create_subprocess_exec(
+///             "sh", "-c", "echo $HOME", coring::SubprocessOptions{.stdout_ = coring::PIPE});
+///
+/// (GCC 12 cannot compile a braced list of strings inside a `co_await` expression, so this form
+/// is the convenient one there.) Throws: as create_subprocess_exec.
+template <class... A>
+
+requires(sizeof...(A) > 0 && (detail::SpawnArgument<A> && ...))
+        [[nodiscard]] Task<Process> create_subprocess_exec(std::string program, A&&... a) {
+    std::vector<std::string> args;
+    args.reserve(sizeof...(A));
+    SubprocessOptions options;
+    (detail::add_spawn_argument(args, options, std::forward<A>(a)), ...);
+    return create_subprocess_exec(std::move(program), std::move(args), std::move(options));
+}
+
+/// Runs cmd with /bin/sh -c (asyncio.create_subprocess_shell). Quoting is the caller's job.
+/// Throws: as create_subprocess_exec.
+[[nodiscard]] Task<Process> create_subprocess_shell(std::string cmd,
+                                                    SubprocessOptions options = {});
+
+} // namespace coring
