@@ -451,7 +451,9 @@ private:
     detail::ServerState* s_ = nullptr;
 };
 
-/// Options of open_connection (asyncio's keyword arguments).
+/// Options of open_connection (asyncio's keyword arguments). With GCC 12, build them in a named
+/// local when local_addr is set: GCC 12 destroys a braced temporary holding a string twice when
+/// it is an argument inside a co_await (docs/pitfalls.md).
 struct ConnectOptions {
     /// The StreamReader limit.
     std::size_t limit = default_stream_limit;

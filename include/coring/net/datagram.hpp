@@ -176,7 +176,9 @@ private:
     bool closed_ = false;
 };
 
-/// Options of create_datagram_endpoint (asyncio's keyword arguments).
+/// Options of create_datagram_endpoint (asyncio's keyword arguments). With GCC 12, build them in
+/// a named local (GCC 12 destroys a braced temporary holding a string twice when it is an
+/// argument inside a co_await; docs/pitfalls.md).
 struct DatagramOptions {
     /// Bind to this address (port 0: any free port).
     std::optional<HostPort> local_addr;
