@@ -156,6 +156,7 @@ void run_case(const char* name, Case make, int n, int rounds) {
     double beyond = (static_cast<double>(cold.heap_bytes) -
                      static_cast<double>(cold.frames * heap.frame_size)) /
                     n;
+    std::fprintf(stderr, "ITERATIONS %s %d\n", name, n); // per callgrind dump (the last: warm)
     std::printf("BENCH %s %.1f ns/op\n", name, median * 1e9 / n);
     std::printf("BENCH %s_heap %.1f B/op\n", name, beyond);
     std::fprintf(stderr,
