@@ -13,14 +13,6 @@
 //                        wait()s [one child]
 //   spawn_wait_blocking  1,000 times: posix_spawn("/bin/true") then waitpid, no event loop: the
 //                        kernel's and glibc's share of the cost [one child] (coring only)
-#if __has_include(<valgrind/callgrind.h>)
-#include <valgrind/callgrind.h>
-#else
-#define CALLGRIND_ZERO_STATS
-#define CALLGRIND_DUMP_STATS_AT(name) static_cast<void>(name)
-#define RUNNING_ON_VALGRIND 0
-#endif
-
 #include <coring/gather.hpp>
 #include <coring/run.hpp>
 #include <coring/subprocess.hpp>

@@ -22,12 +22,9 @@
 //         await stop
 //         server.close()
 //
-// Signals: SIGINT and SIGTERM are blocked and read from a signalfd through io_uring
-// (connect_read_pipe), so an idle server sleeps in io_uring_enter and wakes on the signal.
-// (coring's signal handlers, loop.add_signal_handler, will make this shorter.)
+// Signals: add_signal_handler reads SIGINT and SIGTERM from a signalfd through io_uring, so an
+// idle server sleeps in io_uring_enter and wakes on the signal.
 #include <coring/coring.hpp>
-
-#include <sys/signalfd.h>
 
 #include <csignal>
 #include <cstdio>
@@ -55,18 +52,24 @@ static coring::Task<> echo(coring::StreamReader reader, coring::StreamWriter wri
     writer.close();
 }
 
-static coring::Task<int> amain(std::uint16_t port, int signal_fd) {
-    coring::StreamReader signals = coring::connect_read_pipe(signal_fd);
+static coring::Task<int> amain(std::uint16_t port) {
+    coring::EventLoop& loop = coring::get_running_loop();
+    coring::Future<int> stop(loop);
+    for (int sig : {SIGINT, SIGTERM}) {
+        coring::add_signal_handler(loop, sig, [stop, sig] {
+            if (!stop.done()) {
+                stop.set_result(sig);
+            }
+        });
+    }
     coring::ServerOptions options;
     options.backlog = 1024; // load generators open many connections at once
     coring::Server server = co_await coring::start_server(echo, "127.0.0.1", port, options);
     std::printf("listening on %s\n", server.sockets().at(0).getsockname().to_string().c_str());
     std::fflush(stdout);
 
-    std::string info = co_await signals.readexactly(sizeof(signalfd_siginfo));
-    signalfd_siginfo si{};
-    std::memcpy(&si, info.data(), sizeof si);
-    std::fprintf(stderr, "echo_server: %s, stopping\n", strsignal(static_cast<int>(si.ssi_signo)));
+    int sig = co_await stop;
+    std::fprintf(stderr, "echo_server: %s, stopping\n", strsignal(sig));
     server.close(); // run() then cancels the connections' tasks
     co_return 0;
 }
@@ -77,16 +80,5 @@ int main(int argc, char** argv) {
         return 2;
     }
     auto port = static_cast<std::uint16_t>(std::strtoul(argv[1], nullptr, 10));
-    // Block the signals before any thread exists, then receive them through a signalfd.
-    sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGTERM);
-    sigprocmask(SIG_BLOCK, &mask, nullptr);
-    int signal_fd = signalfd(-1, &mask, SFD_CLOEXEC);
-    if (signal_fd < 0) {
-        std::perror("signalfd");
-        return 1;
-    }
-    return coring::run(amain(port, signal_fd));
+    return coring::run(amain(port));
 }
