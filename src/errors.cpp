@@ -65,6 +65,8 @@ std::exception_ptr make_os_error(int err, const std::string& what) {
         return std::make_exception_ptr(ConnectionRefusedError(err, what));
     case ECONNRESET:
         return std::make_exception_ptr(ConnectionResetError(err, what));
+    case ESRCH:
+        return std::make_exception_ptr(ProcessLookupError(err, what));
     default:
         return std::make_exception_ptr(std::system_error(err, std::system_category(), what));
     }

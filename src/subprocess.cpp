@@ -295,12 +295,15 @@ bool ProcessState::try_reap_at_close() noexcept {
 
 void ProcessState::send_signal(int sig) {
     if (returncode_) {
-        return; // reaped: its pid may belong to someone else now (Popen.send_signal, 3.9+)
+        // Reaped, and wait() has returned or can return at once: asyncio's transport has
+        // finished by then and raises ProcessLookupError.
+        throw ProcessLookupError(
+                ESRCH, fmt::format("send_signal {} to child process {}: it has exited", sig, pid_));
     }
     if (pidfd_send_signal(pidfd_, sig) < 0) {
         int err = errno;
         if (err == ESRCH) {
-            return; // exited, not reaped yet
+            return; // exited, not reaped yet: nothing to do (Popen.send_signal, Python 3.9+)
         }
         throw_errno(err, fmt::format("send_signal {} to child process {}", sig, pid_));
     }

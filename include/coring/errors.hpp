@@ -177,8 +177,18 @@ public:
     using ConnectionError::ConnectionError;
 };
 
+/// No such process: ESRCH (Python's ProcessLookupError), e.g. signalling a child that has been
+/// reaped already.
+class ProcessLookupError : public std::system_error {
+public:
+    /// err: the errno (ESRCH); what: the operation and its target.
+    ProcessLookupError(int err, const std::string& what)
+        : std::system_error(err, std::system_category(), what) {}
+};
+
 /// The exception for errno err, as Python's OSError constructor picks its subclass: one of the
-/// ConnectionError classes above for the connection errnos, std::system_error otherwise.
+/// ConnectionError classes above for the connection errnos, ProcessLookupError for ESRCH,
+/// std::system_error otherwise.
 /// what names the operation and its target ("connect 127.0.0.1:8080").
 std::exception_ptr make_os_error(int err, const std::string& what);
 

@@ -270,14 +270,16 @@ public:
     communicate(std::string input = {});
 
     /// Sends signal sig to the child (Process.send_signal), through its pidfd, so a recycled
-    /// pid is never signalled. Does nothing once the child has been reaped (Python 3.9+).
-    /// Throws: std::system_error for an invalid signal or a permission error.
+    /// pid is never signalled. A child that has exited but is not reaped yet is left alone
+    /// (Popen.send_signal, Python 3.9+). Throws: ProcessLookupError once the child has been
+    /// reaped (returncode() is set), as asyncio does once wait() can return;
+    /// std::system_error for an invalid signal or a permission error.
     void send_signal(int sig) { s_->send_signal(sig); }
 
-    /// send_signal(SIGTERM) (Process.terminate).
+    /// send_signal(SIGTERM) (Process.terminate). Throws: as send_signal.
     void terminate();
 
-    /// send_signal(SIGKILL) (Process.kill).
+    /// send_signal(SIGKILL) (Process.kill). Throws: as send_signal.
     void kill();
 
     /// The write end of the child's stdin when it is a PIPE (Process.stdin).

@@ -380,16 +380,36 @@ TEST_CASE("Process: communicate ignores a child that does not read its input", "
     });
 }
 
-TEST_CASE("Process: send_signal, terminate and kill after the exit do nothing",
+TEST_CASE("Process: send_signal, terminate and kill after wait() raise ProcessLookupError",
           "[os][subprocess]") {
     run_test([]() -> Task<> {
         Process p = co_await coring::create_subprocess_exec("true");
         int code = co_await p.wait();
         CHECK(code == 0);
-        CHECK_NOTHROW(p.send_signal(SIGTERM));
-        CHECK_NOTHROW(p.terminate());
-        CHECK_NOTHROW(p.kill());
+        CHECK_THROWS_AS(p.send_signal(SIGTERM), coring::ProcessLookupError);
+        CHECK_THROWS_AS(p.terminate(), coring::ProcessLookupError);
+        try {
+            p.kill();
+            FAIL("kill() after wait() did not throw");
+        } catch (const coring::ProcessLookupError& e) {
+            CHECK(e.code().value() == ESRCH);
+            CHECK_THAT(e.what(), Catch::Contains(std::to_string(p.pid())));
+        }
         CHECK(p.returncode() == 0);
+    });
+}
+
+TEST_CASE("Process: a signal to a child that exited but is not reaped yet is ignored",
+          "[os][subprocess]") {
+    run_test([]() -> Task<> {
+        Process p = co_await coring::create_subprocess_exec("true");
+        // Wait for the exit without reaping, so that the loop has not seen it yet.
+        siginfo_t info{};
+        REQUIRE(::waitid(P_PID, static_cast<id_t>(p.pid()), &info, WEXITED | WNOWAIT) == 0);
+        CHECK_FALSE(p.returncode().has_value());
+        CHECK_NOTHROW(p.kill());
+        int code = co_await p.wait();
+        CHECK(code == 0);
     });
 }
 
