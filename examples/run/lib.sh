@@ -22,6 +22,27 @@ start_server() {
     echo "server $(basename "$bin") listening on port $PORT"
 }
 
+# server_cpu_ticks: the server's user + system CPU time so far, in clock ticks (/proc/PID/stat).
+server_cpu_ticks() {
+    # Fields 14 and 15 after the ")" that ends the command name (which may contain spaces).
+    sed 's/.*) //' "/proc/$SERVER_PID/stat" | awk '{ print $12 + $13 }'
+}
+
+# expect_idle_server SECONDS: fails when the server burns CPU while nobody talks to it (busy
+# polling). A server asleep in io_uring_enter uses nothing; the bound is 10% of the span.
+expect_idle_server() {
+    local before after limit
+    before="$(server_cpu_ticks)"
+    sleep "$1"
+    after="$(server_cpu_ticks)"
+    limit="$(awk -v s="$1" -v hz="$(getconf CLK_TCK)" 'BEGIN { print int(s * hz / 10) }')"
+    echo "idle server used $((after - before)) clock ticks in $1 s (limit $limit)"
+    if [ $((after - before)) -gt "$limit" ]; then
+        echo "the idle server is busy polling" >&2
+        exit 1
+    fi
+}
+
 # stop_server: SIGTERM, then wait (at most 10 s) and require a clean exit.
 stop_server() {
     kill -TERM "$SERVER_PID"
