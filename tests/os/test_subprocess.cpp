@@ -342,6 +342,24 @@ TEST_CASE("Process: a dropped Process is reaped when its child exits", "[os][sub
     });
 }
 
+TEST_CASE("Process: returncode() is set when the child exits even if nobody waits",
+          "[os][subprocess]") {
+    run_test([]() -> Task<> {
+        Process p = co_await coring::create_subprocess_shell("echo bye; exit 7",
+                                                             {.stdout_ = coring::PIPE});
+        CHECK_FALSE(p.returncode().has_value()); // the loop has not run since the spawn
+        std::string out = co_await p.stdout_->read();
+        CHECK(out == "bye\n");
+        // The pipe's EOF comes first; the pidfd poll completes about when the child is gone.
+        auto deadline = std::chrono::steady_clock::now() + 5s;
+        while (!p.returncode() && std::chrono::steady_clock::now() < deadline) {
+            co_await coring::sleep(1ms); // nothing to await: no wait() on purpose
+        }
+        CHECK(p.returncode() == 7);
+        CHECK(reaped(p.pid()));
+    });
+}
+
 TEST_CASE("Process: stdout can be read line by line as it arrives", "[os][subprocess]") {
     run_test([]() -> Task<> {
         Process p = co_await coring::create_subprocess_shell(
