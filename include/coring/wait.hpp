@@ -284,13 +284,7 @@ public:
             throw TimeoutError();
         }
         future_->check_result();
-        if constexpr (std::is_void_v<T>) {
-            return;
-        } else if constexpr (Move && !std::is_reference_v<T>) {
-            return T(std::move(stored_result<T>(*future_)));
-        } else {
-            return static_cast<T&>(stored_result<T>(*future_));
-        }
+        return awaited_result<T, Move>(*future_);
     }
 
 private:

@@ -366,6 +366,20 @@ decltype(auto) stored_result(FutureBase& f) noexcept {
     }
 }
 
+/// What awaiting a finished child whose result type is T returns: nothing for void, the value
+/// moved out when Move (the child was awaited as an rvalue), a reference to it otherwise.
+template <class T, bool Move>
+decltype(auto) awaited_result(FutureBase& f) {
+    if constexpr (std::is_void_v<T>) {
+        static_cast<void>(f);
+        return;
+    } else if constexpr (Move && !std::is_reference_v<T>) {
+        return T(std::move(stored_result<T>(f)));
+    } else {
+        return static_cast<T&>(stored_result<T>(f));
+    }
+}
+
 /// What a combinator yields for a child result of type T: std::monostate for void (Python's
 /// None), T otherwise (references stay references).
 template <class T>
