@@ -24,6 +24,47 @@ namespace coring {
 template <class T, class Storage>
 class BasicQueue;
 
+namespace detail {
+
+/// A queue's getter or putter: a SyncWaiter with a ticket that, woken for an item or a slot
+/// another task took first, waits again at its turn instead of at the back.
+class QueueWaiter : public SyncWaiter {
+public:
+    std::uint64_t seq_; // ticket: the order in which waiters began waiting (set on suspending)
+
+protected:
+    QueueWaiter() noexcept = default;
+    ~QueueWaiter() = default;
+
+    /// await_suspend's work: links this waiter at the back of list with ticket seq, to be woken
+    /// through on_wake, and suspends the task.
+    template <class Promise>
+    void enqueue(std::coroutine_handle<Promise> h,
+                 IntrusiveList<SyncWaiter>& list,
+                 std::uint64_t seq,
+                 ReadyEntry on_wake) noexcept {
+        h_ = h;
+        inner_ = &h.promise();
+        seq_ = seq;
+        on_wake_ = on_wake;
+        list.push_back(*this);
+        suspend_here(h);
+    }
+
+    /// From on_woken: back into list at this waiter's turn, the task suspended again.
+    void wait_again(IntrusiveList<SyncWaiter>& list) noexcept {
+        requeue_in_order(list, *this);
+        state_ = WaitState::waiting;
+        task_->suspend_on(h_, inner_, *this);
+    }
+
+private:
+    std::coroutine_handle<> h_; // where the task resumes
+    TaskBase* inner_;           // set with h_
+};
+
+} // namespace detail
+
 /// Awaiter of a queue's get(). Lives in the awaiting frame and is the node of the queue's list
 /// of getters: waiting allocates nothing. A non-empty queue gives an item without suspending.
 ///
@@ -32,7 +73,7 @@ class BasicQueue;
 /// newest of a LifoQueue). If another task took the item before (get_nowait(), or a get() that
 /// found the queue non-empty), the getter waits again, keeping its turn.
 template <class Q>
-class [[nodiscard]] QueueGetAwaiter final : public detail::SyncWaiter {
+class [[nodiscard]] QueueGetAwaiter final : public detail::QueueWaiter {
 public:
     using value_type = typename Q::value_type;
 
@@ -59,12 +100,7 @@ public:
     void await_suspend(std::coroutine_handle<Promise> h) {
         task_ = task_of(h);
         q_->bind_loop(task_->loop(), "Queue");
-        h_ = h;
-        inner_ = &h.promise();
-        seq_ = q_->next_seq_++;
-        on_wake_ = {&QueueGetAwaiter::on_woken, this};
-        q_->getters_.push_back(*this);
-        suspend_here(h);
+        enqueue(h, q_->getters_, q_->next_seq_++, {&QueueGetAwaiter::on_woken, this});
     }
 
     /// Removes and returns the next item.
@@ -84,8 +120,6 @@ public:
         out += std::to_string(q_->qsize());
         out += " items)";
     }
-
-    std::uint64_t seq_; // ticket: the order in which getters began waiting (set on suspending)
 
 private:
     void resume_slow() {
@@ -115,23 +149,19 @@ private:
         Q& q = *w->q_;
         if (!w->task_->must_cancel() && q.empty() && !q.shutdown_) {
             // Someone took the item before this getter's turn came: wait again.
-            detail::requeue_in_order(q.getters_, *w);
-            w->state_ = detail::WaitState::waiting;
-            w->task_->suspend_on(w->h_, w->inner_, *w);
+            w->wait_again(q.getters_);
             return;
         }
         detail::TaskBase::step_entry(w->task_, false); // resumes in await_resume
     }
 
     Q* q_;
-    std::coroutine_handle<> h_; // where the task resumes
-    detail::TaskBase* inner_;   // set with h_
 };
 
 /// Awaiter of a queue's put(). Holds the item in the awaiting frame until there is room, and is
 /// the node of the queue's list of putters. A queue with room takes the item without suspending.
 template <class Q>
-class [[nodiscard]] QueuePutAwaiter final : public detail::SyncWaiter {
+class [[nodiscard]] QueuePutAwaiter final : public detail::QueueWaiter {
 public:
     using value_type = typename Q::value_type;
 
@@ -161,12 +191,7 @@ public:
     void await_suspend(std::coroutine_handle<Promise> h) {
         task_ = task_of(h);
         q_->bind_loop(task_->loop(), "Queue");
-        h_ = h;
-        inner_ = &h.promise();
-        seq_ = q_->next_seq_++;
-        on_wake_ = {&QueuePutAwaiter::on_woken, this};
-        q_->putters_.push_back(*this);
-        suspend_here(h);
+        enqueue(h, q_->putters_, q_->next_seq_++, {&QueuePutAwaiter::on_woken, this});
     }
 
     /// Throws: QueueShutDown when the queue was shut down while this task waited for room;
@@ -186,8 +211,6 @@ public:
         out += std::to_string(q_->maxsize());
         out += " items)";
     }
-
-    std::uint64_t seq_; // ticket: the order in which putters began waiting (set on suspending)
 
 private:
     void resume_slow() {
@@ -218,9 +241,7 @@ private:
         Q& q = *w->q_;
         if (!w->task_->must_cancel() && q.full() && !q.shutdown_) {
             // Someone filled the free slot before this putter's turn came: wait again.
-            detail::requeue_in_order(q.putters_, *w);
-            w->state_ = detail::WaitState::waiting;
-            w->task_->suspend_on(w->h_, w->inner_, *w);
+            w->wait_again(q.putters_);
             return;
         }
         detail::TaskBase::step_entry(w->task_, false); // resumes in await_resume
@@ -228,8 +249,6 @@ private:
 
     Q* q_;
     value_type item_;
-    std::coroutine_handle<> h_; // where the task resumes
-    detail::TaskBase* inner_;   // set with h_
 };
 
 /// The queue asyncio.Queue is, with the order of items left to Storage (FifoStorage,
