@@ -12,13 +12,13 @@ underneath), so file_read_seq_* read each 1 MiB chunk with loop.run_in_executor(
 f.readinto, buf), which is what aiofiles does; file_read_blocking_* is a plain readinto loop.
 """
 
-import argparse
 import asyncio
 import os
-import subprocess
 import sys
 import threading
 import time
+
+from support import main, new_loop, report_ns_per_op
 
 CASES = [
     "call_soon_threadsafe",
@@ -31,19 +31,6 @@ CASES = [
 
 CHUNK = 1 << 20
 FILE_CHUNKS = 256
-
-
-def new_loop(kind):
-    if kind == "uvloop":
-        import uvloop
-
-        return uvloop.new_event_loop()
-    return asyncio.new_event_loop()
-
-
-def report_ns_per_op(name, ns, ops):
-    print(f"ITERATIONS {name} {ops}", file=sys.stderr)
-    print(f"BENCH {name} {ns / ops:.2f} ns/op", flush=True)
 
 
 # ---- call_soon_threadsafe ----
@@ -172,25 +159,9 @@ RUNNERS = {
 }
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
-    parser.add_argument("--case", action="append", choices=CASES)
-    parser.add_argument("--list", action="store_true")
-    args = parser.parse_args()
-    if args.list:
-        print("\n".join(CASES))
-        return 0
-    if args.case:
-        for name in args.case:
-            RUNNERS[name](args.loop)
-        return 0
-    rc = 0
-    for name in CASES:  # each case in a fresh interpreter
-        sys.stdout.flush()
-        rc |= subprocess.call([sys.executable, __file__, "--loop", args.loop, "--case", name])
-    return rc
+def run_case(name, kind):
+    RUNNERS[name](kind)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(__doc__, __file__, CASES, run_case))

@@ -9,29 +9,16 @@ default child watcher (ThreadedChildWatcher: one thread per child doing waitpid)
 libuv's SIGCHLD handling.
 """
 
-import argparse
 import asyncio
-import subprocess
 import sys
 import time
+
+from support import main, new_loop, report_ns_per_op
 
 CASES = ["spawn_wait_seq", "spawn_wait_batch50"]
 
 CHILDREN = 1000
 BATCH = 50
-
-
-def new_loop(kind):
-    if kind == "uvloop":
-        import uvloop
-
-        return uvloop.new_event_loop()
-    return asyncio.new_event_loop()
-
-
-def report_ns_per_op(name, ns, ops):
-    print(f"ITERATIONS {name} {ops}", file=sys.stderr)
-    print(f"BENCH {name} {ns / ops:.2f} ns/op", flush=True)
 
 
 async def run_one():
@@ -65,29 +52,5 @@ def run_case(name, kind):
         loop.close()
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
-    ap.add_argument("--case", action="append")
-    ap.add_argument("--list", action="store_true")
-    args = ap.parse_args()
-    if args.list:
-        print("\n".join(CASES))
-        return 0
-    if not args.case:
-        rc = 0
-        for name in CASES:
-            sys.stdout.flush()
-            rc |= subprocess.call(
-                [sys.executable, __file__, "--loop", args.loop, "--case", name])
-        return rc
-    for name in args.case:
-        if name not in CASES:
-            print(f"unknown case {name!r}", file=sys.stderr)
-            return 2
-        run_case(name, args.loop)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(__doc__, __file__, CASES, run_case))

@@ -11,11 +11,10 @@ ever add time to a lap; the median lap goes to stderr). Without --case every cas
 fresh interpreter of its own.
 """
 
-import argparse
 import asyncio
-import subprocess
 import sys
-import time
+
+from support import LAPS, Region, main, new_loop
 
 CASES = [
     "lock_uncontended",
@@ -27,39 +26,6 @@ CASES = [
 ]
 
 LAPS = 50
-
-
-def new_loop(kind):
-    if kind == "uvloop":
-        import uvloop
-
-        return uvloop.new_event_loop()
-    return asyncio.new_event_loop()
-
-
-class Region:
-    """Times laps of a case's measured part; reports the fastest lap in ns per operation."""
-
-    def __init__(self, name, ops):
-        self.name, self.ops, self.laps = name, ops, []
-        self.t0 = time.perf_counter_ns()
-
-    def lap_start(self):
-        self.lap_t0 = time.perf_counter_ns()
-
-    def lap_end(self, ops):
-        self.laps.append((time.perf_counter_ns() - self.lap_t0) / ops)
-
-    def report_ns_per_op(self):
-        whole = (time.perf_counter_ns() - self.t0) / self.ops
-        laps = sorted(self.laps)
-        print(f"ITERATIONS {self.name} {self.ops}", file=sys.stderr)
-        print(
-            f"{self.name}: {len(laps)} laps, fastest {laps[0]:.2f}, "
-            f"median {laps[len(laps) // 2]:.2f}, whole region {whole:.2f} ns/op",
-            file=sys.stderr,
-        )
-        print(f"BENCH {self.name} {laps[0]:.2f} ns/op", flush=True)
 
 
 # ---- lock_uncontended, lock_scoped ----
@@ -236,26 +202,5 @@ def run_case(name, kind):
         loop.close()
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
-    parser.add_argument("--case", action="append", choices=CASES, default=[])
-    parser.add_argument("--list", action="store_true", help="print the case names")
-    args = parser.parse_args()
-    if args.list:
-        print("\n".join(CASES))
-        return 0
-    if not args.case:
-        rc = 0
-        for name in CASES:
-            sys.stdout.flush()
-            cmd = [sys.executable, __file__, "--loop", args.loop, "--case", name]
-            rc |= subprocess.call(cmd)
-        return rc
-    for name in args.case:
-        run_case(name, args.loop)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(__doc__, __file__, CASES, run_case))
