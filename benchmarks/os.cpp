@@ -22,14 +22,6 @@
 //   file_read_blocking_cold     the same with read(2) [1 MiB read from the device]
 //   file_read_qd4_cold          File::preadinto with four 1 MiB reads in flight (four tasks
 //                               reading interleaved chunks), cold cache [1 MiB read] (coring only)
-#if __has_include(<valgrind/callgrind.h>)
-#include <valgrind/callgrind.h>
-#else
-#define CALLGRIND_ZERO_STATS
-#define CALLGRIND_DUMP_STATS_AT(name) static_cast<void>(name)
-#define RUNNING_ON_VALGRIND 0
-#endif
-
 #include <coring/executor.hpp>
 #include <coring/file.hpp>
 #include <coring/future.hpp>
@@ -49,39 +41,14 @@
 #include <thread>
 #include <vector>
 
+#include "support.hpp"
+
+using bench::Region;
+using bench::scaled;
 using coring::Task;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-// Under valgrind everything is ~50x slower: a tenth of the operations.
-std::uint64_t scaled(std::uint64_t n) {
-    return RUNNING_ON_VALGRIND ? n / 10 : n;
-}
-
-// The measured part of a case: callgrind counts exactly this part; prints the BENCH line.
-class Region {
-public:
-    Region(const char* name, std::uint64_t ops) : name_(name), ops_(ops) {
-        CALLGRIND_ZERO_STATS;
-        t0_ = Clock::now();
-    }
-
-    Region(const Region&) = delete;
-    Region& operator=(const Region&) = delete;
-
-    void report_ns_per_op() {
-        auto ns = std::chrono::duration<double, std::nano>(Clock::now() - t0_).count();
-        CALLGRIND_DUMP_STATS_AT(name_);
-        std::fprintf(stderr, "ITERATIONS %s %llu\n", name_, static_cast<unsigned long long>(ops_));
-        std::printf("BENCH %s %.2f ns/op\n", name_, ns / static_cast<double>(ops_));
-    }
-
-private:
-    const char* name_;
-    std::uint64_t ops_;
-    Clock::time_point t0_;
-};
 
 // ---- call_soon_threadsafe ----
 
@@ -265,11 +232,6 @@ void bench_file_read(const char* name, Reader reader, bool warm) {
     r.report_ns_per_op();
 }
 
-struct Case {
-    const char* name;
-    void (*run)();
-};
-
 void file_read_seq_warm() {
     bench_file_read("file_read_seq_warm", Reader::coring, true);
 }
@@ -290,7 +252,7 @@ void file_read_qd4_cold() {
     bench_file_read("file_read_qd4_cold", Reader::coring_qd4, false);
 }
 
-const Case cases[] = {
+const bench::Case cases[] = {
         {"call_soon_threadsafe", &bench_call_soon_threadsafe},
         {"to_thread", &bench_to_thread},
         {"file_read_seq_warm", &file_read_seq_warm},
@@ -300,57 +262,8 @@ const Case cases[] = {
         {"file_read_qd4_cold", &file_read_qd4_cold},
 };
 
-const Case* find_case(const char* name) {
-    for (const Case& c : cases) {
-        if (std::strcmp(c.name, name) == 0) {
-            return &c;
-        }
-    }
-    return nullptr;
-}
-
 } // namespace
 
 int main(int argc, char** argv) {
-    std::vector<const Case*> selected;
-    for (int i = 1; i < argc; ++i) {
-        if (std::strcmp(argv[i], "--list") == 0) {
-            for (const Case& c : cases) {
-                std::printf("%s\n", c.name);
-            }
-            return 0;
-        }
-        if (std::strcmp(argv[i], "--case") == 0 && i + 1 < argc) {
-            const Case* c = find_case(argv[++i]);
-            if (c == nullptr) {
-                std::fprintf(stderr, "bench_os: unknown case '%s'\n", argv[i]);
-                return 2;
-            }
-            selected.push_back(c);
-        } else {
-            std::fprintf(stderr, "usage: bench_os [--case NAME]... [--list]\n");
-            return 2;
-        }
-    }
-    if (!selected.empty()) {
-        for (const Case* c : selected) {
-            c->run();
-            std::fflush(stdout);
-        }
-        return 0;
-    }
-    int rc = 0;
-    for (const Case& c : cases) { // each case in a fresh process
-        std::fflush(stdout);
-        pid_t pid = ::fork();
-        if (pid == 0) {
-            ::execl("/proc/self/exe", argv[0], "--case", c.name, static_cast<char*>(nullptr));
-            std::perror("execl /proc/self/exe");
-            ::_exit(127);
-        }
-        int status = 0;
-        ::waitpid(pid, &status, 0);
-        rc |= WIFEXITED(status) ? WEXITSTATUS(status) : 1;
-    }
-    return rc;
+    return bench::main("bench_os", cases, argc, argv);
 }
