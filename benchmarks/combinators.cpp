@@ -10,7 +10,7 @@
 // (bytes allocated during the round - frames * frame block size) / tasks.
 #include <coring/coring.hpp>
 
-#include <valgrind/callgrind.h>
+#include "support.hpp"
 
 #include <algorithm>
 #include <chrono>
