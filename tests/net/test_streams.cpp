@@ -849,7 +849,7 @@ TEST_CASE("Server: close_clients closes the open connections", "[net][streams][s
     });
 }
 
-// ---- closing: close() takes effect at once (issue 10, defect 5) ----
+// ---- closing: close() takes effect at once (issue 10, defects 5 and 8) ----
 
 namespace {
 
@@ -915,6 +915,20 @@ tcp_server(std::string host, coring::ClientConnectedCallback handler = echo_hand
 Task<std::pair<coring::Server, coring::SocketAddress>> unix_server(std::string path) {
     auto server = co_await coring::start_unix_server(echo_handler, path);
     co_return std::pair{server, coring::SocketAddress::unix_path(path)};
+}
+
+// Reads until EOF and adds up the bytes in *count, then closes.
+Task<> count_bytes(StreamReader reader, StreamWriter writer, std::shared_ptr<std::size_t> count) {
+    char buf[65536];
+    for (;;) {
+        std::size_t n = co_await reader.read_into(buf);
+        if (n == 0) {
+            break;
+        }
+        *count += n;
+    }
+    writer.close();
+    co_await writer.wait_closed();
 }
 
 } // namespace
@@ -987,6 +1001,86 @@ TEST_CASE("Server: close() refuses new connections at once and keeps the open on
         co_await closed;
         CHECK(server.connection_count() == 0);
         CHECK(connect_now(address) == ECONNREFUSED);
+    });
+}
+
+TEST_CASE("StreamWriter: drain() right after close() raises ConnectionResetError",
+          "[net][streams]") {
+    coring::test::run_test([]() -> Task<> {
+        auto server = co_await coring::start_server(echo_handler, "127.0.0.1", 0);
+        auto [reader, writer] = co_await coring::open_connection("127.0.0.1", port_of(server));
+        writer.close();
+        CHECK(writer.is_closing());
+        CO_CHECK_THROWS_AS(writer.drain(), coring::ConnectionResetError);
+        // asyncio drops writes after close and warns from the fifth on.
+        coring::test::LogCapture logs;
+        for (int i = 0; i < 4; ++i) {
+            writer.write("dropped");
+        }
+        CHECK(!logs.contains("socket.send() raised exception."));
+        writer.write("dropped");
+        CHECK(logs.contains("socket.send() raised exception."));
+        co_await coring::sleep(0s);
+        CO_CHECK_THROWS_AS(writer.drain(), coring::ConnectionResetError);
+        co_await writer.wait_closed();
+        CO_CHECK_THROWS_AS(writer.drain(), coring::ConnectionResetError);
+        server.close();
+        co_await server.wait_closed();
+    });
+}
+
+TEST_CASE("StreamWriter: what was written before close() reaches the peer whole",
+          "[net][streams]") {
+    coring::test::run_test([]() -> Task<> {
+        auto count = std::make_shared<std::size_t>(0);
+        auto server = co_await coring::start_server(
+                [count](StreamReader r, StreamWriter w) { return count_bytes(r, w, count); },
+                "127.0.0.1",
+                0);
+        auto [reader, writer] = co_await coring::open_connection("127.0.0.1", port_of(server));
+        constexpr std::size_t size = 4 * 1024 * 1024; // far above the high-water mark
+        writer.write(std::string(size, 'x'));
+        writer.close();
+        CHECK(writer.is_closing());
+        writer.write("late"); // dropped, as asyncio's transport drops writes after close
+        CO_CHECK_THROWS_AS(writer.drain(), coring::ConnectionResetError);
+        co_await writer.wait_closed();
+        server.close();
+        co_await server.wait_closed(); // the handler read to EOF
+        CHECK(*count == size);
+    });
+}
+
+TEST_CASE("StreamWriter: the peer sees EOF once wait_closed() returns", "[net][streams]") {
+    coring::test::run_test([]() -> Task<> {
+        coring::Socket listener(AF_INET, SOCK_STREAM);
+        listener.bind(coring::SocketAddress::ip("127.0.0.1", 0));
+        listener.listen();
+        std::uint16_t port = listener.getsockname().port();
+        for (int i = 0; i < 100; ++i) {
+            auto [reader, writer] = co_await coring::open_connection("127.0.0.1", port);
+            coring::Socket peer = coring::Socket::from_fd(
+                    ::accept4(listener.fd(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+            REQUIRE(peer);
+            // A read in flight holds the socket in the kernel: close() must still end it.
+            auto reading = coring::create_task(reader.read(100));
+            co_await coring::sleep(0s);
+            writer.write("bye");
+            writer.close();
+            co_await writer.wait_closed();
+            char buf[16];
+            ssize_t n = ::recv(peer.fd(), buf, sizeof buf, 0);
+            ssize_t end = ::recv(peer.fd(), buf, sizeof buf, 0);
+            INFO("round " << i << ", errno " << errno);
+            CHECK(n == 3);
+            CHECK(end == 0); // EOF now, not EAGAIN
+            std::string got = co_await reading;
+            CHECK(got.empty());
+            ::close(peer.release());
+            if (n != 3 || end != 0) {
+                break;
+            }
+        }
     });
 }
 
