@@ -420,8 +420,10 @@ public:
     /// The listening sockets; empty once closed.
     const std::vector<Socket>& sockets() const noexcept;
 
-    /// Stops listening: the listening sockets are closed, connections stay open (close_clients
-    /// closes them). A pending serve_forever() raises CancelledError, as in asyncio.
+    /// Stops listening at once: when close() returns, a connect to the server's addresses is
+    /// refused (the listening sockets are shut down; their fds are closed once the kernel has
+    /// handed their accepts back). Connections stay open (close_clients closes them). A pending
+    /// serve_forever() raises CancelledError, as in asyncio.
     void close() noexcept;
 
     /// Closes every connection the server accepted (asyncio 3.13's close_clients).
@@ -430,7 +432,8 @@ public:
     /// Aborts every connection the server accepted (asyncio 3.13's abort_clients).
     void abort_clients() noexcept;
 
-    /// Waits until the server is closed and all its connections are closed (asyncio 3.12).
+    /// Waits until the server is closed, its listening sockets are closed in the kernel and all
+    /// its connections are closed (asyncio 3.12).
     [[nodiscard]] Task<> wait_closed();
 
     /// Starts accepting (if not yet) and waits until the server is closed; cancelled, it closes
