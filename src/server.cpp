@@ -281,8 +281,9 @@ void ServerState::close() noexcept {
         // nor a close of the fd can: both are queued until the next io_uring_enter, and the
         // accept holds a reference to the socket until the kernel hands it back. shutdown(2)
         // is synchronous and needs no last reference: a TCP listener leaves LISTEN (connects
-        // are refused, those in the backlog reset), a Unix one refuses connects, and the
-        // accept in flight ends (EINVAL).
+        // are refused, those in the backlog reset), a Unix one refuses connects. It also ends
+        // the accept in flight with EINVAL on TCP, and a single accept on Unix (Linux 6.x);
+        // a multishot accept on a Unix socket stays armed until the cancel below ends it.
         ::shutdown(l.closing.fd(), SHUT_RDWR);
         if (l.retry_pending && loop_ != nullptr) {
             loop_->remove_timer(l);
