@@ -12,6 +12,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -153,9 +154,11 @@ void ServerState::on_accept(Completion* c, int res, unsigned flags) noexcept {
         } else {
             close_fd(res); // accepted while the server was closing
         }
-    } else {
+    } else if (s.serving_) {
         s.accept_failed(l, -res);
     }
+    // An error while not serving is close() ending the accept (ECANCELED, or EINVAL from the
+    // shutdown of its socket): nothing to report, and no reason to give up multishot accepts.
     if (!(flags & IORING_CQE_F_MORE)) {
         // The accept (multishot or single) has ended: arm the next, or finish closing.
         l.accept_in_flight = false;
@@ -274,6 +277,14 @@ void ServerState::close() noexcept {
     for (std::size_t i = 0; i < listeners_.size(); ++i) {
         Listener& l = *listeners_[i];
         l.closing = std::move(sockets_[i]);
+        // Refuse connections now, as asyncio's close(2) of the socket does. Neither the cancel
+        // nor a close of the fd can: both are queued until the next io_uring_enter, and the
+        // accept holds a reference to the socket until the kernel hands it back. shutdown(2)
+        // is synchronous and needs no last reference: a TCP listener leaves LISTEN (connects
+        // are refused, those in the backlog reset), a Unix one refuses connects. It also ends
+        // the accept in flight with EINVAL on TCP, and a single accept on Unix (Linux 6.x);
+        // a multishot accept on a Unix socket stays armed until the cancel below ends it.
+        ::shutdown(l.closing.fd(), SHUT_RDWR);
         if (l.retry_pending && loop_ != nullptr) {
             loop_->remove_timer(l);
             l.retry_pending = false;
@@ -309,7 +320,9 @@ void ServerState::close() noexcept {
 
 void ServerState::listener_done(Listener& l) noexcept {
     if (l.closing) {
-        l.closing.reset();
+        // close(2), not the ring's asynchronous close: wait_closed() must find the socket
+        // closed, and closing a listening socket does not block.
+        sys.close(l.closing.release());
         --listeners_open_;
     }
     maybe_wake_closed();

@@ -198,8 +198,8 @@ void StreamTransport::write_refused(std::size_t n) {
         throw RuntimeError("Cannot call write() after write_eof()");
     }
     static_cast<void>(n);
-    // asyncio drops writes to a lost connection and warns after a few.
-    if (conn_lost_ && ++lost_writes_ >= log_threshold_for_connlost_writes) {
+    // asyncio drops writes to a closed or lost connection and warns after a few.
+    if (++lost_writes_ >= log_threshold_for_connlost_writes) {
         log(LogLevel::warning, "socket.send() raised exception.");
     }
 }

@@ -121,7 +121,7 @@ public:
 
     bool await_ready() const noexcept {
         const detail::StreamTransport& t = *t_;
-        return !t.paused() || t.connection_error() || t.read_error_ || t.closed();
+        return !t.paused() || t.is_closing() || t.connection_error() || t.read_error_ || t.closed();
     }
 
     template <class Promise>
@@ -279,8 +279,9 @@ public:
     /// A writer over a transport (for coring's own layers).
     explicit StreamWriter(detail::TransportRef transport) noexcept : t_(std::move(transport)) {}
 
-    /// Queues data; never blocks, never fails for lack of room.
-    /// Throws: RuntimeError after write_eof(). After the connection is lost, data is dropped.
+    /// Queues data; never blocks, never fails for lack of room. After close() or once the
+    /// connection is lost, data is dropped, with a warning logged from the fifth such write on
+    /// (asyncio's transport does the same). Throws: RuntimeError after write_eof().
     void write(std::string_view data) { t_->write(data.data(), data.size()); }
 
     /// Queues raw bytes.
@@ -298,7 +299,8 @@ public:
 
     /// Waits until the buffer is below the high-water mark again (at once if it is).
     /// Throws: the connection's error (ConnectionResetError, BrokenPipeError, ...);
-    /// ConnectionResetError once the transport is closed; CancelledError.
+    /// ConnectionResetError from close() on, at once, even while the fd's close is still in
+    /// the kernel (asyncio: "Connection lost"); CancelledError.
     [[nodiscard]] DrainAwaiter drain() noexcept { return DrainAwaiter(*t_); }
 
     /// Whether write_eof() is possible (sockets and pipes: yes).
@@ -308,8 +310,10 @@ public:
     /// pipes. The peer reads EOF; this side can still read.
     void write_eof() { t_->write_eof(); }
 
-    /// Closes the stream: reading stops (a waiting read sees EOF), the buffered data is sent,
-    /// then the fd is closed through io_uring. Idempotent.
+    /// Closes the stream. At once: is_closing() is true, drain() raises ConnectionResetError,
+    /// write() drops its data, reading stops (a waiting read sees EOF). Then the data written
+    /// before close() is sent, and the fd is closed through io_uring (see wait_closed()).
+    /// Idempotent.
     void close() noexcept { t_->close(); }
 
     /// Closes at once, dropping what is buffered (asyncio's transport.abort()).
@@ -318,7 +322,9 @@ public:
     /// Whether close() was called or the connection was lost.
     bool is_closing() const noexcept { return t_->is_closing(); }
 
-    /// Waits until the fd is closed. Throws: the error that ended the connection, if any.
+    /// Waits until the fd is closed in the kernel: the data written before close() has been
+    /// sent and the close has completed, so the peer can read EOF. Throws: the error that
+    /// ended the connection, if any.
     [[nodiscard]] WaitClosedAwaiter wait_closed() noexcept { return WaitClosedAwaiter(*t_); }
 
     /// asyncio's get_extra_info: "peername" and "sockname" (SocketAddress), "socket" (the
@@ -414,8 +420,10 @@ public:
     /// The listening sockets; empty once closed.
     const std::vector<Socket>& sockets() const noexcept;
 
-    /// Stops listening: the listening sockets are closed, connections stay open (close_clients
-    /// closes them). A pending serve_forever() raises CancelledError, as in asyncio.
+    /// Stops listening at once: when close() returns, a connect to the server's addresses is
+    /// refused (the listening sockets are shut down; their fds are closed once the kernel has
+    /// handed their accepts back). Connections stay open (close_clients closes them). A pending
+    /// serve_forever() raises CancelledError, as in asyncio.
     void close() noexcept;
 
     /// Closes every connection the server accepted (asyncio 3.13's close_clients).
@@ -424,7 +432,8 @@ public:
     /// Aborts every connection the server accepted (asyncio 3.13's abort_clients).
     void abort_clients() noexcept;
 
-    /// Waits until the server is closed and all its connections are closed (asyncio 3.12).
+    /// Waits until the server is closed, its listening sockets are closed in the kernel and all
+    /// its connections are closed (asyncio 3.12).
     [[nodiscard]] Task<> wait_closed();
 
     /// Starts accepting (if not yet) and waits until the server is closed; cancelled, it closes

@@ -849,6 +849,241 @@ TEST_CASE("Server: close_clients closes the open connections", "[net][streams][s
     });
 }
 
+// ---- closing: close() takes effect at once (issue 10, defects 5 and 8) ----
+
+namespace {
+
+// errno of a blocking connect(2) to address, 0 when it connected. Not through the loop: the
+// kernel's answer at this moment, before anything queued in the ring has been submitted.
+int connect_now(const coring::SocketAddress& address) {
+    coring::Socket s(address.family(), SOCK_STREAM);
+    timeval tv{5, 0}; // a connect that hangs fails the test instead of the run
+    ::setsockopt(s.fd(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    int err = ::connect(s.fd(), address.data(), address.size()) == 0 ? 0 : errno;
+    ::close(s.release());
+    return err;
+}
+
+// Starts a server, closes it, and checks that a connect is refused (errno `refused`) right
+// after close() and after wait_closed(), rounds times. Odd rounds close before the accept has
+// reached the kernel, even rounds after an iteration of the loop.
+template <class Start>
+Task<> check_close_refuses(Start start, int refused, int rounds) {
+    for (int i = 0; i < rounds; ++i) {
+        auto [server, address] = co_await start();
+        if (i % 2 == 0) {
+            co_await coring::sleep(0s);
+        }
+        server.close();
+        int after_close = connect_now(address);
+        co_await server.wait_closed();
+        int after_wait = connect_now(address);
+        INFO("round " << i);
+        CHECK(after_close == refused);
+        CHECK(after_wait == refused);
+        if (after_close != refused || after_wait != refused) {
+            break; // one failing round says it all
+        }
+    }
+}
+
+// A server on a port bound by number and without SO_REUSEADDR. A listener bound to port 0
+// gives its port back when it stops listening, and a test server of another process on the
+// machine could take it before the checks are done; this one keeps it until its fd is closed.
+Task<std::pair<coring::Server, coring::SocketAddress>>
+tcp_server(std::string host, coring::ClientConnectedCallback handler = echo_handler) {
+    coring::ServerOptions options;
+    options.reuse_address = false;
+    for (int attempt = 0;; ++attempt) {
+        auto address = coring::SocketAddress::ip(host, 0);
+        coring::Socket probe(address.family(), SOCK_STREAM);
+        probe.bind(address);
+        std::uint16_t port = probe.getsockname().port();
+        ::close(probe.release());
+        try {
+            auto server = co_await coring::start_server(handler, host, port, options);
+            co_return std::pair{server, coring::SocketAddress::ip(host, port)};
+        } catch (const std::system_error& e) {
+            // EADDRINUSE: the port was taken meanwhile; try another.
+            if (e.code().value() != EADDRINUSE || attempt == 20) {
+                throw;
+            }
+        }
+    }
+}
+
+Task<std::pair<coring::Server, coring::SocketAddress>> unix_server(std::string path) {
+    auto server = co_await coring::start_unix_server(echo_handler, path);
+    co_return std::pair{server, coring::SocketAddress::unix_path(path)};
+}
+
+// Reads until EOF and adds up the bytes in *count, then closes.
+Task<> count_bytes(StreamReader reader, StreamWriter writer, std::shared_ptr<std::size_t> count) {
+    char buf[65536];
+    for (;;) {
+        std::size_t n = co_await reader.read_into(buf);
+        if (n == 0) {
+            break;
+        }
+        *count += n;
+    }
+    writer.close();
+    co_await writer.wait_closed();
+}
+
+} // namespace
+
+TEST_CASE("Server: a connect right after close() or wait_closed() is refused",
+          "[net][streams][server]") {
+    coring::test::run_test([]() -> Task<> {
+        co_await check_close_refuses([] { return tcp_server("127.0.0.1"); }, ECONNREFUSED, 100);
+    });
+}
+
+TEST_CASE("Server: a connect right after close() is refused with single accepts too",
+          "[net][streams][server]") {
+    coring::detail::set_multishot_accept(false);
+    coring::test::run_test([]() -> Task<> {
+        co_await check_close_refuses([] { return tcp_server("127.0.0.1"); }, ECONNREFUSED, 100);
+    });
+    coring::detail::set_multishot_accept(true);
+}
+
+TEST_CASE("Server: a connect right after close() is refused over IPv6",
+          "[net][streams][server][ipv6]") {
+    if (!coring::test::ipv6_available()) {
+        CORING_SKIP("no IPv6 loopback");
+    }
+    coring::test::run_test([]() -> Task<> {
+        co_await check_close_refuses([] { return tcp_server("::1"); }, ECONNREFUSED, 100);
+    });
+}
+
+TEST_CASE("Server: a Unix server's socket is gone right after close()",
+          "[net][streams][server][unix]") {
+    coring::test::run_test([]() -> Task<> {
+        coring::test::TempDir dir;
+        std::string path = dir.file("close.sock");
+        // The file is removed at close (asyncio 3.13), so the connect finds nothing.
+        co_await check_close_refuses([&] { return unix_server(path); }, ENOENT, 100);
+        CHECK(::access(path.c_str(), F_OK) != 0);
+        // An abstract name has no file: the socket itself must refuse, and each round binds
+        // the name again, which fails while the last round's socket is still open.
+        std::string abstract = std::string(1, '\0') + "coring-close-" + std::to_string(::getpid());
+        co_await check_close_refuses([&] { return unix_server(abstract); }, ECONNREFUSED, 100);
+    });
+}
+
+TEST_CASE("Server: close() refuses new connections at once and keeps the open ones",
+          "[net][streams][server]") {
+    coring::test::run_test([]() -> Task<> {
+        auto [server, address] = co_await tcp_server("127.0.0.1", line_echo_handler);
+        std::uint16_t port = address.port();
+        auto [reader, writer] = co_await coring::open_connection("127.0.0.1", port);
+        writer.write("before\n");
+        std::string a = co_await reader.readline();
+        CHECK(a == "before\n");
+
+        server.close();
+        CHECK(connect_now(address) == ECONNREFUSED);
+        CO_CHECK_THROWS_AS(coring::open_connection("127.0.0.1", port),
+                           coring::ConnectionRefusedError);
+        auto closed = coring::create_task(server.wait_closed());
+        co_await coring::sleep(20ms);
+        CHECK(!closed.done()); // asyncio 3.12: wait_closed waits for the connections
+        CHECK(server.connection_count() == 1);
+
+        writer.write("after\n"); // the open connection is served as before
+        std::string b = co_await reader.readline();
+        CHECK(b == "after\n");
+        writer.close();
+        co_await writer.wait_closed();
+        co_await closed;
+        CHECK(server.connection_count() == 0);
+        CHECK(connect_now(address) == ECONNREFUSED);
+    });
+}
+
+TEST_CASE("StreamWriter: drain() right after close() raises ConnectionResetError",
+          "[net][streams]") {
+    coring::test::run_test([]() -> Task<> {
+        auto server = co_await coring::start_server(echo_handler, "127.0.0.1", 0);
+        auto [reader, writer] = co_await coring::open_connection("127.0.0.1", port_of(server));
+        writer.close();
+        CHECK(writer.is_closing());
+        CO_CHECK_THROWS_AS(writer.drain(), coring::ConnectionResetError);
+        // asyncio drops writes after close and warns from the fifth on.
+        coring::test::LogCapture logs;
+        for (int i = 0; i < 4; ++i) {
+            writer.write("dropped");
+        }
+        CHECK(!logs.contains("socket.send() raised exception."));
+        writer.write("dropped");
+        CHECK(logs.contains("socket.send() raised exception."));
+        co_await coring::sleep(0s);
+        CO_CHECK_THROWS_AS(writer.drain(), coring::ConnectionResetError);
+        co_await writer.wait_closed();
+        CO_CHECK_THROWS_AS(writer.drain(), coring::ConnectionResetError);
+        server.close();
+        co_await server.wait_closed();
+    });
+}
+
+TEST_CASE("StreamWriter: what was written before close() reaches the peer whole",
+          "[net][streams]") {
+    coring::test::run_test([]() -> Task<> {
+        auto count = std::make_shared<std::size_t>(0);
+        auto server = co_await coring::start_server(
+                [count](StreamReader r, StreamWriter w) { return count_bytes(r, w, count); },
+                "127.0.0.1",
+                0);
+        auto [reader, writer] = co_await coring::open_connection("127.0.0.1", port_of(server));
+        constexpr std::size_t size = 4 * 1024 * 1024; // far above the high-water mark
+        writer.write(std::string(size, 'x'));
+        writer.close();
+        CHECK(writer.is_closing());
+        writer.write("late"); // dropped, as asyncio's transport drops writes after close
+        CO_CHECK_THROWS_AS(writer.drain(), coring::ConnectionResetError);
+        co_await writer.wait_closed();
+        server.close();
+        co_await server.wait_closed(); // the handler read to EOF
+        CHECK(*count == size);
+    });
+}
+
+TEST_CASE("StreamWriter: the peer sees EOF once wait_closed() returns", "[net][streams]") {
+    coring::test::run_test([]() -> Task<> {
+        coring::Socket listener(AF_INET, SOCK_STREAM);
+        listener.bind(coring::SocketAddress::ip("127.0.0.1", 0));
+        listener.listen();
+        std::uint16_t port = listener.getsockname().port();
+        for (int i = 0; i < 100; ++i) {
+            auto [reader, writer] = co_await coring::open_connection("127.0.0.1", port);
+            coring::Socket peer = coring::Socket::from_fd(
+                    ::accept4(listener.fd(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+            REQUIRE(peer);
+            // A read in flight holds the socket in the kernel: close() must still end it.
+            auto reading = coring::create_task(reader.read(100));
+            co_await coring::sleep(0s);
+            writer.write("bye");
+            writer.close();
+            co_await writer.wait_closed();
+            char buf[16];
+            ssize_t n = ::recv(peer.fd(), buf, sizeof buf, 0);
+            ssize_t end = ::recv(peer.fd(), buf, sizeof buf, 0);
+            INFO("round " << i << ", errno " << errno);
+            CHECK(n == 3);
+            CHECK(end == 0); // EOF now, not EAGAIN
+            std::string got = co_await reading;
+            CHECK(got.empty());
+            ::close(peer.release());
+            if (n != 3 || end != 0) {
+                break;
+            }
+        }
+    });
+}
+
 TEST_CASE("Server: serve_forever raises CancelledError when the server is closed",
           "[net][streams][server]") {
     coring::test::run_test([]() -> Task<> {

@@ -143,6 +143,7 @@ public:
     // ---- writing ----
 
     /// Appends data to the write buffer; it leaves with the next iteration's io_uring_enter.
+    /// After close() or a lost connection the data is dropped (see write_refused).
     /// Throws: RuntimeError after write_eof().
     void write(const char* p, std::size_t n) {
         if (n == 0) {
@@ -169,9 +170,10 @@ public:
     bool paused() const noexcept { return paused_; }
 
     /// Throws what drain() must throw: the reader's or the connection's error, or
-    /// ConnectionResetError once the transport is closed.
+    /// ConnectionResetError from close() on, however long the fd's close still takes (asyncio's
+    /// drain after close raises "Connection lost").
     void check_drain() const {
-        if (read_error_ || conn_lost_ || closed_) [[unlikely]] {
+        if (read_error_ || conn_lost_ || closing_ || closed_) [[unlikely]] {
             throw_drain_error();
         }
     }
