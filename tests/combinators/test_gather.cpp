@@ -154,7 +154,7 @@ TEST_CASE("gather: reference results stay references", "[combinators][gather]") 
     });
 }
 
-TEST_CASE("gather: the first exception reaches the awaiter at once; the others keep running",
+TEST_CASE("gather: the first exception reaches the awaiter at once, the others keep running",
           "[combinators][gather]") {
     LogCapture logs;
     run_virtual([]() -> Task<> {

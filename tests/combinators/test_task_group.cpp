@@ -85,7 +85,7 @@ TEST_CASE("TaskGroup: the body's value comes out of the scope", "[combinators][t
     });
 }
 
-TEST_CASE("TaskGroup: a failing task cancels the others and the body; errors come together",
+TEST_CASE("TaskGroup: a failing task cancels the others and the body, errors come together",
           "[combinators][task_group]") {
     run_virtual([]() -> Task<> {
         // asyncio test_cancel_children_on_child_error.

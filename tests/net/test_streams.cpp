@@ -505,7 +505,7 @@ TEST_CASE("Streams: a 64 MiB transfer to a slow reader keeps the write buffer bo
     });
 }
 
-TEST_CASE("Streams: write_eof half-closes; the peer reads to EOF and still answers",
+TEST_CASE("Streams: write_eof half-closes, the peer reads to EOF and still answers",
           "[net][streams]") {
     coring::test::run_test([]() -> Task<> {
         auto server = co_await coring::start_server(
@@ -617,7 +617,7 @@ TEST_CASE("Streams: a peer reset while the server reads raises ConnectionResetEr
     });
 }
 
-TEST_CASE("Server: 10 MiB without a newline fails readline; other clients are served",
+TEST_CASE("Server: 10 MiB without a newline fails readline, other clients are served",
           "[net][streams][server]") {
     coring::test::run_test([]() -> Task<> {
         auto overruns = std::make_shared<int>(0);
@@ -803,7 +803,7 @@ TEST_CASE("Server: single accepts serve as well (kernels without multishot accep
 
 // ---- closing ----
 
-TEST_CASE("Server: close stops listening; open connections go on; wait_closed waits for them",
+TEST_CASE("Server: close stops listening, open connections go on, wait_closed waits for them",
           "[net][streams][server]") {
     coring::test::run_test([]() -> Task<> {
         auto server = co_await coring::start_server(line_echo_handler, "127.0.0.1", 0);

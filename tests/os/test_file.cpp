@@ -183,7 +183,7 @@ TEST_CASE("File: pread and pwrite work at offsets and leave the position alone",
     });
 }
 
-TEST_CASE("File: append mode writes at the end; x refuses an existing file", "[os][file]") {
+TEST_CASE("File: append mode writes at the end, x refuses an existing file", "[os][file]") {
     TempDir dir;
     std::string path = dir / "log";
     write_file(path, "one\n");
@@ -307,7 +307,7 @@ TEST_CASE("File: fsync, fdatasync, close twice, and use after close", "[os][file
     CHECK(slurp(path) == "durable");
 }
 
-TEST_CASE("File: the destructor closes the descriptor; release() gives it up", "[os][file]") {
+TEST_CASE("File: the destructor closes the descriptor, release() gives it up", "[os][file]") {
     TempDir dir;
     std::string path = dir / "raii";
     write_file(path, "x");

@@ -385,7 +385,7 @@ TEST_CASE("Signals: an instance delivered to a thread that does not block it is 
     CHECK(!was_blocked);
 }
 
-TEST_CASE("Signals: one loop per signal; loops on two threads handle different signals",
+TEST_CASE("Signals: one loop per signal, loops on two threads handle different signals",
           "[os][signals][threads]") {
     EventLoop main_loop;
     coring::add_signal_handler(main_loop, SIGUSR1, [] {});

@@ -230,7 +230,7 @@ TEST_CASE("Condition: wait_for() with a true predicate needs no lock and yields 
     });
 }
 
-TEST_CASE("Condition: notify(n) wakes n waiters; notify(2048) wakes the rest",
+TEST_CASE("Condition: notify(n) wakes n waiters, notify(2048) wakes the rest",
           "[sync][condition]") {
     // asyncio test_notify
     run_test([]() -> Task<> {

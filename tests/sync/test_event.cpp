@@ -32,7 +32,7 @@ Task<bool> wait_and_record(Event& ev, std::vector<int>& out, int id) {
 
 } // namespace
 
-TEST_CASE("Event: set() wakes every waiter; a task started later passes at once", "[sync][event]") {
+TEST_CASE("Event: set() wakes every waiter, a task started later passes at once", "[sync][event]") {
     // asyncio test_wait: t3 is created before set() but runs first, finding the flag set.
     run_test([]() -> Task<> {
         Event ev;

@@ -23,7 +23,7 @@ using coring::Future;
 using coring::Task;
 using coring::test::run_test;
 
-TEST_CASE("Future: a new future is pending; result and exception say so", "[future]") {
+TEST_CASE("Future: a new future is pending, result and exception say so", "[future]") {
     EventLoop loop;
     Future<int> f(loop);
     CHECK_FALSE(f.done());
@@ -38,7 +38,7 @@ TEST_CASE("Future: Future() without a running loop is an error", "[future]") {
     CHECK_THROWS_WITH(Future<int>(), "no running event loop");
 }
 
-TEST_CASE("Future: set_result makes it done; a second set is an InvalidStateError", "[future]") {
+TEST_CASE("Future: set_result makes it done, a second set is an InvalidStateError", "[future]") {
     EventLoop loop;
     Future<std::string> f(loop);
     f.set_result("hello");
@@ -78,7 +78,7 @@ TEST_CASE("Future: cancel makes result throw CancelledError with the message", "
     CHECK_THROWS_WITH(f.set_result(1), "CANCELLED: Future");
 }
 
-TEST_CASE("Future: awaiting yields the value; several coroutines may await it", "[future]") {
+TEST_CASE("Future: awaiting yields the value, several coroutines may await it", "[future]") {
     run_test([]() -> Task<> {
         Future<int> f;
         int sum = 0;
@@ -98,7 +98,7 @@ TEST_CASE("Future: awaiting yields the value; several coroutines may await it", 
     });
 }
 
-TEST_CASE("Future: awaiting a failed future rethrows; a cancelled one raises CancelledError",
+TEST_CASE("Future: awaiting a failed future rethrows, a cancelled one raises CancelledError",
           "[future]") {
     run_test([]() -> Task<> {
         Future<> failed;
