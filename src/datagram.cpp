@@ -74,7 +74,7 @@ Task<DatagramEndpoint> create_datagram_endpoint(DatagramOptions options) {
     std::vector<AddrInfo> local;
     std::vector<AddrInfo> remote;
     if (options.local_addr) {
-        local = co_await getaddrinfo(options.local_addr->host,
+        local = co_await getaddrinfo(options.local_addr->host.str(),
                                      options.local_addr->port,
                                      options.family,
                                      SOCK_DGRAM,
@@ -82,7 +82,7 @@ Task<DatagramEndpoint> create_datagram_endpoint(DatagramOptions options) {
                                      options.flags | AI_PASSIVE);
     }
     if (options.remote_addr) {
-        remote = co_await getaddrinfo(options.remote_addr->host,
+        remote = co_await getaddrinfo(options.remote_addr->host.str(),
                                       options.remote_addr->port,
                                       options.family,
                                       SOCK_DGRAM,

@@ -209,6 +209,15 @@ std::string describe_target(const std::string& host, const std::string& port) {
 
 } // namespace
 
+void HostName::assign(std::string_view host) {
+    if (host.size() > max_size) {
+        throw ValueError(fmt::format(
+                "host name of {} bytes: at most {} are allowed", host.size(), max_size));
+    }
+    std::memcpy(data_.data(), host.data(), host.size());
+    size_ = static_cast<std::uint8_t>(host.size());
+}
+
 const std::error_category& gai_category() noexcept {
     static const GaiCategory category;
     return category;

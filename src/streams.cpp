@@ -818,7 +818,7 @@ open_connection(std::string host, std::uint16_t port, ConnectOptions options) {
             co_await getaddrinfo(host, port, options.family, SOCK_STREAM, 0, options.flags);
     std::vector<AddrInfo> local;
     if (options.local_addr) {
-        local = co_await getaddrinfo(options.local_addr->host,
+        local = co_await getaddrinfo(options.local_addr->host.str(),
                                      options.local_addr->port,
                                      options.family,
                                      SOCK_STREAM,

@@ -529,9 +529,9 @@ Process::communicate(std::string input) {
     co_return std::pair{std::move(out_data), std::move(err_data)};
 }
 
-Task<Process> create_subprocess_exec(std::string program,
-                                     std::vector<std::string> args,
-                                     SubprocessOptions options) {
+Task<Process> detail::exec_process(std::string program,
+                                   std::vector<std::string> args,
+                                   SubprocessOptions options) {
     co_return detail::spawn(program, args, options);
 }
 

@@ -44,14 +44,14 @@ public:
     template <class Promise>
     void await_suspend(std::coroutine_handle<Promise> h);
 
-    /// Returns true, with the lock held again.
+    /// Returns true, with the lock held again; see TrueResult for GCC.
     /// Throws: CancelledError when cancelled, after the lock was re-acquired.
-    bool await_resume() {
+    TrueResult await_resume() {
         state_ = detail::WaitState::ready;
         if (cancelled_) {
             resume_cancelled();
         }
-        return true;
+        return {};
     }
 
     bool cancel(const std::string& msg) noexcept override;

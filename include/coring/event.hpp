@@ -31,8 +31,8 @@ public:
     void await_suspend(std::coroutine_handle<Promise> h);
 
     /// Returns true (asyncio's wait() returns True), also when the flag was cleared again
-    /// before this task ran. Throws: CancelledError when cancelled.
-    bool await_resume() {
+    /// before this task ran; see TrueResult for GCC. Throws: CancelledError when cancelled.
+    TrueResult await_resume() {
         if (state_ != detail::WaitState::ready) {
             bool cancelled = state_ == detail::WaitState::cancelled;
             state_ = detail::WaitState::ready;
@@ -41,7 +41,7 @@ public:
             }
             task_->throw_if_cancel_pending();
         }
-        return true;
+        return {};
     }
 
     bool cancel(const std::string&) noexcept override { return cancel_waiting(); }

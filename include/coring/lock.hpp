@@ -37,13 +37,13 @@ public:
     template <class Promise>
     void await_suspend(std::coroutine_handle<Promise> h);
 
-    /// Returns true (asyncio's acquire() returns True).
+    /// Returns true (asyncio's acquire() returns True); see TrueResult for GCC.
     /// Throws: CancelledError when cancelled; the lock is then not held.
-    bool await_resume() {
+    TrueResult await_resume() {
         if (state_ != detail::WaitState::ready) {
             resume_slow();
         }
-        return true;
+        return {};
     }
 
     bool cancel(const std::string& msg) noexcept override;

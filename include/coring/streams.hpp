@@ -23,6 +23,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -460,9 +461,9 @@ private:
     detail::ServerState* s_ = nullptr;
 };
 
-/// Options of open_connection (asyncio's keyword arguments). With GCC 12, build them in a named
-/// local when local_addr is set: GCC 12 destroys a braced temporary holding a string twice when
-/// it is an argument inside a co_await (docs/pitfalls.md).
+/// Options of open_connection (asyncio's keyword arguments), designed for designated
+/// initialisers: `co_await open_connection(host, port, {.local_addr = coring::HostPort{"::1",
+/// 0}})`.
 struct ConnectOptions {
     /// The StreamReader limit.
     std::size_t limit = default_stream_limit;
@@ -471,8 +472,14 @@ struct ConnectOptions {
     /// getaddrinfo flags.
     int flags = 0;
     /// Bind the socket to this local address before connecting.
-    std::optional<HostPort> local_addr;
+    std::optional<HostPort> local_addr{};
 };
+
+// WORKAROUND(gcc-12): GCC 12 destroys the members of a braced aggregate temporary that is an
+// argument inside a co_await expression twice (a double free for a std::string member), so the
+// option structs are trivially destructible (HostPort holds its host inline).
+static_assert(std::is_trivially_destructible_v<ConnectOptions>);
+static_assert(std::is_trivially_destructible_v<ServerOptions>);
 
 /// Connects to host:port and returns its (reader, writer) (asyncio.open_connection). Every
 /// address host resolves to is tried in turn until one accepts (no happy-eyeballs racing).

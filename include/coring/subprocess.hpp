@@ -13,6 +13,7 @@
 
 #include <sys/types.h>
 
+#include <array>
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
@@ -303,33 +304,77 @@ private:
     detail::ProcessState* s_;
 };
 
-/// Starts program with args (argv[0] is program itself; args follow, as in
-/// asyncio.create_subprocess_exec(program, *args)). A program without '/' is searched in the
-/// parent's PATH. The child starts with an empty signal mask and the default disposition of
-/// SIGPIPE and of every signal coring handles, its other descriptors closed on exec.
-///
-///     std::vector<std::string> args{"-l", "/tmp"};
-///     Process p = co_await coring::create_subprocess_exec("ls", args, {.stdout_ = coring::PIPE});
-///
-/// SIGPIPE: the first call sets the parent's SIGPIPE disposition to SIG_IGN if it is SIG_DFL
-/// (Python does it at start-up), so writing to a child that has exited raises BrokenPipeError
-/// instead of killing the program.
-/// Throws: std::system_error (ENOENT, EACCES, ...) whose what() names the program when it
-/// cannot be started; RuntimeError when no loop is running.
-[[nodiscard]] Task<Process> create_subprocess_exec(std::string program,
-                                                   std::vector<std::string> args = {},
-                                                   SubprocessOptions options = {});
+namespace detail {
+
+/// A string create_subprocess_exec accepts as an argument.
+template <class A>
+concept StringLike = std::is_convertible_v<const A&, std::string_view>;
+
+} // namespace detail
+
+/// The arguments of create_subprocess_exec written in place as a braced list of strings:
+/// `create_subprocess_exec("sh", {"-c", "exit 3"})`. It holds views of at most max_size strings
+/// inline, so it is trivially destructible and needs no array temporary: GCC 12 compiles the
+/// braced list inside a `co_await` (a std::vector or std::initializer_list parameter there fails
+/// with "array used as initializer") and cannot destroy it twice. create_subprocess_exec copies
+/// the strings before it returns, so they only have to live until the call returns.
+class ExecArgs {
+public:
+    /// The longest braced list; pass a std::vector<std::string> for more.
+    static constexpr std::size_t max_size = 32;
+
+    /// No arguments.
+    constexpr ExecArgs() noexcept = default;
+
+    /// The strings first, rest..., in order (string literals, std::string, std::string_view, ...).
+    template <detail::StringLike First, detail::StringLike... Rest>
+    constexpr ExecArgs(const First& first, const Rest&... rest) noexcept // NOLINT: implicit
+        : args_{std::string_view(first), std::string_view(rest)...}, size_(1 + sizeof...(Rest)) {
+        static_assert(1 + sizeof...(Rest) <= max_size,
+                      "more than ExecArgs::max_size arguments: pass a std::vector<std::string>");
+    }
+
+    /// The arguments, in order.
+    constexpr std::span<const std::string_view> view() const noexcept {
+        return {args_.data(), size_};
+    }
+
+private:
+    std::array<std::string_view, max_size> args_{};
+    std::size_t size_ = 0;
+};
+
+static_assert(std::is_trivially_destructible_v<ExecArgs>);
 
 namespace detail {
 
-template <class A>
-concept SpawnArgument = std::is_convertible_v<A, std::string_view> ||
-        std::is_same_v<std::remove_cvref_t<A>, SubprocessOptions>;
+/// The coroutine behind every form of create_subprocess_exec: owns its arguments.
+[[nodiscard]] Task<Process>
+exec_process(std::string program, std::vector<std::string> args, SubprocessOptions options);
+
+/// Whether A... is strings, optionally followed by one SubprocessOptions (the variadic form).
+template <class... A>
+constexpr bool strings_then_options() noexcept {
+    constexpr std::size_t n = sizeof...(A);
+    if constexpr (n == 0) {
+        return false;
+    } else {
+        constexpr bool is_string[] = {std::is_convertible_v<A, std::string_view>...};
+        constexpr bool is_options[] = {
+                std::is_same_v<std::remove_cvref_t<A>, SubprocessOptions>...};
+        for (std::size_t i = 0; i + 1 < n; ++i) {
+            if (!is_string[i]) {
+                return false;
+            }
+        }
+        return is_string[n - 1] || is_options[n - 1];
+    }
+}
 
 template <class A>
 void add_spawn_argument(std::vector<std::string>& args, SubprocessOptions& options, A&& a) {
     if constexpr (std::is_same_v<std::remove_cvref_t<A>, SubprocessOptions>) {
-        options = std::forward<A>(a);
+        options = a;
     } else {
         args.emplace_back(std::string_view(a));
     }
@@ -337,23 +382,61 @@ void add_spawn_argument(std::vector<std::string>& args, SubprocessOptions& optio
 
 } // namespace detail
 
+/// Starts program with args (argv[0] is program itself; args follow, as in
+/// asyncio.create_subprocess_exec(program, *args)). A program without '/' is searched in the
+/// parent's PATH. The child starts with an empty signal mask and the default disposition of
+/// SIGPIPE and of every signal coring handles, its other descriptors closed on exec.
+///
+///     Process p = co_await coring::create_subprocess_exec("ls", {"-l", "/tmp"},
+///                                                         {.stdout_ = coring::PIPE});
+///
+/// The braced list is an ExecArgs (at most ExecArgs::max_size strings); a std::vector of
+/// strings works too (the overload below), and so do the strings spelled out one by one.
+///
+/// SIGPIPE: the first call sets the parent's SIGPIPE disposition to SIG_IGN if it is SIG_DFL
+/// (Python does it at start-up), so writing to a child that has exited raises BrokenPipeError
+/// instead of killing the program.
+/// Throws: std::system_error (ENOENT, EACCES, ...) whose what() names the program when it
+/// cannot be started; RuntimeError when no loop is running.
+[[nodiscard]] inline Task<Process>
+create_subprocess_exec(std::string program, ExecArgs args = {}, SubprocessOptions options = {}) {
+    std::vector<std::string> owned(args.view().begin(), args.view().end());
+    return detail::exec_process(std::move(program), std::move(owned), options);
+}
+
+/// create_subprocess_exec with the arguments in a std::vector<std::string> (any number of
+/// them, built at run time):
+///
+///     std::vector<std::string> args{"-l", "/tmp"};
+///     Process p = co_await coring::create_subprocess_exec("ls", args, {.stdout_ = coring::PIPE});
+///
+/// (A template only so that a braced list picks the ExecArgs form above.)
+/// Throws: as create_subprocess_exec.
+template <class V>
+requires std::is_same_v<std::remove_cvref_t<V>, std::vector<std::string>>
+
+[[nodiscard]] Task<Process>
+create_subprocess_exec(std::string program, V&& args, SubprocessOptions options = {}) {
+    return detail::exec_process(
+            std::move(program), std::vector<std::string>(std::forward<V>(args)), options);
+}
+
 /// create_subprocess_exec with the arguments spelled out, as asyncio's `*args`, optionally
-/// followed by the options:
+/// followed by the options (only as the last argument):
 ///
 ///     Process p = co_await coring::create_subprocess_exec(
 ///             "sh", "-c", "echo $HOME", coring::SubprocessOptions{.stdout_ = coring::PIPE});
 ///
-/// (GCC 12 cannot compile a braced list of strings inside a `co_await` expression, so this form
-/// is the convenient one there.) Throws: as create_subprocess_exec.
+/// Throws: as create_subprocess_exec.
 template <class... A>
 
-requires(sizeof...(A) > 0 && (detail::SpawnArgument<A> && ...))
+requires(detail::strings_then_options<A...>())
         [[nodiscard]] Task<Process> create_subprocess_exec(std::string program, A&&... a) {
     std::vector<std::string> args;
     args.reserve(sizeof...(A));
     SubprocessOptions options;
     (detail::add_spawn_argument(args, options, std::forward<A>(a)), ...);
-    return create_subprocess_exec(std::move(program), std::move(args), std::move(options));
+    return detail::exec_process(std::move(program), std::move(args), options);
 }
 
 /// Runs cmd with /bin/sh -c (asyncio.create_subprocess_shell). Quoting is the caller's job.

@@ -62,6 +62,27 @@ TEST_CASE("DatagramEndpoint: a ping to an echoing endpoint comes back", "[net][u
     });
 }
 
+// Issue 10, defect 6: the natural braced options inside co_await (GCC 12 used to destroy the
+// HostPort strings twice).
+TEST_CASE("DatagramEndpoint: braced options inside co_await bind and connect", "[net][udp]") {
+    coring::test::run_test([]() -> Task<> {
+        auto server =
+                co_await coring::create_datagram_endpoint({.local_addr = HostPort{"127.0.0.1", 0}});
+        auto server_addr = server.sockname();
+        auto echo = coring::create_task(udp_echo(server, 1));
+        auto client = co_await coring::create_datagram_endpoint(
+                {.remote_addr = HostPort{server_addr.host(), server_addr.port()}});
+        REQUIRE(client.peername().has_value());
+        CHECK(*client.peername() == server_addr);
+        co_await client.sendto("braced");
+        auto [data, from] = co_await client.recvfrom();
+        CHECK(data == "braced");
+        co_await echo;
+        client.close();
+        server.close();
+    });
+}
+
 TEST_CASE("DatagramEndpoint: close ends a receive that is waiting", "[net][udp]") {
     coring::test::run_test([]() -> Task<> {
         DatagramOptions options;

@@ -17,6 +17,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "net/net_helpers.hpp"
@@ -1172,6 +1173,39 @@ TEST_CASE("open_connection: local_addr binds the connecting socket", "[net][stre
         server.close();
         co_await server.wait_closed();
     });
+}
+
+// Issue 10, defect 6: g++ 12 destroyed a braced options temporary inside co_await twice (a
+// double free of the host string). The dev preset builds this with GCC 12; the asan preset
+// would report the double free.
+TEST_CASE("open_connection: braced options with local_addr inside co_await", "[net][streams]") {
+    coring::test::run_test([]() -> Task<> {
+        auto server = co_await coring::start_server(
+                echo_handler, "127.0.0.1", 0, {.backlog = 8, .reuse_address = true});
+        std::uint16_t local_port = coring::test::unused_port();
+        std::string host = "127.0.0.1";
+        auto [reader, writer] = co_await coring::open_connection(
+                "127.0.0.1",
+                port_of(server),
+                {.limit = 1024, .local_addr = coring::HostPort{host, local_port}});
+        CHECK(writer.sockname()->port() == local_port);
+        std::string back = co_await echo_once(reader, writer, "braced\n");
+        CHECK(back == "braced\n");
+        server.close();
+        co_await server.wait_closed();
+    });
+}
+
+TEST_CASE("HostPort: holds its host inline and rejects hosts longer than a DNS name",
+          "[net][streams]") {
+    static_assert(std::is_trivially_destructible_v<coring::HostPort>);
+    static_assert(std::is_trivially_destructible_v<coring::ConnectOptions>);
+    coring::HostPort a{std::string("example.org"), 80};
+    coring::HostPort b = a;
+    CHECK(b.host.view() == "example.org");
+    CHECK(b.host == a.host);
+    CHECK(coring::HostName(std::string(255, 'a')).view().size() == 255);
+    CHECK_THROWS_AS(coring::HostName(std::string(256, 'a')), coring::ValueError);
 }
 
 TEST_CASE("open_connection: cancelling a connect in progress cancels it in the kernel",

@@ -27,6 +27,7 @@
 #include <optional>
 #include <string>
 #include <system_error>
+#include <type_traits>
 #include <vector>
 
 #include "support/test_support.hpp"
@@ -163,6 +164,56 @@ TEST_CASE("Process: DEVNULL gives the child an empty input and swallows output",
         CHECK(err == std::optional<std::string>("done\n"));
     });
 }
+
+// Issue 10, defect 6: with g++ 12 these braced lists inside co_await did not compile ("array
+// used as initializer"); every call form is built by the dev preset (GCC 12).
+TEST_CASE("Process: the braced argument list compiles in place and runs", "[os][subprocess]") {
+    run_test([]() -> Task<> {
+        Process p = co_await coring::create_subprocess_exec("sh", {"-c", "exit 3"});
+        int code = co_await p.wait();
+        CHECK(code == 3);
+
+        std::string word = "in place";
+        Process echo = co_await coring::create_subprocess_exec(
+                "sh", {"-c", "echo \"$0\"", word}, {.stdout_ = coring::PIPE, .cwd = "/"});
+        auto [out, err] = co_await echo.communicate();
+        CHECK(out == std::optional<std::string>("in place\n"));
+        CHECK(echo.returncode() == 0);
+    });
+}
+
+TEST_CASE("Process: vector, variadic and no-argument forms still work", "[os][subprocess]") {
+    run_test([]() -> Task<> {
+        std::vector<std::string> args{"-c", "exit 4"};
+        Process from_vector = co_await coring::create_subprocess_exec("sh", args);
+        int c1 = co_await from_vector.wait();
+        CHECK(c1 == 4);
+        CHECK(args.size() == 2); // copied, not moved from
+
+        std::vector<std::string> five{"-c", "exit 5"};
+        Process moved = co_await coring::create_subprocess_exec(
+                "sh", std::move(five), {.stdin_ = coring::DEVNULL});
+        int c2 = co_await moved.wait();
+        CHECK(c2 == 5);
+
+        Process spelled = co_await coring::create_subprocess_exec(
+                "sh", "-c", "exit 6", coring::SubprocessOptions{.stdout_ = coring::DEVNULL});
+        int c3 = co_await spelled.wait();
+        CHECK(c3 == 6);
+
+        Process none = co_await coring::create_subprocess_exec("true");
+        int c4 = co_await none.wait();
+        CHECK(c4 == 0);
+    });
+}
+
+// The options may only come last in the variadic form, and the braced list is trivially
+// destructible, so GCC 12 cannot destroy it twice (see docs/pitfalls.md).
+static_assert(std::is_trivially_destructible_v<coring::ExecArgs>);
+static_assert(std::is_trivially_destructible_v<coring::SubprocessOptions>);
+static_assert(!coring::detail::strings_then_options<coring::SubprocessOptions, const char*>());
+static_assert(coring::detail::strings_then_options<const char*, coring::SubprocessOptions>());
+static_assert(coring::detail::strings_then_options<std::string&, const char (&)[3]>());
 
 TEST_CASE("Process: a given descriptor becomes the child's stdout", "[os][subprocess]") {
     run_test([]() -> Task<> {

@@ -14,6 +14,8 @@
 
 #include <algorithm>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "support/test_support.hpp"
@@ -470,3 +472,51 @@ TEST_CASE("Condition: producers and consumers hand over every item exactly once"
         CHECK(consumed == expected);
     });
 }
+
+// Issue 10, defect 9: GCC 12 miscompiles a co_await used as a condition; with GCC that form does
+// not compile, and the result kept in a local works everywhere (see test_lock.cpp).
+static_assert(std::is_same_v<decltype(std::declval<coring::ConditionAwaiter&>().await_resume()),
+                             coring::TrueResult>);
+
+TEST_CASE("Condition: the result of wait() kept in a local works as a condition",
+          "[sync][condition]") {
+    run_test([]() -> Task<> {
+        Condition cond;
+        auto waiter = coring::create_task([](Condition& c) -> Task<int> {
+            auto guard = co_await c.scoped_acquire();
+            auto ok = co_await c.wait(); // suspends until notify()
+            co_return ok ? 1 : 0;
+        }(cond));
+        co_await coring::sleep(0s);
+        CHECK_FALSE(waiter.done());
+        {
+            auto guard = co_await cond.scoped_acquire();
+            cond.notify();
+        }
+        int n = co_await waiter;
+        CHECK(n == 1);
+    });
+}
+
+#if !CORING_REJECT_CO_AWAIT_CONDITION
+TEST_CASE("Condition: the condition form resumes the task (Clang)", "[sync][condition]") {
+    run_test([]() -> Task<> {
+        Condition cond;
+        auto waiter = coring::create_task([](Condition& c) -> Task<int> {
+            auto guard = co_await c.scoped_acquire();
+            int n = 0;
+            if (co_await c.wait()) {
+                ++n;
+            }
+            co_return n;
+        }(cond));
+        co_await coring::sleep(0s);
+        {
+            auto guard = co_await cond.scoped_acquire();
+            cond.notify();
+        }
+        int n = co_await waiter;
+        CHECK(n == 1);
+    });
+}
+#endif

@@ -11,6 +11,8 @@
 #include <catch2/catch.hpp>
 
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "support/test_support.hpp"
@@ -154,3 +156,43 @@ TEST_CASE("Event: the task dump names the event", "[sync][event]") {
         co_await t;
     });
 }
+
+// Issue 10, defect 9: GCC 12 miscompiles a co_await used as a condition; with GCC that form does
+// not compile, and the result kept in a local works everywhere (see test_lock.cpp).
+static_assert(std::is_same_v<decltype(std::declval<coring::EventAwaiter&>().await_resume()),
+                             coring::TrueResult>);
+
+TEST_CASE("Event: the result of wait() kept in a local works as a condition", "[sync][event]") {
+    run_test([]() -> Task<> {
+        Event ev;
+        auto waiter = coring::create_task([](Event& e) -> Task<int> {
+            auto ok = co_await e.wait();    // suspends until set()
+            bool again = co_await e.wait(); // set already: at once
+            co_return (ok ? 1 : 0) + (again ? 1 : 0);
+        }(ev));
+        co_await coring::sleep(0s);
+        CHECK_FALSE(waiter.done());
+        ev.set();
+        int n = co_await waiter;
+        CHECK(n == 2);
+    });
+}
+
+#if !CORING_REJECT_CO_AWAIT_CONDITION
+TEST_CASE("Event: the condition form resumes the task (Clang)", "[sync][event]") {
+    run_test([]() -> Task<> {
+        Event ev;
+        auto waiter = coring::create_task([](Event& e) -> Task<int> {
+            int n = 0;
+            if (co_await e.wait()) {
+                ++n;
+            }
+            co_return n;
+        }(ev));
+        co_await coring::sleep(0s);
+        ev.set();
+        int n = co_await waiter;
+        CHECK(n == 1);
+    });
+}
+#endif

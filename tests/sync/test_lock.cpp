@@ -18,6 +18,8 @@
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "support/test_support.hpp"
@@ -466,3 +468,64 @@ TEST_CASE("Lock: randomized tasks and cancellations never share or lose the lock
         lock.release();
     });
 }
+
+// Issue 10, defect 9: GCC 12 miscompiles a co_await used as a condition (`if (co_await
+// lock.acquire())`: the task never resumed, a later release() threw, run() hung). With GCC that
+// form does not compile (the rvalue's conversion to bool is deleted); the forms that keep the
+// result first compile everywhere and behave as asyncio's `await lock.acquire()` (True).
+static_assert(std::is_convertible_v<coring::TrueResult, bool>);
+static_assert(std::is_same_v<decltype(std::declval<coring::LockAwaiter&>().await_resume()),
+                             coring::TrueResult>);
+#if CORING_REJECT_CO_AWAIT_CONDITION
+static_assert(!std::is_constructible_v<bool, coring::TrueResult>,
+              "with GCC, `if (co_await lock.acquire())` must not compile");
+#endif
+
+TEST_CASE("Lock: the result of acquire() kept in a local works as a condition", "[sync][lock]") {
+    run_test([]() -> Task<> {
+        Lock lock;
+        bool fast = co_await lock.acquire(); // uncontended: await_ready alone
+        CHECK(fast);
+        auto waiter = coring::create_task([](Lock& l) -> Task<int> {
+            int taken = 0;
+            auto ok = co_await l.acquire(); // contended: suspends until the release below
+            if (ok) {
+                ++taken;
+            }
+            l.release();
+            if (bool got = co_await l.acquire()) { // a declaration: GCC 12 compiles it right
+                taken += got ? 1 : 0;
+            }
+            l.release();
+            co_return taken;
+        }(lock));
+        co_await coring::sleep(0s);
+        CHECK_FALSE(waiter.done());
+        lock.release();
+        int taken = co_await waiter;
+        CHECK(taken == 2);
+        CHECK_FALSE(lock.locked());
+    });
+}
+
+#if !CORING_REJECT_CO_AWAIT_CONDITION
+// Clang compiles the condition form correctly: CPython's own idiom, with the task suspended.
+TEST_CASE("Lock: if (co_await lock.acquire()) resumes the task (Clang)", "[sync][lock]") {
+    run_test([]() -> Task<> {
+        Lock lock;
+        co_await lock.acquire();
+        auto waiter = coring::create_task([](Lock& l) -> Task<int> {
+            int taken = 0;
+            if (co_await l.acquire()) {
+                ++taken;
+            }
+            l.release();
+            co_return taken;
+        }(lock));
+        co_await coring::sleep(0s);
+        lock.release();
+        int taken = co_await waiter;
+        CHECK(taken == 1);
+    });
+}
+#endif

@@ -15,6 +15,8 @@
 #include <algorithm>
 #include <random>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "support/test_support.hpp"
@@ -403,3 +405,46 @@ TEST_CASE("Semaphore: randomized tasks and cancellations never exceed the slots"
         CHECK_FALSE(sem.locked());
     });
 }
+
+// Issue 10, defect 9: GCC 12 miscompiles a co_await used as a condition; with GCC that form does
+// not compile, and the result kept in a local works everywhere (see test_lock.cpp).
+static_assert(std::is_same_v<decltype(std::declval<coring::SemaphoreAwaiter&>().await_resume()),
+                             coring::TrueResult>);
+
+TEST_CASE("Semaphore: the result of acquire() kept in a local works as a condition",
+          "[sync][semaphore]") {
+    run_test([]() -> Task<> {
+        BoundedSemaphore sem(1);
+        bool first = co_await sem.acquire();
+        CHECK(first);
+        auto waiter = coring::create_task([](BoundedSemaphore& s) -> Task<int> {
+            auto ok = co_await s.acquire(); // suspends until the release below
+            s.release();
+            co_return ok ? 1 : 0;
+        }(sem));
+        co_await coring::sleep(0s);
+        CHECK_FALSE(waiter.done());
+        sem.release();
+        int n = co_await waiter;
+        CHECK(n == 1);
+    });
+}
+
+#if !CORING_REJECT_CO_AWAIT_CONDITION
+TEST_CASE("Semaphore: the condition form resumes the task (Clang)", "[sync][semaphore]") {
+    run_test([]() -> Task<> {
+        Semaphore sem(0);
+        auto waiter = coring::create_task([](Semaphore& s) -> Task<int> {
+            int n = 0;
+            if (co_await s.acquire()) {
+                ++n;
+            }
+            co_return n;
+        }(sem));
+        co_await coring::sleep(0s);
+        sem.release();
+        int n = co_await waiter;
+        CHECK(n == 1);
+    });
+}
+#endif

@@ -17,6 +17,46 @@
 #include <type_traits>
 #include <utility>
 
+// WORKAROUND(gcc-12): GCC 12 allocates the coroutine frame too small when a co_await of a
+// temporary is (part of) the condition of an if, while, for, do-while or switch: the awaiter
+// lives past the end of the frame, so the coroutine resumes at a garbage point or never (minimal
+// repro: `if (co_await Aw{})` with a trivial awaiter is a heap-buffer-overflow under
+// -fsanitize=address, at -O0 and -O2; Clang 14 is right). No shape of the awaiter avoids it, so
+// with GCC that use of the sync primitives' result does not compile (see TrueResult). Define
+// CORING_REJECT_CO_AWAIT_CONDITION to 0 or 1 to override.
+#ifndef CORING_REJECT_CO_AWAIT_CONDITION
+#if defined(__GNUC__) && !defined(__clang__)
+#define CORING_REJECT_CO_AWAIT_CONDITION 1
+#else
+#define CORING_REJECT_CO_AWAIT_CONDITION 0
+#endif
+#endif
+
+namespace coring {
+
+/// What Lock.acquire(), Semaphore.acquire(), Event.wait() and Condition.wait() yield: asyncio's
+/// True. It converts to bool when kept: `bool ok = co_await lock.acquire();` or
+/// `auto ok = co_await lock.acquire(); if (ok) ...`.
+///
+/// With GCC, `if (co_await lock.acquire())`, `while (!co_await event.wait())` and every other
+/// co_await used directly as a condition does not compile ("use of deleted function"): GCC 12
+/// miscompiles a co_await inside a condition (the task hangs or corrupts memory), so coring
+/// rejects the form rather than let it hang; await into a local first (docs/pitfalls.md). Clang
+/// compiles the condition form correctly and accepts it.
+struct TrueResult {
+    bool value = true;
+
+    /// The value, from a kept result (a local, a member).
+    constexpr operator bool() const& noexcept { return value; } // NOLINT: asyncio's True
+
+#if CORING_REJECT_CO_AWAIT_CONDITION
+    /// WORKAROUND(gcc-12): GCC 12 miscompiles `if (co_await x)`: write `bool ok = co_await x;`.
+    explicit operator bool() && = delete; // co_await used as a condition: see docs/pitfalls.md
+#endif
+};
+
+} // namespace coring
+
 namespace coring::detail {
 
 /// Where a waiter is in its wait. asyncio keeps the same facts in a future: pending (waiting),

@@ -10,11 +10,14 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -91,11 +94,57 @@ private:
     socklen_t len_;
 };
 
-/// A host and a port, as asyncio's (host, port) tuples (local_addr=, remote_addr=).
+/// A host name or numeric address held inline: owning, like a std::string, but trivially
+/// destructible, so that option structs holding one are safe as braced temporaries inside
+/// `co_await` with GCC 12 (docs/pitfalls.md). Converts from any string and to std::string_view.
+class HostName {
+public:
+    /// The longest host accepted: a DNS name has at most 253 bytes, an IPv6 address with a zone
+    /// far fewer.
+    static constexpr std::size_t max_size = 255;
+
+    /// The empty host.
+    constexpr HostName() noexcept = default;
+
+    /// A copy of host. Throws: ValueError when host is longer than max_size bytes.
+    template <class S>
+
+    requires(std::is_convertible_v<const S&, std::string_view> && !std::is_same_v<S, HostName>)
+            HostName(
+                    const S& host) { // NOLINT(google-explicit-constructor): a string, as in asyncio
+        assign(std::string_view(host));
+    }
+
+    /// The host.
+    std::string_view view() const noexcept { return {data_.data(), size_}; }
+
+    operator std::string_view() const noexcept { return view(); } // NOLINT: a string
+
+    /// The host as a std::string.
+    std::string str() const { return std::string(view()); }
+
+    bool empty() const noexcept { return size_ == 0; }
+
+    friend bool operator==(const HostName& a, const HostName& b) noexcept {
+        return a.view() == b.view();
+    }
+
+private:
+    void assign(std::string_view host);
+
+    std::array<char, max_size> data_{};
+    std::uint8_t size_ = 0;
+};
+
+/// A host and a port, as asyncio's (host, port) tuples (local_addr=, remote_addr=). Trivially
+/// destructible, so `{.local_addr = coring::HostPort{"127.0.0.1", 0}}` is safe as a braced
+/// temporary inside `co_await` with GCC 12.
 struct HostPort {
-    std::string host;
+    HostName host;
     std::uint16_t port = 0;
 };
+
+static_assert(std::is_trivially_destructible_v<HostPort>);
 
 /// One result of getaddrinfo (Python's 5-tuple (family, type, proto, canonname, sockaddr)).
 struct AddrInfo {

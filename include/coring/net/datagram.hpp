@@ -176,14 +176,13 @@ private:
     bool closed_ = false;
 };
 
-/// Options of create_datagram_endpoint (asyncio's keyword arguments). With GCC 12, build them in
-/// a named local (GCC 12 destroys a braced temporary holding a string twice when it is an
-/// argument inside a co_await; docs/pitfalls.md).
+/// Options of create_datagram_endpoint (asyncio's keyword arguments), designed for designated
+/// initialisers: `{.local_addr = coring::HostPort{"127.0.0.1", 0}}`.
 struct DatagramOptions {
     /// Bind to this address (port 0: any free port).
-    std::optional<HostPort> local_addr;
+    std::optional<HostPort> local_addr{};
     /// Connect to this address: sendto(data) and recvfrom talk to it only.
-    std::optional<HostPort> remote_addr;
+    std::optional<HostPort> remote_addr{};
     /// AF_UNSPEC, AF_INET or AF_INET6.
     int family = AF_UNSPEC;
     int proto = 0;
@@ -195,12 +194,15 @@ struct DatagramOptions {
     bool allow_broadcast = false;
 };
 
+// WORKAROUND(gcc-12): trivially destructible, so a braced temporary inside co_await is safe
+// (GCC 12 destroys its members twice otherwise; see ConnectOptions).
+static_assert(std::is_trivially_destructible_v<DatagramOptions>);
+
 /// A UDP endpoint (asyncio's DatagramTransport with the protocol turned into awaitables).
 /// Copies share the endpoint; when the last goes, the socket is closed.
 ///
-///     coring::DatagramOptions options;
-///     options.local_addr = coring::HostPort{"127.0.0.1", 9999};
-///     auto ep = co_await coring::create_datagram_endpoint(options);
+///     auto ep = co_await coring::create_datagram_endpoint(
+///             {.local_addr = coring::HostPort{"127.0.0.1", 9999}});
 ///     auto [data, from] = co_await ep.recvfrom();
 ///     co_await ep.sendto(data, from);
 class DatagramEndpoint {
