@@ -8,10 +8,13 @@
 #include <coring/future.hpp>
 #include <coring/task.hpp>
 
+#include <coring/detail/deadline.hpp>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <exception>
 #include <functional>
@@ -317,11 +320,27 @@ public:
         s_->cv.wait(lock, [&] { return s_->state != State::pending; });
     }
 
-    /// Blocks until done or timeout; returns whether it is done.
+    /// Blocks until done or timeout (any std::chrono duration, saturated: a huge one waits
+    /// until done, a negative one does not wait); returns whether it is done.
     template <class Rep, class Period>
     bool wait_for(std::chrono::duration<Rep, Period> timeout) const {
+        using clock = std::chrono::steady_clock;
+        // condition_variable::wait_for adds timeout to now() and overflows on huge timeouts:
+        // compute the deadline here, saturated, on the steady clock.
+        std::int64_t ns = detail::saturated_ns(timeout);
+        std::int64_t deadline = detail::deadline_after(detail::saturated_ns(clock::now()), ns);
+        auto done = [&] {
+            return s_->state != State::pending;
+        };
         std::unique_lock lock(s_->mutex);
-        return s_->cv.wait_for(lock, timeout, [&] { return s_->state != State::pending; });
+        if (ns <= 0) {
+            return done();
+        }
+        if (deadline == detail::never_ns) {
+            s_->cv.wait(lock, done);
+            return true;
+        }
+        return s_->cv.wait_until(lock, clock::time_point(std::chrono::nanoseconds(deadline)), done);
     }
 
     /// Blocks until done, then returns the value (moved out) or rethrows.
