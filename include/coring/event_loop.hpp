@@ -359,11 +359,18 @@ public:
                 detail::saturated_ns(when), std::forward<F>(f), std::forward<Args>(args)...);
     }
 
-    /// Like call_soon, from any thread: wakes the loop through its io_uring.
+    /// Like call_soon, from any thread (asyncio's loop.call_soon_threadsafe). Called on the
+    /// thread running this loop it is exactly call_soon, so it keeps FIFO order with call_soon
+    /// there; from another thread it wakes the loop through its io_uring and the callback joins
+    /// the ready queue when the loop wakes.
     /// Throws: RuntimeError when the loop is closed.
     /// Thread safety: safe from any thread.
     template <class F, class... Args>
     Handle call_soon_threadsafe(F&& f, Args&&... args) {
+        if (running_loop_ == this) {
+            // The loop's own thread (running_loop_ is thread-local): the ready queue is ours.
+            return call_soon(std::forward<F>(f), std::forward<Args>(args)...);
+        }
         detail::HandleState* s =
                 make_handle_unchecked(std::forward<F>(f), std::forward<Args>(args)...);
         Handle h(s);

@@ -475,6 +475,24 @@ TEST_CASE("EventLoop: iterations with only ready work make no system call", "[lo
     CHECK(loop.ring().enter_count() <= 3);
 }
 
+TEST_CASE("EventLoop: call_soon_threadsafe on the loop thread keeps FIFO order with call_soon",
+          "[loop]") {
+    // asyncio: both append to the same ready queue, so a runs before b (issue 10, defect 7).
+    EventLoop loop;
+    std::vector<std::string> order;
+    loop.call_soon([&] {
+        loop.call_soon_threadsafe([&] { order.push_back("a"); });
+        loop.call_soon([&] { order.push_back("b"); });
+        loop.call_soon_threadsafe([&] { order.push_back("c"); });
+        loop.call_soon([&] {
+            order.push_back("d");
+            loop.stop();
+        });
+    });
+    loop.run_forever();
+    CHECK(order == std::vector<std::string>{"a", "b", "c", "d"});
+}
+
 TEST_CASE("EventLoop: call_later with a huge delay never fires and holds back no other timer",
           "[loop][timer]") {
     coring::test::for_each_huge_delay([](const char* name, auto delay) {
