@@ -417,6 +417,15 @@ public:
     template <class Aw>
     auto create_task(Aw&& aw, std::string_view name = {});
 
+    /// Runs fn(args...) on executor (the loop's default ThreadPoolExecutor when null) and
+    /// returns a Future of its result on this loop (asyncio's loop.run_in_executor); the loop
+    /// need not be running yet. Defined in executor.hpp, which also has the free function
+    /// coring::run_in_executor for the running loop.
+    /// Throws: RuntimeError("Event loop is closed") when the loop is closed; RuntimeError when
+    /// the default executor was shut down.
+    template <class F, class... Args>
+    [[nodiscard]] auto run_in_executor(Executor* executor, F&& fn, Args&&... args);
+
     /// The loop running on this thread, or nullptr.
     static EventLoop* running() noexcept { return running_loop_; }
 

@@ -176,15 +176,17 @@ Executor& default_executor(EventLoop& loop);
 } // namespace detail
 
 /// Runs fn(args...) on executor (the loop's default ThreadPoolExecutor when null) and returns a
-/// Future of its result on the running loop (asyncio's loop.run_in_executor). Exceptions thrown
-/// by fn come back through the future.
+/// Future of its result on this loop (asyncio's loop.run_in_executor). Exceptions thrown by fn
+/// come back through the future. Declared in event_loop.hpp, which cannot include this header.
 /// Cancellation: cancelling the future (or the task awaiting it) stops work that has not
 /// started; work already running finishes and its result is dropped.
-/// Throws: RuntimeError when no loop is running or the default executor was shut down.
+/// Throws: RuntimeError("Event loop is closed") on a closed loop; RuntimeError when the default
+/// executor was shut down.
 template <class F, class... Args>
-[[nodiscard]] auto run_in_executor(Executor* executor, F&& fn, Args&&... args) {
+auto EventLoop::run_in_executor(Executor* executor, F&& fn, Args&&... args) {
     using R = std::invoke_result_t<std::decay_t<F>, std::decay_t<Args>...>;
-    EventLoop& loop = get_running_loop();
+    check_closed();
+    EventLoop& loop = *this;
     Executor& ex = executor != nullptr ? *executor : detail::default_executor(loop);
     auto call = std::make_shared<detail::ExecutorCall<R>>();
     call->door = loop.threadsafe_queue();
@@ -225,6 +227,15 @@ template <class F, class... Args>
         }
     });
     return result;
+}
+
+/// get_running_loop().run_in_executor(executor, fn, args...): runs fn(args...) on executor (the
+/// default one when null) and returns a Future of its result on the running loop.
+/// Throws: RuntimeError when no loop is running or the default executor was shut down.
+template <class F, class... Args>
+[[nodiscard]] auto run_in_executor(Executor* executor, F&& fn, Args&&... args) {
+    return get_running_loop().run_in_executor(
+            executor, std::forward<F>(fn), std::forward<Args>(args)...);
 }
 
 /// Runs fn(args...) in the running loop's default executor and returns a Future of its result

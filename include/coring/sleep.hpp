@@ -82,6 +82,31 @@ private:
     detail::TaskBase* task_ = nullptr;
 };
 
+/// Awaiter of sleep(delay, result): sleeps as SleepAwaiter, then yields the result.
+template <class T>
+class [[nodiscard]] SleepResultAwaiter {
+public:
+    SleepResultAwaiter(std::chrono::nanoseconds delay,
+                       T result) noexcept(std::is_nothrow_move_constructible_v<T>)
+        : sleep_(delay), result_(std::move(result)) {}
+
+    bool await_ready() const noexcept { return false; }
+
+    template <class Promise>
+    void await_suspend(std::coroutine_handle<Promise> h) {
+        sleep_.await_suspend(h);
+    }
+
+    T await_resume() {
+        sleep_.await_resume();
+        return std::move(result_);
+    }
+
+private:
+    SleepAwaiter sleep_;
+    T result_;
+};
+
 /// Suspends the calling task for delay, any std::chrono duration (asyncio.sleep). sleep(0s)
 /// yields once to the loop: the task runs again on the next iteration, after everything already
 /// ready; so does a negative delay. The delay saturates: one too large for the loop's clock
@@ -90,6 +115,16 @@ private:
 template <class Rep, class Period>
 [[nodiscard]] SleepAwaiter sleep(std::chrono::duration<Rep, Period> delay) noexcept {
     return SleepAwaiter(std::chrono::nanoseconds(detail::saturated_ns(delay)));
+}
+
+/// Sleeps as sleep(delay), then yields result (asyncio.sleep(delay, result)).
+///
+///     int v = co_await coring::sleep(1s, 42); // 42
+template <class Rep, class Period, class T>
+[[nodiscard]] SleepResultAwaiter<std::decay_t<T>> sleep(std::chrono::duration<Rep, Period> delay,
+                                                        T&& result) {
+    return SleepResultAwaiter<std::decay_t<T>>(
+            std::chrono::nanoseconds(detail::saturated_ns(delay)), std::forward<T>(result));
 }
 
 /// Suspends the calling task until the loop's clock reaches when, a time point of the loop's

@@ -240,3 +240,28 @@ TEST_CASE("sleep: sleep_until saturates time points of any unit", "[sleep]") {
         CO_CHECK_THROWS_AS(b, coring::CancelledError);
     });
 }
+
+TEST_CASE("sleep: sleep(delay, result) returns result, as asyncio.sleep(delay, result)",
+          "[sleep]") {
+    run_test([]() -> Task<> {
+        int v = co_await coring::sleep(1ms, 42);
+        CHECK(v == 42);
+        std::string s = co_await coring::sleep(0s, std::string("done"));
+        CHECK(s == "done");
+        std::unique_ptr<int> p = co_await coring::sleep(-1s, std::make_unique<int>(7));
+        REQUIRE(p);
+        CHECK(*p == 7);
+    });
+}
+
+TEST_CASE("sleep: sleep(delay, result) is cancellable like sleep(delay)", "[sleep]") {
+    run_test([]() -> Task<> {
+        auto sleeper = []() -> Task<int> {
+            co_return co_await coring::sleep(1h, 5);
+        };
+        auto h = coring::create_task(sleeper());
+        co_await coring::sleep(0s);
+        h.cancel();
+        CO_CHECK_THROWS_AS(h, coring::CancelledError);
+    });
+}
