@@ -15,6 +15,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -209,21 +210,22 @@ void EventLoop::run_once() {
     //    else until the nearest timer (base_events._run_once's select timeout).
     if (!ready_.empty() || stopping_) {
         ring_.submit_nowait();
-    } else if (!timers_.empty()) {
-        std::int64_t wait = timers_.earliest() - now_ns();
-        if (wait < 0) {
-            wait = 0;
-        }
-        if (virtual_time_ && io_in_flight() == 0) {
+    } else {
+        // -1: no timer, or only never-due ones (detail::never_ns): wait without limit. The
+        // deadline arithmetic saturates (detail/deadline.hpp), so this never overflows.
+        std::int64_t wait =
+                timers_.empty() ? -1 : detail::wait_for_deadline(timers_.earliest(), now_ns());
+        if (wait >= 0 && virtual_time_ && io_in_flight() == 0) {
             ring_.submit_nowait();
             if (!ring_.has_completions()) {
-                virtual_offset_ns_ += wait;
+                advance_time_ns(wait);
             }
         } else {
-            ring_.submit_and_wait(std::chrono::nanoseconds(wait));
+            // At most a day per io_uring_enter, as asyncio's MAXIMUM_SELECT_TIMEOUT: the loop
+            // then recomputes the wait, and the kernel never sees an extreme timespec.
+            constexpr std::int64_t max_wait_ns = std::int64_t{24} * 3600 * 1'000'000'000;
+            ring_.submit_and_wait(std::chrono::nanoseconds(std::min(wait, max_wait_ns)));
         }
-    } else {
-        ring_.submit_and_wait(std::chrono::nanoseconds(-1));
     }
 
     // 2. Completions become ready entries, in completion order.

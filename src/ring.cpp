@@ -74,6 +74,19 @@ constexpr unsigned setup_chain[] = {
                 "fewer entries (EventLoopOptions::ring_entries).",
                 name,
                 entries));
+    case EINVAL:
+        // Reached only after every flag set of setup_chain was refused, down to no flags at
+        // all: what is left is the size, or a kernel that knows none of these setups.
+        throw RuntimeError(fmt::format(
+                "coring: io_uring_setup failed: {} (EINVAL) for a ring of {} entries, with every "
+                "combination of setup flags coring tries, down to none. The kernel refuses the "
+                "parameters: the ring size is out of range (more than IORING_MAX_ENTRIES, 32768 "
+                "on current kernels; zero; or too large for the completion queue), or the setup "
+                "flags or sizes are unsupported by this kernel. Give the loop fewer entries "
+                "(EventLoopOptions::ring_entries, 1 to 32768; the kernel rounds it up to a power "
+                "of two) or upgrade the kernel.",
+                name,
+                entries));
     case EMFILE:
     case ENFILE:
         throw RuntimeError(fmt::format(

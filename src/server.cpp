@@ -6,6 +6,7 @@
 #include <coring/log.hpp>
 #include <coring/streams.hpp>
 
+#include <coring/detail/deadline.hpp>
 #include <coring/detail/sys.hpp>
 
 #include <fmt/format.h>
@@ -231,9 +232,7 @@ void ServerState::accept_failed(Listener& l, int err) noexcept {
     if (!l.retry_pending && loop_ != nullptr) {
         try {
             loop_->add_timer(l,
-                             loop_->now_ns() + std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                                       options_.accept_retry_delay)
-                                                       .count());
+                             detail::deadline_after(loop_->now_ns(), options_.accept_retry_delay));
         } catch (...) {
             return; // no memory for the timer: the next accept is armed at once instead
         }

@@ -3,6 +3,7 @@
 #include <coring/timeout.hpp>
 
 #include <coring/detail/assert.hpp>
+#include <coring/detail/deadline.hpp>
 
 #include <fmt/format.h>
 
@@ -21,7 +22,7 @@ Timeout timeout(std::optional<EventLoop::duration> delay) {
     if (!delay) {
         return Timeout(std::nullopt);
     }
-    return Timeout(loop.time() + *delay);
+    return Timeout(EventLoop::from_ns(detail::deadline_after(loop.now_ns(), *delay)));
 }
 
 void Timeout::reschedule(std::optional<time_point> when) {

@@ -4,6 +4,7 @@
 
 #include <coring/errors.hpp>
 
+#include <coring/detail/deadline.hpp>
 #include <coring/detail/frame_allocator.hpp>
 #include <coring/detail/intrusive_list.hpp>
 #include <coring/detail/ready_queue.hpp>
@@ -320,10 +321,11 @@ public:
 
     bool is_closed() const noexcept { return closed_; }
 
+    static_assert(std::is_same_v<duration, std::chrono::nanoseconds>,
+                  "the loop keeps deadlines as int64 nanoseconds of its clock");
+
     /// The loop's monotonic clock (asyncio's loop.time()).
-    time_point time() const noexcept {
-        return clock::now() + std::chrono::nanoseconds(virtual_offset_ns_);
-    }
+    time_point time() const noexcept { return from_ns(now_ns()); }
 
     /// Schedules f(args...) to run on a later iteration, after what is already ready (FIFO).
     template <class F, class... Args>
@@ -334,30 +336,41 @@ public:
         return Handle(s);
     }
 
-    /// Schedules f(args...) to run once delay has passed; equal deadlines run in the order they
-    /// were scheduled. A negative delay counts as zero.
+    /// Schedules f(args...) to run once delay (any std::chrono duration) has passed, that is at
+    /// the deadline time() + delay (asyncio's loop.call_later). Timers run in deadline order,
+    /// equal deadlines in the order they were scheduled. A zero or negative delay gives a
+    /// deadline that is already due, in the past for a negative one: the callback runs on the
+    /// next iteration, after timers with still earlier deadlines. Deadlines saturate: a delay
+    /// too large for the clock (hours::max(), 300 years, +inf) means never, one too negative
+    /// means the earliest possible deadline.
     template <class Rep, class Period, class F, class... Args>
     TimerHandle call_later(std::chrono::duration<Rep, Period> delay, F&& f, Args&&... args) {
-        return call_at(time() + std::chrono::duration_cast<duration>(delay),
-                       std::forward<F>(f),
-                       std::forward<Args>(args)...);
+        return schedule_timer_handle(detail::deadline_after(now_ns(), delay),
+                                     std::forward<F>(f),
+                                     std::forward<Args>(args)...);
     }
 
-    /// Schedules f(args...) to run at when, on this loop's clock (time()).
-    template <class F, class... Args>
-    TimerHandle call_at(time_point when, F&& f, Args&&... args) {
-        detail::HandleState* s = make_handle(std::forward<F>(f), std::forward<Args>(args)...);
-        s->add_ref();
-        s->when_ns_ = to_ns(when);
-        timers_.push(*s, s->when_ns_);
-        return TimerHandle(s);
+    /// Schedules f(args...) to run at when, a point on this loop's clock (time()) in any unit
+    /// (asyncio's loop.call_at). A time point past the clock's range saturates: max() never
+    /// comes, min() is due at once.
+    template <class Dur, class F, class... Args>
+    TimerHandle call_at(std::chrono::time_point<clock, Dur> when, F&& f, Args&&... args) {
+        return schedule_timer_handle(
+                detail::saturated_ns(when), std::forward<F>(f), std::forward<Args>(args)...);
     }
 
-    /// Like call_soon, from any thread: wakes the loop through its io_uring.
+    /// Like call_soon, from any thread (asyncio's loop.call_soon_threadsafe). Called on the
+    /// thread running this loop it is exactly call_soon, so it keeps FIFO order with call_soon
+    /// there; from another thread it wakes the loop through its io_uring and the callback joins
+    /// the ready queue when the loop wakes.
     /// Throws: RuntimeError when the loop is closed.
     /// Thread safety: safe from any thread.
     template <class F, class... Args>
     Handle call_soon_threadsafe(F&& f, Args&&... args) {
+        if (running_loop_ == this) {
+            // The loop's own thread (running_loop_ is thread-local): the ready queue is ours.
+            return call_soon(std::forward<F>(f), std::forward<Args>(args)...);
+        }
         detail::HandleState* s =
                 make_handle_unchecked(std::forward<F>(f), std::forward<Args>(args)...);
         Handle h(s);
@@ -403,6 +416,15 @@ public:
     /// task.hpp. Unlike coring::create_task it works before the loop runs.
     template <class Aw>
     auto create_task(Aw&& aw, std::string_view name = {});
+
+    /// Runs fn(args...) on executor (the loop's default ThreadPoolExecutor when null) and
+    /// returns a Future of its result on this loop (asyncio's loop.run_in_executor); the loop
+    /// need not be running yet. Defined in executor.hpp, which also has the free function
+    /// coring::run_in_executor for the running loop.
+    /// Throws: RuntimeError("Event loop is closed") when the loop is closed; RuntimeError when
+    /// the default executor was shut down.
+    template <class F, class... Args>
+    [[nodiscard]] auto run_in_executor(Executor* executor, F&& fn, Args&&... args);
 
     /// The loop running on this thread, or nullptr.
     static EventLoop* running() noexcept { return running_loop_; }
@@ -459,9 +481,15 @@ public:
 
     bool virtual_time() const noexcept { return virtual_time_; }
 
-    /// Moves the clock forward by d without waiting (virtual time only).
-    void advance_time(duration d) noexcept {
-        virtual_offset_ns_ += std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+    /// Moves the clock forward by d without waiting (virtual time only). Saturates: a huge d
+    /// makes every finite deadline due, never a never-due one; a negative d does nothing.
+    void advance_time(duration d) noexcept { advance_time_ns(d.count()); }
+
+    /// advance_time in nanoseconds.
+    void advance_time_ns(std::int64_t d) noexcept {
+        if (d > 0 && __builtin_add_overflow(virtual_offset_ns_, d, &virtual_offset_ns_)) {
+            virtual_offset_ns_ = detail::never_ns;
+        }
     }
 
     /// The default executor (executor.hpp) and whether it was shut down; for coring's layers.
@@ -500,12 +528,21 @@ public:
     /// Loop iterations run so far.
     std::uint64_t iteration_count() const noexcept { return iterations_; }
 
-    /// Nanoseconds on the loop clock for a time point.
-    static std::int64_t to_ns(time_point t) noexcept {
-        return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+    /// Nanoseconds on the loop clock for a time point of it in any unit, saturated (see
+    /// detail/deadline.hpp).
+    template <class Dur>
+    static std::int64_t to_ns(std::chrono::time_point<clock, Dur> t) noexcept {
+        return detail::saturated_ns(t);
     }
 
-    std::int64_t now_ns() const noexcept { return to_ns(time()); }
+    /// The time point for nanoseconds on the loop clock; detail::never_ns gives
+    /// time_point::max().
+    static time_point from_ns(std::int64_t ns) noexcept { return time_point(duration(ns)); }
+
+    /// time() in nanoseconds: never negative, always below detail::never_ns.
+    std::int64_t now_ns() const noexcept {
+        return detail::clock_ns(clock::now().time_since_epoch().count(), virtual_offset_ns_);
+    }
 
 private:
     friend class detail::HandleState;
@@ -538,6 +575,15 @@ private:
                 this, detail::bind_callback(std::forward<F>(f), std::forward<Args>(args)...));
     }
 
+    template <class F, class... Args>
+    TimerHandle schedule_timer_handle(std::int64_t when_ns, F&& f, Args&&... args) {
+        detail::HandleState* s = make_handle(std::forward<F>(f), std::forward<Args>(args)...);
+        s->add_ref();
+        s->when_ns_ = when_ns;
+        timers_.push(*s, when_ns);
+        return TimerHandle(s);
+    }
+
     void check_closed() const;
     void arm_wakeup();
     static void on_wakeup(detail::Completion* c, int res, unsigned flags) noexcept;
@@ -551,7 +597,7 @@ private:
     detail::TaskBase* current_task_ = nullptr;
     ExceptionHandler handler_;
     duration slow_callback_duration_ = std::chrono::milliseconds(100);
-    std::int64_t virtual_offset_ns_ = 0;
+    std::int64_t virtual_offset_ns_ = 0; // >= 0; only ever grows (advance_time_ns)
     std::uint64_t iterations_ = 0;
     std::thread::id thread_;
     bool running_ = false;

@@ -8,10 +8,13 @@
 #include <coring/future.hpp>
 #include <coring/task.hpp>
 
+#include <coring/detail/deadline.hpp>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <exception>
 #include <functional>
@@ -173,15 +176,17 @@ Executor& default_executor(EventLoop& loop);
 } // namespace detail
 
 /// Runs fn(args...) on executor (the loop's default ThreadPoolExecutor when null) and returns a
-/// Future of its result on the running loop (asyncio's loop.run_in_executor). Exceptions thrown
-/// by fn come back through the future.
+/// Future of its result on this loop (asyncio's loop.run_in_executor). Exceptions thrown by fn
+/// come back through the future. Declared in event_loop.hpp, which cannot include this header.
 /// Cancellation: cancelling the future (or the task awaiting it) stops work that has not
 /// started; work already running finishes and its result is dropped.
-/// Throws: RuntimeError when no loop is running or the default executor was shut down.
+/// Throws: RuntimeError("Event loop is closed") on a closed loop; RuntimeError when the default
+/// executor was shut down.
 template <class F, class... Args>
-[[nodiscard]] auto run_in_executor(Executor* executor, F&& fn, Args&&... args) {
+auto EventLoop::run_in_executor(Executor* executor, F&& fn, Args&&... args) {
     using R = std::invoke_result_t<std::decay_t<F>, std::decay_t<Args>...>;
-    EventLoop& loop = get_running_loop();
+    check_closed();
+    EventLoop& loop = *this;
     Executor& ex = executor != nullptr ? *executor : detail::default_executor(loop);
     auto call = std::make_shared<detail::ExecutorCall<R>>();
     call->door = loop.threadsafe_queue();
@@ -222,6 +227,15 @@ template <class F, class... Args>
         }
     });
     return result;
+}
+
+/// get_running_loop().run_in_executor(executor, fn, args...): runs fn(args...) on executor (the
+/// default one when null) and returns a Future of its result on the running loop.
+/// Throws: RuntimeError when no loop is running or the default executor was shut down.
+template <class F, class... Args>
+[[nodiscard]] auto run_in_executor(Executor* executor, F&& fn, Args&&... args) {
+    return get_running_loop().run_in_executor(
+            executor, std::forward<F>(fn), std::forward<Args>(args)...);
 }
 
 /// Runs fn(args...) in the running loop's default executor and returns a Future of its result
@@ -317,11 +331,27 @@ public:
         s_->cv.wait(lock, [&] { return s_->state != State::pending; });
     }
 
-    /// Blocks until done or timeout; returns whether it is done.
+    /// Blocks until done or timeout (any std::chrono duration, saturated: a huge one waits
+    /// until done, a negative one does not wait); returns whether it is done.
     template <class Rep, class Period>
     bool wait_for(std::chrono::duration<Rep, Period> timeout) const {
+        using clock = std::chrono::steady_clock;
+        // condition_variable::wait_for adds timeout to now() and overflows on huge timeouts:
+        // compute the deadline here, saturated, on the steady clock.
+        std::int64_t ns = detail::saturated_ns(timeout);
+        std::int64_t deadline = detail::deadline_after(detail::saturated_ns(clock::now()), ns);
+        auto done = [&] {
+            return s_->state != State::pending;
+        };
         std::unique_lock lock(s_->mutex);
-        return s_->cv.wait_for(lock, timeout, [&] { return s_->state != State::pending; });
+        if (ns <= 0) {
+            return done();
+        }
+        if (deadline == detail::never_ns) {
+            s_->cv.wait(lock, done);
+            return true;
+        }
+        return s_->cv.wait_until(lock, clock::time_point(std::chrono::nanoseconds(deadline)), done);
     }
 
     /// Blocks until done, then returns the value (moved out) or rethrows.

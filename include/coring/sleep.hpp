@@ -4,6 +4,7 @@
 
 #include <coring/event_loop.hpp>
 
+#include <coring/detail/deadline.hpp>
 #include <coring/detail/task_base.hpp>
 #include <coring/detail/timer_heap.hpp>
 
@@ -12,6 +13,7 @@
 #include <cstdint>
 #include <string>
 #include <type_traits>
+#include <utility>
 
 namespace coring {
 
@@ -19,6 +21,7 @@ namespace coring {
 /// nothing. Cancelling the task removes the timer and resumes it with CancelledError.
 class [[nodiscard]] SleepAwaiter final : private detail::TimerNode, public detail::Waiter {
 public:
+    /// Sleeps for delay; detail::never_ns nanoseconds (a saturated huge delay) means forever.
     explicit SleepAwaiter(std::chrono::nanoseconds delay) noexcept
         : TimerNode(&SleepAwaiter::fire), delay_(delay) {}
 
@@ -44,7 +47,7 @@ public:
             return;
         }
         EventLoop& loop = *task_->loop();
-        loop.add_timer(*this, loop.now_ns() + delay_.count());
+        loop.add_timer(*this, detail::deadline_after(loop.now_ns(), delay_.count()));
         task_->suspend_on(h, &h.promise(), *this);
     }
 
@@ -79,18 +82,65 @@ private:
     detail::TaskBase* task_ = nullptr;
 };
 
-/// Suspends the calling task for delay (asyncio.sleep). sleep(0s) yields once to the loop: the
-/// task runs again on the next iteration, after everything already ready.
+/// Awaiter of sleep(delay, result): sleeps as SleepAwaiter, then yields the result.
+template <class T>
+class [[nodiscard]] SleepResultAwaiter {
+public:
+    SleepResultAwaiter(std::chrono::nanoseconds delay,
+                       T result) noexcept(std::is_nothrow_move_constructible_v<T>)
+        : sleep_(delay), result_(std::move(result)) {}
+
+    bool await_ready() const noexcept { return false; }
+
+    template <class Promise>
+    void await_suspend(std::coroutine_handle<Promise> h) {
+        sleep_.await_suspend(h);
+    }
+
+    T await_resume() {
+        sleep_.await_resume();
+        return std::move(result_);
+    }
+
+private:
+    SleepAwaiter sleep_;
+    T result_;
+};
+
+/// Suspends the calling task for delay, any std::chrono duration (asyncio.sleep). sleep(0s)
+/// yields once to the loop: the task runs again on the next iteration, after everything already
+/// ready; so does a negative delay. The delay saturates: one too large for the loop's clock
+/// (hours::max(), 300 years, +inf) sleeps until cancelled.
 /// Cancellation: throws CancelledError at once; the timer is removed.
 template <class Rep, class Period>
 [[nodiscard]] SleepAwaiter sleep(std::chrono::duration<Rep, Period> delay) noexcept {
-    return SleepAwaiter(std::chrono::duration_cast<std::chrono::nanoseconds>(delay));
+    return SleepAwaiter(std::chrono::nanoseconds(detail::saturated_ns(delay)));
 }
 
-/// Suspends the calling task until the loop's clock reaches when.
-[[nodiscard]] inline SleepAwaiter sleep_until(EventLoop::time_point when) {
+/// Sleeps as sleep(delay), then yields result (asyncio.sleep(delay, result)).
+///
+///     int v = co_await coring::sleep(1s, 42); // 42
+template <class Rep, class Period, class T>
+[[nodiscard]] SleepResultAwaiter<std::decay_t<T>> sleep(std::chrono::duration<Rep, Period> delay,
+                                                        T&& result) {
+    return SleepResultAwaiter<std::decay_t<T>>(
+            std::chrono::nanoseconds(detail::saturated_ns(delay)), std::forward<T>(result));
+}
+
+/// Suspends the calling task until the loop's clock reaches when, a time point of the loop's
+/// clock in any unit. A time point already past yields once; one past the clock's range
+/// (max()) sleeps until cancelled.
+/// Throws: RuntimeError when no loop is running.
+template <class Dur>
+[[nodiscard]] SleepAwaiter sleep_until(std::chrono::time_point<EventLoop::clock, Dur> when) {
     EventLoop& loop = get_running_loop();
-    return SleepAwaiter(std::chrono::duration_cast<std::chrono::nanoseconds>(when - loop.time()));
+    std::int64_t deadline = EventLoop::to_ns(when);
+    std::int64_t now = loop.now_ns();
+    // now >= 0, so deadline - now cannot overflow once deadline > now.
+    std::int64_t delay = deadline == detail::never_ns ? detail::never_ns
+                         : deadline <= now            ? 0
+                                                      : deadline - now;
+    return SleepAwaiter(std::chrono::nanoseconds(delay));
 }
 
 } // namespace coring

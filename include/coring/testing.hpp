@@ -5,6 +5,8 @@
 
 #include <coring/event_loop.hpp>
 
+#include <coring/detail/deadline.hpp>
+
 #include <chrono>
 #include <cstddef>
 
@@ -25,10 +27,12 @@ public:
 
     ~VirtualClock() { loop_.set_virtual_time(was_); }
 
-    /// Moves the clock forward without waiting; due timers fire on the next iteration.
+    /// Moves the clock forward by d (any std::chrono duration) without waiting; due timers fire
+    /// on the next iteration. Saturates: a huge d makes every finite deadline due but never a
+    /// never-due one (a saturated huge delay); a negative d does nothing (the clock is monotonic).
     template <class Rep, class Period>
     void advance(std::chrono::duration<Rep, Period> d) noexcept {
-        loop_.advance_time(std::chrono::duration_cast<EventLoop::duration>(d));
+        loop_.advance_time_ns(detail::saturated_ns(d));
     }
 
     /// The loop's current (virtual) time.

@@ -55,10 +55,17 @@ public:
     std::optional<time_point> when() const noexcept { return when_; }
 
     /// Moves the deadline (Timeout.reschedule); std::nullopt removes it. A deadline already past
-    /// expires the scope on the next loop iteration.
+    /// expires the scope on the next loop iteration; time_point::max() never comes.
     /// Throws: RuntimeError when the scope is not running ("Timeout has not been entered",
     /// "Cannot change state of expiring Timeout", ... expired, finished).
     void reschedule(std::optional<time_point> when);
+
+    /// reschedule() with a time point of the loop's clock in any unit, saturated: one past the
+    /// clock's range becomes time_point::max() (never) or time_point::min() (at once).
+    template <class Dur>
+    void reschedule(std::chrono::time_point<EventLoop::clock, Dur> when) {
+        reschedule(std::optional<time_point>(EventLoop::from_ns(EventLoop::to_ns(when))));
+    }
 
     /// Whether the deadline passed while the body ran (Timeout.expired()).
     bool expired() const noexcept { return state_ == State::expiring || state_ == State::expired; }
@@ -90,7 +97,9 @@ private:
     State state_ = State::created;
 };
 
-/// A Timeout expiring delay from now (asyncio.timeout); std::nullopt never expires.
+/// A Timeout expiring delay from now (asyncio.timeout); std::nullopt never expires. The
+/// deadline saturates: a delay too large for the loop's clock never expires (when() is
+/// time_point::max()), a negative one expires on the next iteration.
 /// Throws: RuntimeError when no loop is running.
 [[nodiscard]] Timeout timeout(std::optional<EventLoop::duration> delay);
 
@@ -104,6 +113,13 @@ template <class Rep, class Period>
 /// expires.
 [[nodiscard]] inline Timeout timeout_at(std::optional<EventLoop::time_point> when) noexcept {
     return Timeout(when);
+}
+
+/// timeout_at() with a time point of the loop's clock in any unit, saturated: max() of any
+/// unit never expires, min() expires at once.
+template <class Dur>
+[[nodiscard]] Timeout timeout_at(std::chrono::time_point<EventLoop::clock, Dur> when) noexcept {
+    return Timeout(EventLoop::from_ns(EventLoop::to_ns(when)));
 }
 
 /// Runs body with a deadline delay from now: `co_await coring::timeout(2s, body)` is
@@ -129,6 +145,14 @@ template <class Body>
 [[nodiscard]] Task<detail::scope_result_t<Body, Timeout>>
 timeout_at(std::optional<EventLoop::time_point> when, Body body) {
     Timeout scope(when);
+    co_return co_await scope.run(std::move(body));
+}
+
+/// timeout_at(when, body) with a time point of the loop's clock in any unit, saturated.
+template <class Dur, class Body>
+[[nodiscard]] Task<detail::scope_result_t<Body, Timeout>>
+timeout_at(std::chrono::time_point<EventLoop::clock, Dur> when, Body body) {
+    Timeout scope(EventLoop::from_ns(EventLoop::to_ns(when)));
     co_return co_await scope.run(std::move(body));
 }
 

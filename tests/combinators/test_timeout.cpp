@@ -382,3 +382,69 @@ TEST_CASE("timeout: the deadline cancels whatever the body awaits, a task includ
         CHECK(inner.cancelled());
     });
 }
+
+// ---- extreme deadlines (issue 10, defect 3) ----
+
+TEST_CASE("timeout: a huge delay of any unit never expires", "[combinators][timeout]") {
+    coring::test::for_each_huge_delay([](const char* name, auto delay) {
+        INFO(name);
+        run_virtual([delay]() -> Task<> {
+            EventLoop& loop = coring::get_running_loop();
+            Timeout cm = coring::timeout(delay);
+            int v = co_await cm.run([]() -> Task<int> { co_return co_await value_after(5ms, 3); });
+            CHECK(v == 3);
+            CHECK_FALSE(cm.expired());
+            int w = co_await coring::timeout(
+                    delay, []() -> Task<int> { co_return co_await value_after(5ms, 4); });
+            CHECK(w == 4);
+            REQUIRE(cm.when());
+            CHECK(*cm.when() > loop.time() + 24h * 365 * 100);
+        });
+    });
+}
+
+TEST_CASE("timeout: a huge negative delay of any unit expires at once", "[combinators][timeout]") {
+    coring::test::for_each_huge_negative_delay([](const char* name, auto delay) {
+        INFO(name);
+        run_virtual([delay]() -> Task<> {
+            EventLoop& loop = coring::get_running_loop();
+            auto start = loop.time();
+            CO_CHECK_THROWS_AS(
+                    coring::timeout(delay, []() -> Task<> { co_await coring::sleep(1h); }),
+                    TimeoutError);
+            CHECK(loop.time() - start < 1s);
+        });
+    });
+}
+
+TEST_CASE("timeout: timeout_at and reschedule saturate time points of any unit",
+          "[combinators][timeout]") {
+    using hours_point = std::chrono::time_point<EventLoop::clock, std::chrono::hours>;
+    run_virtual([]() -> Task<> {
+        EventLoop& loop = coring::get_running_loop();
+        auto start = loop.time();
+        int v = co_await coring::timeout_at(
+                hours_point::max(), []() -> Task<int> { co_return co_await value_after(5ms, 1); });
+        CHECK(v == 1);
+        CO_CHECK_THROWS_AS(coring::timeout_at(hours_point::min(),
+                                              []() -> Task<> { co_await coring::sleep(1h); }),
+                           TimeoutError);
+        CHECK(loop.time() - start < 1s);
+        Timeout cm = coring::timeout_at(hours_point::max());
+        CHECK(cm.when() == EventLoop::time_point::max());
+        co_await cm.run([&](Timeout& t) -> Task<> {
+            t.reschedule(hours_point::max());
+            CHECK(t.when() == EventLoop::time_point::max());
+            co_await coring::sleep(5ms);
+            co_await coring::sleep(5ms);
+        });
+        CHECK_FALSE(cm.expired());
+        Timeout late = coring::timeout_at(std::nullopt);
+        CO_CHECK_THROWS_AS(late.run([&](Timeout& t) -> Task<> {
+            t.reschedule(hours_point::min());
+            co_await coring::sleep(1h);
+        }),
+                           TimeoutError);
+        CHECK(loop.time() - start < 1s);
+    });
+}

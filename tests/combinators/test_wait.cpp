@@ -553,3 +553,85 @@ TEST_CASE("as_completed: coroutines and duplicates", "[combinators][as_completed
         CHECK(v == 5);
     });
 }
+
+// ---- extreme timeouts (issue 10, defect 3) ----
+
+TEST_CASE("wait_for: a huge timeout of any unit never expires", "[combinators][wait_for]") {
+    coring::test::for_each_huge_delay([](const char* name, auto timeout) {
+        INFO(name);
+        run_virtual([timeout]() -> Task<> {
+            int v = co_await coring::wait_for(value_after(5ms, 4), timeout);
+            CHECK(v == 4);
+        });
+    });
+}
+
+TEST_CASE("wait_for: a huge negative timeout of any unit expires at once",
+          "[combinators][wait_for]") {
+    coring::test::for_each_huge_negative_delay([](const char* name, auto timeout) {
+        INFO(name);
+        run_virtual([timeout]() -> Task<> {
+            EventLoop& loop = coring::get_running_loop();
+            auto start = loop.time();
+            CO_CHECK_THROWS_AS(coring::wait_for(value_after(1h, 4), timeout), TimeoutError);
+            CHECK(loop.time() - start < 1s);
+        });
+    });
+}
+
+TEST_CASE("wait: a huge timeout of any unit never expires", "[combinators][wait]") {
+    coring::test::for_each_huge_delay([](const char* name, auto timeout) {
+        INFO(name);
+        run_virtual([timeout]() -> Task<> {
+            auto tasks = spawn({{10ms, 1}, {5ms, 2}});
+            auto [done, pending] = co_await coring::wait(tasks, timeout);
+            CHECK(done.size() == 2);
+            CHECK(pending.empty());
+        });
+    });
+}
+
+TEST_CASE("wait: a huge negative timeout of any unit returns at once", "[combinators][wait]") {
+    coring::test::for_each_huge_negative_delay([](const char* name, auto timeout) {
+        INFO(name);
+        run_virtual([timeout]() -> Task<> {
+            auto tasks = spawn({{1h, 1}});
+            auto [done, pending] = co_await coring::wait(tasks, timeout);
+            CHECK(done.empty());
+            CHECK(pending.size() == 1);
+            tasks[0].cancel();
+            CO_CHECK_THROWS_AS(tasks[0], CancelledError);
+        });
+    });
+}
+
+TEST_CASE("as_completed: a huge timeout of any unit never expires", "[combinators][as_completed]") {
+    coring::test::for_each_huge_delay([](const char* name, auto timeout) {
+        INFO(name);
+        run_virtual([timeout]() -> Task<> {
+            std::vector<Task<int>> jobs;
+            jobs.push_back(value_after(20ms, 2));
+            jobs.push_back(value_after(10ms, 1));
+            std::vector<int> order;
+            for (auto next : coring::as_completed(std::move(jobs), timeout)) {
+                int v = co_await next;
+                order.push_back(v);
+            }
+            CHECK(order == std::vector<int>{1, 2});
+        });
+    });
+}
+
+TEST_CASE("as_completed: a huge negative timeout of any unit expires at once",
+          "[combinators][as_completed]") {
+    coring::test::for_each_huge_negative_delay([](const char* name, auto timeout) {
+        INFO(name);
+        run_virtual([timeout]() -> Task<> {
+            std::vector<TaskHandle<int>> tasks{coring::create_task(value_after(1h, 1))};
+            auto ac = coring::as_completed(tasks, timeout);
+            CO_CHECK_THROWS_AS(ac.next(), TimeoutError);
+            tasks[0].cancel();
+            CO_CHECK_THROWS_AS(tasks[0], CancelledError);
+        });
+    });
+}

@@ -474,3 +474,146 @@ TEST_CASE("EventLoop: iterations with only ready work make no system call", "[lo
     // Only the first iteration (which arms the wake-up read) and the final one may enter.
     CHECK(loop.ring().enter_count() <= 3);
 }
+
+TEST_CASE("EventLoop: call_soon_threadsafe on the loop thread keeps FIFO order with call_soon",
+          "[loop]") {
+    // asyncio: both append to the same ready queue, so a runs before b (issue 10, defect 7).
+    EventLoop loop;
+    std::vector<std::string> order;
+    loop.call_soon([&] {
+        loop.call_soon_threadsafe([&] { order.push_back("a"); });
+        loop.call_soon([&] { order.push_back("b"); });
+        loop.call_soon_threadsafe([&] { order.push_back("c"); });
+        loop.call_soon([&] {
+            order.push_back("d");
+            loop.stop();
+        });
+    });
+    loop.run_forever();
+    CHECK(order == std::vector<std::string>{"a", "b", "c", "d"});
+}
+
+TEST_CASE("EventLoop: call_later with a huge delay never fires and holds back no other timer",
+          "[loop][timer]") {
+    coring::test::for_each_huge_delay([](const char* name, auto delay) {
+        INFO(name);
+        EventLoop loop;
+        coring::test::Watchdog watchdog(loop, 3s);
+        bool huge = false;
+        bool soon = false;
+        coring::TimerHandle h = loop.call_later(delay, [&] { huge = true; });
+        loop.call_later(2ms, [&] {
+            soon = true;
+            loop.stop();
+        });
+        loop.run_forever();
+        CHECK(soon);
+        CHECK_FALSE(huge);
+        CHECK_FALSE(watchdog.fired());
+        CHECK(h.when() > loop.time() + 24h * 365 * 100);
+        h.cancel();
+    });
+}
+
+TEST_CASE("EventLoop: call_later with a huge negative delay runs at once, in deadline order",
+          "[loop][timer]") {
+    coring::test::for_each_huge_negative_delay([](const char* name, auto delay) {
+        INFO(name);
+        EventLoop loop;
+        coring::test::Watchdog watchdog(loop, 3s);
+        std::vector<std::string> order;
+        loop.call_later(0s, [&] { order.push_back("0s"); });
+        loop.call_later(-1s, [&] { order.push_back("-1s"); });
+        loop.call_later(delay, [&] { order.push_back("huge"); });
+        loop.call_later(1ms, [&] {
+            order.push_back("1ms");
+            loop.stop();
+        });
+        loop.run_forever();
+        CHECK(order == std::vector<std::string>{"huge", "-1s", "0s", "1ms"});
+        CHECK_FALSE(watchdog.fired());
+    });
+}
+
+TEST_CASE("EventLoop: call_at saturates time points of any unit", "[loop][timer]") {
+    using hours_point = std::chrono::time_point<EventLoop::clock, std::chrono::hours>;
+    EventLoop loop;
+    coring::test::Watchdog watchdog(loop, 3s);
+    std::vector<std::string> order;
+    auto never1 = loop.call_at(EventLoop::time_point::max(), [&] { order.push_back("max"); });
+    auto never2 = loop.call_at(hours_point::max(), [&] { order.push_back("hours max"); });
+    loop.call_at(hours_point::min(), [&] { order.push_back("hours min"); });
+    loop.call_at(EventLoop::time_point::min(), [&] { order.push_back("min"); });
+    loop.call_later(2ms, [&] {
+        order.push_back("2ms");
+        loop.stop();
+    });
+    loop.run_forever();
+    CHECK(order == std::vector<std::string>{"hours min", "min", "2ms"});
+    CHECK_FALSE(watchdog.fired());
+    CHECK(never2.when() == EventLoop::time_point::max());
+    never1.cancel();
+    never2.cancel();
+}
+
+TEST_CASE("EventLoop: a loop waiting only for a never-due timer still runs threadsafe callbacks",
+          "[loop][timer][threads]") {
+    EventLoop loop;
+    coring::test::Watchdog watchdog(loop, 3s);
+    bool ran = false;
+    auto never = loop.call_later(std::chrono::nanoseconds::max(), [] {});
+    std::thread other([&] {
+        std::this_thread::sleep_for(20ms);
+        loop.call_soon_threadsafe([&] {
+            ran = true;
+            loop.stop();
+        });
+    });
+    loop.run_forever();
+    other.join();
+    CHECK(ran);
+    CHECK_FALSE(watchdog.fired());
+    never.cancel();
+}
+
+TEST_CASE("EventLoop: VirtualClock::advance saturates: huge reaches every finite deadline, never "
+          "a 'never' one; negative does nothing",
+          "[loop][timer][testing]") {
+    EventLoop loop;
+    coring::testing::VirtualClock clock(loop);
+    int far = 0;
+    int never = 0;
+    loop.call_later(24h * 365 * 200, [&] { ++far; }); // 200 years: finite on this clock
+    auto h = loop.call_later(std::chrono::hours::max(), [&] { ++never; });
+    auto t0 = loop.time();
+    clock.advance(std::chrono::hours::min());
+    clock.advance(-24h);
+    CHECK(loop.time() >= t0);
+    loop.call_soon([] {});
+    coring::testing::run_until_idle(loop);
+    CHECK(far == 0);
+    clock.advance(std::chrono::hours::max());
+    clock.advance(std::chrono::hours::max()); // and again: the clock stays saturated
+    CHECK(loop.time() > t0 + 24h * 365 * 200);
+    loop.call_soon([] {});
+    coring::testing::run_until_idle(loop);
+    CHECK(far == 1);
+    CHECK(never == 0);
+    CHECK(loop.timer_count() == 1);
+    h.cancel();
+}
+
+TEST_CASE("EventLoop: virtual time does not jump to a never-due timer", "[loop][timer][testing]") {
+    coring::test::for_each_huge_delay([](const char* name, auto delay) {
+        INFO(name);
+        EventLoop loop;
+        coring::testing::VirtualClock clock(loop);
+        bool huge = false;
+        auto h = loop.call_later(delay, [&] { huge = true; });
+        loop.call_later(1h, [&] { loop.stop(); });
+        loop.run_forever();
+        CHECK_FALSE(huge);
+        CHECK(loop.timer_count() == 1);
+        h.cancel();
+    });
+}

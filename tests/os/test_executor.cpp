@@ -378,3 +378,59 @@ TEST_CASE("Executor: a result posted but not yet delivered when the loop closes 
         CHECK(coring::test::Counted::alive == 0);
     }
 }
+
+TEST_CASE("run_coroutine_threadsafe: a huge or negative timeout on the caller's side saturates",
+          "[os][executor][threads]") {
+    // issue 10, defect 3: std::condition_variable::wait_for overflows on duration::max().
+    EventLoop loop;
+    std::vector<int> results;
+    bool ready_at_once = true;
+    auto compute = [](int x) -> Task<int> {
+        co_await coring::sleep(5ms);
+        co_return x;
+    };
+    loop.run_until_complete([&]() -> Task<> {
+        co_await coring::to_thread([&] {
+            auto f = coring::run_coroutine_threadsafe(compute(1), loop);
+            results.push_back(f.result(std::chrono::hours::max()));
+            auto g = coring::run_coroutine_threadsafe(compute(2), loop);
+            results.push_back(g.result(std::chrono::nanoseconds::max()));
+            auto h = coring::run_coroutine_threadsafe(compute(3), loop);
+            ready_at_once = h.wait_for(std::chrono::hours::min());
+            results.push_back(h.result(std::chrono::duration<double>(1e300)));
+        });
+    }());
+    CHECK(results == std::vector<int>{1, 2, 3});
+    CHECK_FALSE(ready_at_once);
+}
+
+TEST_CASE("EventLoop::run_in_executor runs on the given loop, as loop.run_in_executor",
+          "[os][executor][threads]") {
+    CountingExecutor pool;
+    EventLoop loop;
+    // Called before the loop runs, as asyncio allows: the future belongs to this loop.
+    coring::Future<int> early = loop.run_in_executor(
+            &pool, [](int a, int b) { return a + b; }, 2, 3);
+    int r = loop.run_until_complete(early);
+    CHECK(r == 5);
+    CHECK(pool.submitted == 1);
+    std::string s = loop.run_until_complete([&]() -> Task<std::string> {
+        co_return co_await loop.run_in_executor(nullptr, [] { return std::string("default"); });
+    }());
+    CHECK(s == "default");
+}
+
+TEST_CASE("EventLoop::run_in_executor on a closed loop raises RuntimeError",
+          "[os][executor][threads]") {
+    CountingExecutor pool;
+    EventLoop loop;
+    loop.close();
+    std::string what = "no exception";
+    try {
+        static_cast<void>(loop.run_in_executor(&pool, [] { return 1; }));
+    } catch (const coring::RuntimeError& e) {
+        what = e.what();
+    }
+    CHECK(what == "Event loop is closed");
+    CHECK(pool.submitted == 0);
+}

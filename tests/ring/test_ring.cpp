@@ -45,6 +45,10 @@ int fail_emfile(unsigned, io_uring*, io_uring_params*) {
     return -EMFILE;
 }
 
+int fail_einval(unsigned, io_uring*, io_uring_params*) {
+    return -EINVAL;
+}
+
 // Refuses every flag set that contains a flag in `refused`, as an older kernel would.
 unsigned refused = 0;
 std::vector<unsigned> attempts;
@@ -95,6 +99,17 @@ TEST_CASE("Ring: running out of file descriptors is named", "[ring]") {
     std::string msg = setup_error(&fail_emfile);
     CHECK(msg.find("EMFILE") != std::string::npos);
     CHECK(msg.find("file descriptors") != std::string::npos);
+}
+
+TEST_CASE("Ring: EINVAL for every flag set names unsupported flags or sizes", "[ring]") {
+    // issue 10, defect 11: it used to say only "errno 22".
+    std::string msg = setup_error(&fail_einval);
+    INFO(msg);
+    CHECK(msg.find("EINVAL") != std::string::npos);
+    CHECK(msg.find("errno 22") == std::string::npos);
+    CHECK(msg.find("1024 entries") != std::string::npos);
+    CHECK(msg.find("setup flags") != std::string::npos);
+    CHECK(msg.find("ring_entries") != std::string::npos);
 }
 
 TEST_CASE("Ring: an EventLoop whose ring cannot be set up throws RuntimeError", "[ring]") {

@@ -36,6 +36,36 @@ void run_test(std::function<Task<>()> make, const std::function<void(EventLoop&)
     CHECK(leaked == 0);
 }
 
+Watchdog::Watchdog(EventLoop& loop, std::chrono::milliseconds after)
+    : thread_([this, &loop, after] {
+          std::unique_lock lock(mutex_);
+          if (cv_.wait_for(lock, after, [this] { return done_; })) {
+              return;
+          }
+          fired_ = true;
+          lock.unlock();
+          try {
+              loop.call_soon_threadsafe([&loop] { loop.stop(); });
+          } catch (const RuntimeError&) {
+              // the loop closed meanwhile: nothing left to stop
+          }
+      }) {
+}
+
+Watchdog::~Watchdog() {
+    {
+        std::lock_guard lock(mutex_);
+        done_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+}
+
+bool Watchdog::fired() const {
+    std::lock_guard lock(mutex_);
+    return fired_;
+}
+
 LogCapture::LogCapture() : previous_(set_log_sink(&capture_sink)) {
     captured().clear();
 }

@@ -8,8 +8,13 @@
 
 #include <catch2/catch.hpp>
 
+#include <chrono>
+#include <condition_variable>
 #include <functional>
+#include <limits>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace coring::test {
@@ -52,6 +57,59 @@ struct Counted {
         alive = 0;
         constructed = 0;
     }
+};
+
+/// Calls f(name, d) for durations so large that they mean "never": every unit's max(), 300
+/// years (past the end of a nanosecond clock) and floating-point ones (issue 10, defect 3).
+template <class F>
+void for_each_huge_delay(F&& f) {
+    using namespace std::chrono;
+    f("nanoseconds::max()", nanoseconds::max());
+    f("microseconds::max()", microseconds::max());
+    f("milliseconds::max()", milliseconds::max());
+    f("seconds::max()", seconds::max());
+    f("minutes::max()", minutes::max());
+    f("hours::max()", hours::max());
+    f("300 years", hours(24 * 365 * 300));
+    f("1e300 s", duration<double>(1e300));
+    f("+inf s", duration<double>(std::numeric_limits<double>::infinity()));
+}
+
+/// Calls f(name, d) for durations so negative that they mean "now" (issue 10, defect 3).
+template <class F>
+void for_each_huge_negative_delay(F&& f) {
+    using namespace std::chrono;
+    f("nanoseconds::min()", nanoseconds::min());
+    f("microseconds::min()", microseconds::min());
+    f("milliseconds::min()", milliseconds::min());
+    f("seconds::min()", seconds::min());
+    f("minutes::min()", minutes::min());
+    f("hours::min()", hours::min());
+    f("-300 years", -hours(24 * 365 * 300));
+    f("-inf s", duration<double>(-std::numeric_limits<double>::infinity()));
+}
+
+/// Stops a loop from another thread if it is still busy after a while, so that a loop stuck in
+/// io_uring_enter fails its test (run_until_complete throws, fired() is true) instead of hanging
+/// it until CTest's timeout. Only the loop thread may assert on fired().
+class Watchdog {
+public:
+    Watchdog(EventLoop& loop, std::chrono::milliseconds after);
+    Watchdog(const Watchdog&) = delete;
+    Watchdog& operator=(const Watchdog&) = delete;
+
+    /// Disarms the watchdog and joins its thread.
+    ~Watchdog();
+
+    /// Whether it had to stop the loop.
+    bool fired() const;
+
+private:
+    mutable std::mutex mutex_;
+    std::condition_variable cv_;
+    bool done_ = false;  // guarded by mutex_
+    bool fired_ = false; // guarded by mutex_
+    std::thread thread_;
 };
 
 /// Captures everything coring logs while alive (single-threaded tests only).

@@ -10,6 +10,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <chrono>
+#include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -146,4 +149,119 @@ TEST_CASE("sleep: VirtualClock::advance makes timers due", "[sleep][testing]") {
     loop.call_soon([] {}); // make one iteration happen without waiting
     coring::testing::run_until_idle(loop);
     CHECK(fired == 1);
+}
+
+TEST_CASE("sleep: a huge delay of any unit never fires and holds back no other timer", "[sleep]") {
+    coring::test::for_each_huge_delay([](const char* name, auto delay) {
+        INFO(name);
+        EventLoop loop;
+        coring::test::Watchdog watchdog(loop, 3s);
+        bool woke = false;
+        bool was_done = true;
+        auto sleeper = [&]() -> Task<> {
+            co_await coring::sleep(delay);
+            woke = true;
+        };
+        auto main = [&]() -> Task<> {
+            auto h = coring::create_task(sleeper());
+            co_await coring::sleep(2ms); // must fire although the huge timer is earlier in time
+            was_done = h.done();
+            h.cancel();
+            CO_CHECK_THROWS_AS(h, coring::CancelledError);
+        };
+        CHECK_NOTHROW(loop.run_until_complete(main()));
+        CHECK_FALSE(was_done);
+        CHECK_FALSE(woke);
+        CHECK_FALSE(watchdog.fired());
+    });
+}
+
+TEST_CASE("sleep: a huge negative delay of any unit yields once", "[sleep]") {
+    coring::test::for_each_huge_negative_delay([](const char* name, auto delay) {
+        INFO(name);
+        EventLoop loop;
+        coring::test::Watchdog watchdog(loop, 3s);
+        std::uint64_t took = 0;
+        auto main = [&]() -> Task<> {
+            auto before = loop.iteration_count();
+            co_await coring::sleep(delay);
+            took = loop.iteration_count() - before;
+        };
+        CHECK_NOTHROW(loop.run_until_complete(main()));
+        CHECK(took == 1);
+        CHECK_FALSE(watchdog.fired());
+    });
+}
+
+TEST_CASE("sleep: in virtual time a huge sleep does not fire while other timers do",
+          "[sleep][testing]") {
+    coring::test::for_each_huge_delay([](const char* name, auto delay) {
+        INFO(name);
+        EventLoop loop;
+        coring::testing::VirtualClock clock(loop);
+        bool woke = false;
+        bool was_done = true;
+        auto sleeper = [&]() -> Task<> {
+            co_await coring::sleep(delay);
+            woke = true;
+        };
+        auto main = [&]() -> Task<> {
+            auto h = coring::create_task(sleeper());
+            co_await coring::sleep(24h * 365);
+            was_done = h.done();
+            h.cancel();
+            CO_CHECK_THROWS_AS(h, coring::CancelledError);
+        };
+        loop.run_until_complete(main());
+        CHECK_FALSE(was_done);
+        CHECK_FALSE(woke);
+    });
+}
+
+TEST_CASE("sleep: sleep_until saturates time points of any unit", "[sleep]") {
+    using hours_point = std::chrono::time_point<EventLoop::clock, std::chrono::hours>;
+    run_test([]() -> Task<> {
+        EventLoop& loop = coring::get_running_loop();
+        auto before = loop.iteration_count();
+        co_await coring::sleep_until(EventLoop::time_point::min());
+        co_await coring::sleep_until(hours_point::min());
+        CHECK(loop.iteration_count() == before + 2);
+        auto forever = [](auto when) -> Task<> {
+            co_await coring::sleep_until(when);
+        };
+        auto a = coring::create_task(forever(EventLoop::time_point::max()));
+        auto b = coring::create_task(forever(hours_point::max()));
+        co_await coring::sleep(2ms);
+        CHECK_FALSE(a.done());
+        CHECK_FALSE(b.done());
+        a.cancel();
+        b.cancel();
+        CO_CHECK_THROWS_AS(a, coring::CancelledError);
+        CO_CHECK_THROWS_AS(b, coring::CancelledError);
+    });
+}
+
+TEST_CASE("sleep: sleep(delay, result) returns result, as asyncio.sleep(delay, result)",
+          "[sleep]") {
+    run_test([]() -> Task<> {
+        int v = co_await coring::sleep(1ms, 42);
+        CHECK(v == 42);
+        std::string s = co_await coring::sleep(0s, std::string("done"));
+        CHECK(s == "done");
+        std::unique_ptr<int> p = co_await coring::sleep(-1s, std::make_unique<int>(7));
+        REQUIRE(p);
+        CHECK(*p == 7);
+    });
+}
+
+TEST_CASE("sleep: sleep(delay, result) is cancellable like sleep(delay)", "[sleep]") {
+    run_test([]() -> Task<> {
+        auto sleeper = []() -> Task<int> {
+            co_return co_await coring::sleep(1h, 5);
+        };
+        auto h = coring::create_task(sleeper());
+        co_await coring::sleep(0s);
+        h.cancel();
+        CO_CHECK_THROWS_AS(h, coring::CancelledError);
+    });
 }

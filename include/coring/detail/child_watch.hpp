@@ -10,6 +10,7 @@
 #include <coring/task.hpp>
 
 #include <coring/detail/awaitable_traits.hpp>
+#include <coring/detail/deadline.hpp>
 #include <coring/detail/frame_allocator.hpp>
 #include <coring/detail/future_base.hpp>
 #include <coring/detail/task_base.hpp>
@@ -276,10 +277,11 @@ private:
     }
 };
 
-/// Converts a timeout of any std::chrono duration to the loop's duration, rounding up.
+/// Converts a timeout of any std::chrono duration to the loop's duration, rounding up and
+/// saturating (detail/deadline.hpp): a huge timeout never expires, a huge negative one at once.
 template <class Rep, class Period>
-std::optional<EventLoop::duration> to_timeout(std::chrono::duration<Rep, Period> d) {
-    return std::chrono::ceil<EventLoop::duration>(d);
+std::optional<EventLoop::duration> to_timeout(std::chrono::duration<Rep, Period> d) noexcept {
+    return EventLoop::duration(saturated_ns(d));
 }
 
 // ---- what a combinator does with each argument ----
