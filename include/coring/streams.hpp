@@ -80,13 +80,22 @@ public:
         detail::StreamTransport& t = *t_;
         if (!suspended_) {
             t.throw_if_read_error();
+            t.throw_if_cancel_pending(); // before taking bytes (issue 10, defect 2)
             return t.take_into(buf_);
         }
         suspended_ = false;
         detail::TransportRef hold(t_); // adopts the reference await_suspend took
         if (t.kind() != detail::TransportKind::none) {
             int res = op_.finish();
-            return t.read_result(res);
+            std::size_t n = t.read_result(res);
+            if (op_.cancel_pending()) [[unlikely]] {
+                // The kernel completed the recv before it saw the cancel request: the bytes go
+                // back to the reader's buffer (empty, or the recv would not have been made) for
+                // the next read, and the read raises CancelledError (issue 10, defect 2).
+                t.rbuf_.append(buf_.data(), n);
+                t.throw_if_cancel_pending();
+            }
+            return n;
         }
         t.reading_ = false;
         wait_->await_resume();

@@ -132,6 +132,20 @@ public:
         }
     }
 
+    /// Throws CancelledError (and withdraws the pending cancellation) when the running task has
+    /// a cancellation pending. Every read calls it before it consumes buffered bytes and right
+    /// after a recv has added some, so that a cancelled read leaves its bytes in the buffer for
+    /// the next read, as asyncio's _wait_for_data does (issue 10, defect 2): a recv the kernel
+    /// completed before it saw the cancel request leaves the cancellation pending (the result
+    /// wins), and a read returning its bytes then would have them dropped by its task.
+    void throw_if_cancel_pending() const {
+        if (loop_ != nullptr) [[likely]] {
+            if (TaskBase* task = loop_->current_task()) {
+                task->throw_if_cancel_pending();
+            }
+        }
+    }
+
     /// Copies up to buf.size() buffered bytes into buf and consumes them.
     std::size_t take_into(std::span<char> buf) noexcept;
 
@@ -389,6 +403,10 @@ public:
         return result();
     }
 
+    /// After finish(): whether the awaiting task has a cancellation pending (it arrived after
+    /// the kernel had completed the read, or while the task was scheduled to resume).
+    bool cancel_pending() const noexcept { return task().must_cancel(); }
+
 private:
     StreamTransport* t_;
     char* p_ = nullptr;
@@ -456,6 +474,7 @@ public:
                 int res = op_.finish();
                 std::size_t n = t.read_result(res);
                 t.rbuf_.commit(n);
+                t.throw_if_cancel_pending(); // the bytes stay in the buffer
                 return;
             }
         }
