@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 
 #include "server_state.hpp"
@@ -564,6 +565,16 @@ Task<std::string> read_impl(TransportRef ref, std::ptrdiff_t n) {
 
 Task<std::string> readexactly_impl(TransportRef ref, std::size_t n) {
     StreamTransport& t = *ref;
+    if (n > static_cast<std::size_t>(PTRDIFF_MAX)) {
+        // asyncio's readexactly raises ValueError for a negative size, which is what such a
+        // size_t is as a signed length (a length from the peer minus a header, underflowed).
+        // Smaller sizes are read as asyncio does: until n bytes or EOF, the buffer growing only
+        // as bytes arrive (issue 10, defect 4).
+        throw ValueError(fmt::format(
+                "readexactly size can not be less than zero (got {}, {} as a signed size)",
+                n,
+                static_cast<std::ptrdiff_t>(n)));
+    }
     t.throw_if_read_error();
     t.throw_if_cancel_pending();
     if (n == 0) {

@@ -218,7 +218,8 @@ public:
     explicit StreamReader(detail::TransportRef transport) noexcept : t_(std::move(transport)) {}
 
     /// Reads up to n bytes, waiting only if nothing is buffered; "" at EOF. n = -1 reads until
-    /// EOF. Throws: the connection's error (ConnectionResetError, ...); CancelledError.
+    /// EOF. Throws: the connection's error (ConnectionResetError, ...); CancelledError (a
+    /// cancelled read takes nothing from the buffer).
     [[nodiscard]] Task<std::string> read(std::ptrdiff_t n = -1);
 
     /// Reads up to buf.size() bytes into buf, waiting only if nothing is buffered; yields the
@@ -239,8 +240,11 @@ public:
     /// separator; the connection's error; CancelledError.
     [[nodiscard]] Task<std::string> readuntil(std::string separator = "\n");
 
-    /// Reads exactly n bytes. Throws: IncompleteReadError with the partial bytes at EOF;
-    /// the connection's error; CancelledError.
+    /// Reads exactly n bytes. The buffer grows as bytes arrive, never ahead of them, so any n
+    /// is safe to ask for. Throws: IncompleteReadError with the partial bytes at EOF;
+    /// ValueError when n > PTRDIFF_MAX (a negative size for asyncio, as an underflowed length
+    /// is), before reading anything; the connection's error; CancelledError (the bytes read so
+    /// far stay in the buffer).
     [[nodiscard]] Task<std::string> readexactly(std::size_t n);
 
     /// Whether EOF was received and the buffer is empty.

@@ -65,6 +65,11 @@ public:
     static constexpr std::size_t default_high_water = 64 * 1024;
     static constexpr std::size_t first_read_capacity = 16 * 1024;
     static constexpr std::size_t min_read_room = 4 * 1024;
+    /// The most a read reserves ahead of the data it has: max(this, bytes buffered). Sizes a
+    /// peer can influence (readexactly(n)) or a huge limit (read() to EOF reads blocks of
+    /// limit) never allocate ahead of the data; the buffer grows as bytes arrive, doubling at
+    /// most (issue 10, defect 4).
+    static constexpr std::size_t max_read_ahead = 64 * 1024;
     static constexpr std::size_t max_io = 1u << 30; // bytes per recv/send SQE (len is 32-bit)
 
     /// A transport over fd (taken over; closed by the transport), or without fd for kind none.
@@ -415,8 +420,8 @@ private:
 
 /// Waits until the reader's buffer has grown, EOF or an error (asyncio's _wait_for_data);
 /// the coroutines behind readline, readuntil, readexactly and read loop on it. With an fd it
-/// is one recv into the buffer's free room (made at least want bytes); without one it waits
-/// for feed_data.
+/// is one recv into the buffer's free room (made at least want bytes, but no more than
+/// max_read_ahead or the bytes already buffered); without one it waits for feed_data.
 class [[nodiscard]] FillAwaiter {
 public:
     FillAwaiter(StreamTransport& t, const char* func, std::size_t want = 0)
@@ -451,6 +456,12 @@ public:
             ByteBuffer& b = t.rbuf_;
             std::size_t room =
                     want_ > StreamTransport::min_read_room ? want_ : StreamTransport::min_read_room;
+            std::size_t ahead = b.size() > StreamTransport::max_read_ahead
+                                        ? b.size()
+                                        : StreamTransport::max_read_ahead;
+            if (room > ahead) {
+                room = ahead;
+            }
             if (b.capacity() == 0 && room < StreamTransport::first_read_capacity) {
                 room = StreamTransport::first_read_capacity;
             }
