@@ -224,7 +224,8 @@ public:
 
     /// Reads up to buf.size() bytes into buf, waiting only if nothing is buffered; yields the
     /// count, 0 at EOF. The zero-copy read: with nothing buffered, the recv writes into buf.
-    /// Throws: the connection's error; CancelledError (the recv is cancelled in the kernel).
+    /// Throws: the connection's error; CancelledError (the recv is cancelled in the kernel;
+    /// bytes it delivered anyway go to the reader's buffer, not to buf).
     [[nodiscard]] ReadIntoAwaiter read_into(std::span<char> buf) noexcept {
         return ReadIntoAwaiter(*t_, buf);
     }
@@ -232,6 +233,8 @@ public:
     /// Reads one line, up to and including "\n"; at EOF the incomplete rest, "" when nothing is
     /// left. Throws: ValueError when the limit is reached without a newline (the line, or the
     /// buffer, is dropped, as asyncio does); the connection's error; CancelledError.
+    /// Cancellation (every read): a read whose task has a cancellation pending consumes nothing;
+    /// what it received stays in the buffer for the next read.
     [[nodiscard]] Task<std::string> readline();
 
     /// Reads up to and including separator. Throws: IncompleteReadError (with the bytes
