@@ -92,7 +92,9 @@ public:
                 // The kernel completed the recv before it saw the cancel request: the bytes go
                 // back to the reader's buffer (empty, or the recv would not have been made) for
                 // the next read, and the read raises CancelledError (issue 10, defect 2).
-                t.rbuf_.append(buf_.data(), n);
+                if (n > 0) {
+                    t.rbuf_.append(buf_.data(), n);
+                }
                 t.throw_if_cancel_pending();
             }
             return n;

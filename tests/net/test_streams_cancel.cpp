@@ -294,3 +294,27 @@ TEST_CASE("StreamReader: readline under wait_for timing out in a loop loses no l
         CHECK(next == lines);
     });
 }
+
+TEST_CASE("StreamReader: a read_into cancelled as EOF arrives raises CancelledError and then sees "
+          "EOF",
+          "[net][streams][cancel]") {
+    // Found by fuzz_stream_reader: the cancelled read_into put its 0 bytes back with a memcpy
+    // into a buffer that had no storage yet (UBSan: null argument).
+    coring::test::run_test([]() -> Task<> {
+        auto [a, b] = coring::socketpair();
+        auto [reader, writer] = co_await coring::open_connection(std::move(a));
+        char buf[16];
+        auto child = coring::create_task(read_into_string(reader, buf));
+        co_await coring::sleep(0s); // the read submits its recv
+        co_await coring::sleep(0s);
+        ::shutdown(b.fd(), SHUT_WR);
+        co_await coring::sleep(0s); // the completion is reaped; the read is scheduled
+        child.cancel();
+        CO_CHECK_THROWS_AS(child, coring::CancelledError);
+        std::string rest = co_await reader.read();
+        CHECK(rest.empty());
+        CHECK(reader.at_eof());
+        writer.close();
+        co_await writer.wait_closed();
+    });
+}

@@ -79,6 +79,9 @@ public:
 
     /// Appends n bytes. Throws std::bad_alloc.
     void append(const char* p, std::size_t n) {
+        if (n == 0) {
+            return; // no storage may exist yet: memcpy to null is undefined even for 0 bytes
+        }
         reserve_tail(n);
         std::memcpy(data_ + end_, p, n);
         end_ += n;
