@@ -53,9 +53,17 @@ void register_pool_owner() noexcept {
 }
 #endif
 
-std::size_t round_up(std::size_t n) noexcept {
+// The largest power of two a size_t holds: bit_ceil of anything above it is undefined.
+constexpr std::size_t max_rounded = ~(~std::size_t{0} >> 1);
+
+std::size_t round_up(std::size_t n) {
     if (n <= (std::size_t{1} << min_shift)) {
         return std::size_t{1} << min_shift;
+    }
+    if (n > max_rounded) {
+        // No allocation can be that large (issue 10, defect 4: bit_ceil used to shift by 64
+        // and the pool index went out of range).
+        throw std::bad_alloc();
     }
     return std::bit_ceil(n);
 }
@@ -109,6 +117,9 @@ void ByteBuffer::make_room(std::size_t n) {
         begin_ = 0;
         end_ = used;
         return;
+    }
+    if (n > max_rounded - used) {
+        throw std::bad_alloc(); // used + n would not fit in a size_t, let alone in memory
     }
     std::size_t want = used + n;
     if (want < cap_ * 2) {

@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 
 #include "server_state.hpp"
@@ -524,12 +525,20 @@ void StreamTransport::detach_server() noexcept {
 }
 
 // ---- the reader's coroutines ----
+//
+// Cancellation (issue 10, defect 2): a read never consumes bytes while its task has a
+// cancellation pending. Each coroutine checks on entry, and FillAwaiter, their only suspension
+// point, throws a cancellation that arrived together with the bytes after adding them to the
+// buffer; between those checks and the consumption nothing suspends, so no cancellation can
+// come in between. A cancelled read thus leaves everything it received in the buffer, where
+// asyncio's _wait_for_data leaves it too.
 
 namespace {
 
 Task<std::string> read_impl(TransportRef ref, std::ptrdiff_t n) {
     StreamTransport& t = *ref;
     t.throw_if_read_error();
+    t.throw_if_cancel_pending();
     if (n == 0) {
         co_return std::string();
     }
@@ -556,7 +565,18 @@ Task<std::string> read_impl(TransportRef ref, std::ptrdiff_t n) {
 
 Task<std::string> readexactly_impl(TransportRef ref, std::size_t n) {
     StreamTransport& t = *ref;
+    if (n > static_cast<std::size_t>(PTRDIFF_MAX)) {
+        // asyncio's readexactly raises ValueError for a negative size, which is what such a
+        // size_t is as a signed length (a length from the peer minus a header, underflowed).
+        // Smaller sizes are read as asyncio does: until n bytes or EOF, the buffer growing only
+        // as bytes arrive (issue 10, defect 4).
+        throw ValueError(fmt::format(
+                "readexactly size can not be less than zero (got {}, {} as a signed size)",
+                n,
+                static_cast<std::ptrdiff_t>(n)));
+    }
     t.throw_if_read_error();
+    t.throw_if_cancel_pending();
     if (n == 0) {
         co_return std::string();
     }
@@ -581,6 +601,7 @@ Task<std::string> readuntil_impl(TransportRef ref, std::string separator, bool l
         throw ValueError("Separator should be at least one-byte string");
     }
     t.throw_if_read_error();
+    t.throw_if_cancel_pending();
     // offset: how far from the start of the buffer the separator cannot begin.
     std::size_t offset = 0;
     std::size_t isep = 0;

@@ -81,13 +81,24 @@ public:
         detail::StreamTransport& t = *t_;
         if (!suspended_) {
             t.throw_if_read_error();
+            t.throw_if_cancel_pending(); // before taking bytes (issue 10, defect 2)
             return t.take_into(buf_);
         }
         suspended_ = false;
         detail::TransportRef hold(t_); // adopts the reference await_suspend took
         if (t.kind() != detail::TransportKind::none) {
             int res = op_.finish();
-            return t.read_result(res);
+            std::size_t n = t.read_result(res);
+            if (op_.cancel_pending()) [[unlikely]] {
+                // The kernel completed the recv before it saw the cancel request: the bytes go
+                // back to the reader's buffer (empty, or the recv would not have been made) for
+                // the next read, and the read raises CancelledError (issue 10, defect 2).
+                if (n > 0) {
+                    t.rbuf_.append(buf_.data(), n);
+                }
+                t.throw_if_cancel_pending();
+            }
+            return n;
         }
         t.reading_ = false;
         wait_->await_resume();
@@ -210,12 +221,14 @@ public:
     explicit StreamReader(detail::TransportRef transport) noexcept : t_(std::move(transport)) {}
 
     /// Reads up to n bytes, waiting only if nothing is buffered; "" at EOF. n = -1 reads until
-    /// EOF. Throws: the connection's error (ConnectionResetError, ...); CancelledError.
+    /// EOF. Throws: the connection's error (ConnectionResetError, ...); CancelledError (a
+    /// cancelled read takes nothing from the buffer).
     [[nodiscard]] Task<std::string> read(std::ptrdiff_t n = -1);
 
     /// Reads up to buf.size() bytes into buf, waiting only if nothing is buffered; yields the
     /// count, 0 at EOF. The zero-copy read: with nothing buffered, the recv writes into buf.
-    /// Throws: the connection's error; CancelledError (the recv is cancelled in the kernel).
+    /// Throws: the connection's error; CancelledError (the recv is cancelled in the kernel;
+    /// bytes it delivered anyway go to the reader's buffer, not to buf).
     [[nodiscard]] ReadIntoAwaiter read_into(std::span<char> buf) noexcept {
         return ReadIntoAwaiter(*t_, buf);
     }
@@ -223,6 +236,8 @@ public:
     /// Reads one line, up to and including "\n"; at EOF the incomplete rest, "" when nothing is
     /// left. Throws: ValueError when the limit is reached without a newline (the line, or the
     /// buffer, is dropped, as asyncio does); the connection's error; CancelledError.
+    /// Cancellation (every read): a read whose task has a cancellation pending consumes nothing;
+    /// what it received stays in the buffer for the next read.
     [[nodiscard]] Task<std::string> readline();
 
     /// Reads up to and including separator. Throws: IncompleteReadError (with the bytes
@@ -231,8 +246,11 @@ public:
     /// separator; the connection's error; CancelledError.
     [[nodiscard]] Task<std::string> readuntil(std::string separator = "\n");
 
-    /// Reads exactly n bytes. Throws: IncompleteReadError with the partial bytes at EOF;
-    /// the connection's error; CancelledError.
+    /// Reads exactly n bytes. The buffer grows as bytes arrive, never ahead of them, so any n
+    /// is safe to ask for. Throws: IncompleteReadError with the partial bytes at EOF;
+    /// ValueError when n > PTRDIFF_MAX (a negative size for asyncio, as an underflowed length
+    /// is), before reading anything; the connection's error; CancelledError (the bytes read so
+    /// far stay in the buffer).
     [[nodiscard]] Task<std::string> readexactly(std::size_t n);
 
     /// Whether EOF was received and the buffer is empty.

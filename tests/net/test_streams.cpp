@@ -14,8 +14,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -262,6 +264,98 @@ TEST_CASE("StreamReader: a limit of 0 is refused", "[net][streams][reader]") {
     coring::test::run_test([]() -> Task<> {
         CHECK_THROWS_AS(StreamReader(0), coring::ValueError);
         co_return;
+    });
+}
+
+// ---- sizes a peer can influence (issue 10, defect 4) ----
+
+TEST_CASE("StreamReader: readexactly of a size no buffer can hold raises ValueError",
+          "[net][streams][reader][limits]") {
+    coring::test::run_test([]() -> Task<> {
+        auto [a, b] = coring::socketpair();
+        auto [reader, writer] = co_await coring::open_connection(std::move(a));
+        REQUIRE(::send(b.fd(), "hello", 5, MSG_NOSIGNAL) == 5);
+        ::shutdown(b.fd(), SHUT_WR);
+        std::size_t header = 8;
+        std::size_t underflowed = std::size_t{5} - header; // a length minus a header
+        CO_CHECK_THROWS_AS(reader.readexactly(underflowed), coring::ValueError);
+        CO_CHECK_THROWS_AS(reader.readexactly(std::size_t{1} << 63), coring::ValueError);
+        std::string rest = co_await reader.read(); // nothing was taken
+        CHECK(rest == "hello");
+        writer.close();
+        co_await writer.wait_closed();
+    });
+}
+
+TEST_CASE("StreamReader: readexactly of 1 TiB buffers what arrives and fails at EOF",
+          "[net][streams][reader][limits]") {
+    // asyncio's readexactly buffers until n bytes or EOF; nothing is reserved ahead of the data.
+    coring::test::run_test([]() -> Task<> {
+        auto [a, b] = coring::socketpair();
+        auto [reader, writer] = co_await coring::open_connection(std::move(a));
+        constexpr std::size_t tib = std::size_t{1} << 40;
+        auto pending = coring::create_task(reader.readexactly(tib));
+        REQUIRE(::send(b.fd(), "hello", 5, MSG_NOSIGNAL) == 5);
+        for (int i = 0; i < 4; ++i) {
+            co_await coring::sleep(0s);
+        }
+        CHECK(!pending.done());
+        CHECK(reader.buffered() == 5);
+        ::shutdown(b.fd(), SHUT_WR);
+        std::string partial = "none";
+        std::optional<std::size_t> expected;
+        try {
+            co_await pending;
+        } catch (const coring::IncompleteReadError& e) {
+            partial = e.partial;
+            expected = e.expected;
+        }
+        CHECK(partial == "hello");
+        CHECK(expected == tib);
+        writer.close();
+        co_await writer.wait_closed();
+    });
+}
+
+TEST_CASE("StreamReader: a limit of SIZE_MAX or 1 TiB reads to EOF without reserving it",
+          "[net][streams][reader][limits]") {
+    coring::test::run_test([]() -> Task<> {
+        for (std::size_t limit : {SIZE_MAX, std::size_t{1} << 40}) {
+            auto [a, b] = coring::socketpair();
+            auto [reader, writer] = co_await coring::open_connection(std::move(a), limit);
+            CHECK(reader.limit() == limit);
+            REQUIRE(::send(b.fd(), "hello", 5, MSG_NOSIGNAL) == 5);
+            ::shutdown(b.fd(), SHUT_WR);
+            std::string all = co_await reader.read();
+            CHECK(all == "hello");
+            writer.close();
+            co_await writer.wait_closed();
+        }
+    });
+}
+
+TEST_CASE("StreamReader: readexactly of 3 MiB sent in pieces arrives whole",
+          "[net][streams][reader][limits]") {
+    // The buffer grows by bounded steps as the data arrives.
+    coring::test::run_test([]() -> Task<> {
+        auto [a, b] = coring::socketpair();
+        auto [reader, writer] = co_await coring::open_connection(std::move(a));
+        auto [peer_reader, peer_writer] = co_await coring::open_connection(std::move(b));
+        std::string data(3 << 20, 'x');
+        for (std::size_t i = 0; i < data.size(); ++i) {
+            data[i] = static_cast<char>('a' + i % 26);
+        }
+        auto got = coring::create_task(reader.readexactly(data.size()));
+        for (std::size_t off = 0; off < data.size(); off += 100'000) {
+            peer_writer.write(std::string_view(data).substr(off, 100'000));
+            co_await peer_writer.drain();
+        }
+        std::string back = co_await got;
+        CHECK(back == data);
+        peer_writer.close();
+        writer.close();
+        co_await peer_writer.wait_closed();
+        co_await writer.wait_closed();
     });
 }
 

@@ -12,7 +12,7 @@ namespace coring::detail {
 
 /// Allocates a buffer of at least capacity bytes (rounded up to a power of two, at least
 /// 4 KiB), reusing one freed earlier on this thread when it can; updates capacity to the size
-/// obtained. Throws std::bad_alloc.
+/// obtained. Throws std::bad_alloc, also for a capacity no power of two can hold.
 char* buffer_allocate(std::size_t& capacity);
 
 /// Returns a buffer from buffer_allocate; capacity is the size it was allocated with.
@@ -59,7 +59,7 @@ public:
     char* tail() noexcept { return data_ + end_; }
 
     /// Makes room() at least n: moves the data to the front, or grows the storage.
-    /// Throws std::bad_alloc.
+    /// Throws std::bad_alloc (whatever n is: a size past what memory can hold is no crash).
     void reserve_tail(std::size_t n) {
         if (room() < n) {
             make_room(n);
@@ -79,6 +79,9 @@ public:
 
     /// Appends n bytes. Throws std::bad_alloc.
     void append(const char* p, std::size_t n) {
+        if (n == 0) {
+            return; // no storage may exist yet: memcpy to null is undefined even for 0 bytes
+        }
         reserve_tail(n);
         std::memcpy(data_ + end_, p, n);
         end_ += n;

@@ -100,6 +100,9 @@ protected:
 
     unsigned cqe_flags() const noexcept { return flags_; }
 
+    /// The task awaiting the operation (set by await_suspend).
+    TaskBase& task() const noexcept { return *task_; }
+
     EventLoop& loop() const noexcept { return *task_->loop(); }
 
 private:

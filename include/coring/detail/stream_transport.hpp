@@ -65,6 +65,11 @@ public:
     static constexpr std::size_t default_high_water = 64 * 1024;
     static constexpr std::size_t first_read_capacity = 16 * 1024;
     static constexpr std::size_t min_read_room = 4 * 1024;
+    /// The most a read reserves ahead of the data it has: max(this, bytes buffered). Sizes a
+    /// peer can influence (readexactly(n)) or a huge limit (read() to EOF reads blocks of
+    /// limit) never allocate ahead of the data; the buffer grows as bytes arrive, doubling at
+    /// most (issue 10, defect 4).
+    static constexpr std::size_t max_read_ahead = 64 * 1024;
     static constexpr std::size_t max_io = 1u << 30; // bytes per recv/send SQE (len is 32-bit)
 
     /// A transport over fd (taken over; closed by the transport), or without fd for kind none.
@@ -129,6 +134,20 @@ public:
     void throw_if_read_error() const {
         if (read_error_) [[unlikely]] {
             std::rethrow_exception(read_error_);
+        }
+    }
+
+    /// Throws CancelledError (and withdraws the pending cancellation) when the running task has
+    /// a cancellation pending. Every read calls it before it consumes buffered bytes and right
+    /// after a recv has added some, so that a cancelled read leaves its bytes in the buffer for
+    /// the next read, as asyncio's _wait_for_data does (issue 10, defect 2): a recv the kernel
+    /// completed before it saw the cancel request leaves the cancellation pending (the result
+    /// wins), and a read returning its bytes then would have them dropped by its task.
+    void throw_if_cancel_pending() const {
+        if (loop_ != nullptr) [[likely]] {
+            if (TaskBase* task = loop_->current_task()) {
+                task->throw_if_cancel_pending();
+            }
         }
     }
 
@@ -391,6 +410,10 @@ public:
         return result();
     }
 
+    /// After finish(): whether the awaiting task has a cancellation pending (it arrived after
+    /// the kernel had completed the read, or while the task was scheduled to resume).
+    bool cancel_pending() const noexcept { return task().must_cancel(); }
+
 private:
     StreamTransport* t_;
     char* p_ = nullptr;
@@ -399,8 +422,8 @@ private:
 
 /// Waits until the reader's buffer has grown, EOF or an error (asyncio's _wait_for_data);
 /// the coroutines behind readline, readuntil, readexactly and read loop on it. With an fd it
-/// is one recv into the buffer's free room (made at least want bytes); without one it waits
-/// for feed_data.
+/// is one recv into the buffer's free room (made at least want bytes, but no more than
+/// max_read_ahead or the bytes already buffered); without one it waits for feed_data.
 class [[nodiscard]] FillAwaiter {
 public:
     FillAwaiter(StreamTransport& t, const char* func, std::size_t want = 0)
@@ -435,6 +458,12 @@ public:
             ByteBuffer& b = t.rbuf_;
             std::size_t room =
                     want_ > StreamTransport::min_read_room ? want_ : StreamTransport::min_read_room;
+            std::size_t ahead = b.size() > StreamTransport::max_read_ahead
+                                        ? b.size()
+                                        : StreamTransport::max_read_ahead;
+            if (room > ahead) {
+                room = ahead;
+            }
             if (b.capacity() == 0 && room < StreamTransport::first_read_capacity) {
                 room = StreamTransport::first_read_capacity;
             }
@@ -458,6 +487,7 @@ public:
                 int res = op_.finish();
                 std::size_t n = t.read_result(res);
                 t.rbuf_.commit(n);
+                t.throw_if_cancel_pending(); // the bytes stay in the buffer
                 return;
             }
         }
