@@ -30,7 +30,6 @@ Sys sys = {
         &::io_uring_submit_and_wait,
         &::io_uring_submit_and_wait_timeout,
         &::io_uring_submit_and_get_events,
-        nullptr,
         &::operator new,
 };
 

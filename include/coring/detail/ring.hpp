@@ -3,7 +3,6 @@
 #pragma once
 
 #include <coring/detail/assert.hpp>
-#include <coring/detail/sys.hpp>
 
 #include <liburing.h>
 
@@ -82,15 +81,24 @@ public:
 
     /// Calls on_cqe(Completion*, res, flags) for every completion in the CQ, in order, then
     /// marks them seen. Completions of untracked SQEs (cancel requests) are skipped.
-    /// Fault seam: when sys.cqe_result is set, each completion's res is the value it returns.
     template <class OnCqe>
     unsigned reap(OnCqe&& on_cqe) {
-        // One test per batch, not per completion: the seam costs a never-taken branch per loop
-        // iteration when unused.
-        if (sys.cqe_result != nullptr) [[unlikely]] {
-            return reap_batch<true>(on_cqe);
+        unsigned head;
+        unsigned n = 0;
+        io_uring_cqe* cqe;
+        io_uring_for_each_cqe(&ring_, head, cqe) {
+            ++n;
+            std::uint64_t ud = cqe->user_data;
+            if (ud == ignored_user_data) {
+                continue;
+            }
+            if (!(cqe->flags & IORING_CQE_F_MORE)) {
+                --in_flight_;
+            }
+            on_cqe(reinterpret_cast<Completion*>(ud), cqe->res, cqe->flags);
         }
-        return reap_batch<false>(on_cqe);
+        io_uring_cq_advance(&ring_, n);
+        return n;
     }
 
     /// True when the CQ holds completions not reaped yet.
@@ -130,30 +138,6 @@ public:
     io_uring* native() noexcept { return &ring_; }
 
 private:
-    template <bool Rewrite, class OnCqe>
-    unsigned reap_batch(OnCqe& on_cqe) {
-        unsigned head;
-        unsigned n = 0;
-        io_uring_cqe* cqe;
-        io_uring_for_each_cqe(&ring_, head, cqe) {
-            ++n;
-            std::uint64_t ud = cqe->user_data;
-            if (ud == ignored_user_data) {
-                continue;
-            }
-            if (!(cqe->flags & IORING_CQE_F_MORE)) {
-                --in_flight_;
-            }
-            int res = cqe->res;
-            if constexpr (Rewrite) {
-                res = sys.cqe_result(cqe);
-            }
-            on_cqe(reinterpret_cast<Completion*>(ud), res, cqe->flags);
-        }
-        io_uring_cq_advance(&ring_, n);
-        return n;
-    }
-
     io_uring_sqe* get_sqe_slow();
     void enter_nowait();
     void check_sqes_before_submit() noexcept;

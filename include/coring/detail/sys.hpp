@@ -18,8 +18,10 @@ namespace coring::detail {
 ///
 /// Cost when unused: every entry sits on a path that makes a system call or calls malloc anyway
 /// (setup, probing, io_uring_enter, sockets, a frame-cache miss), where one indirect call is
-/// noise. The only entry read on the hot path is cqe_result, and it is read once per reap (one
-/// predictable never-taken branch per loop iteration), never once per completion.
+/// noise; nothing is tested on the hot path (SQE preparation, reaping, frame-cache hits).
+/// Completion results need no entry of their own: the ring is set up with DEFER_TASKRUN where
+/// the kernel has it, so completions are posted only inside io_uring_enter, and an enter entry
+/// can rewrite the res of the CQEs the call posted before the loop reaps them.
 /// Not thread-safe: change it only while no loop runs.
 struct Sys {
     int (*io_uring_queue_init_params)(unsigned entries, io_uring* ring, io_uring_params* p);
@@ -35,8 +37,9 @@ struct Sys {
     int (*bind)(int fd, const sockaddr* addr, socklen_t len);
     int (*listen)(int fd, int backlog);
     // Ring (ring.cpp): the probe of supported opcodes, and every io_uring_enter. A test can
-    // return a probe without an opcode, or -EINTR/-EAGAIN/-EBUSY from a submit (the SQ then
-    // stays full, so get_sqe finds no free entry after its flush and must retry).
+    // return a probe without an opcode; return -EINTR/-EAGAIN/-EBUSY from a submit (the SQ then
+    // stays full, so get_sqe finds no free entry after its flush and must retry); shorten the
+    // len of queued SQEs (a real short transfer); rewrite the res of the CQEs a call posted.
     io_uring_probe* (*io_uring_get_probe_ring)(io_uring* ring);
     int (*io_uring_submit)(io_uring* ring);
     int (*io_uring_submit_and_wait)(io_uring* ring, unsigned wait_nr);
@@ -46,9 +49,6 @@ struct Sys {
                                             __kernel_timespec* ts,
                                             sigset_t* sigmask);
     int (*io_uring_submit_and_get_events)(io_uring* ring);
-    /// When not null, Ring::reap hands every completion to it and dispatches the value it returns
-    /// in place of cqe->res: an error or a short transfer count. Null by default.
-    int (*cqe_result)(const io_uring_cqe* cqe);
     /// Where the frame allocator gets memory (::operator new): cache misses and blocks too large
     /// to recycle. Throws std::bad_alloc on failure. See frame_cache_bypass to send every frame
     /// allocation here.
