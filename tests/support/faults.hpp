@@ -30,8 +30,9 @@ public:
     /// false: fail before the kernel sees anything (the SQEs stay queued, so a full SQ stays
     /// full); true: make the real call, then report the error anyway (EINTR after submitting).
     bool enter_error_after_call = false;
-    int enters = 0;          // enters seen
-    int enters_injected = 0; // enters made to fail
+    int enters = 0;               // enters seen
+    int enters_injected = 0;      // enters made to fail
+    bool saw_cq_overflow = false; // the kernel flagged an overflowing CQ after some enter
 
     // ---- short transfers: the kernel really transfers at most this many bytes ----
     /// Caps the len of queued SEND/RECV/READ/WRITE SQEs before they reach the kernel (0: off).
@@ -104,6 +105,9 @@ private:
     // Rewrites the res of the CQEs the last enter posted, before the loop reaps them. With
     // IORING_SETUP_DEFER_TASKRUN the kernel posts completions only inside io_uring_enter.
     void after_enter(io_uring* ring) {
+        if ((IO_URING_READ_ONCE(*ring->sq.kflags) & IORING_SQ_CQ_OVERFLOW) != 0) {
+            saw_cq_overflow = true;
+        }
         if (!rewrite) {
             return;
         }
