@@ -61,9 +61,13 @@ struct Spec {
     int value = 0;
     int ended = 0;            // done callbacks run
     bool cancel_took = false; // some cancel() on it returned true
+    // When its sleep began (loop time). Virtual time still moves with the real clock, so on a
+    // busy machine a worker may start a few ms after its creator asked for it.
+    coring::EventLoop::time_point started{};
 };
 
 Task<int> worker(Spec& s) {
+    s.started = coring::get_running_loop().time();
     co_await coring::sleep(std::chrono::milliseconds(s.delay_ms));
     if (s.fails) {
         throw std::runtime_error("worker failed");
@@ -156,16 +160,21 @@ struct Program {
                     break;
                 }
                 Spec& s = new_spec();
-                int timeout = in.next() % 8;
+                auto timeout = std::chrono::milliseconds(in.next() % 8);
+                auto deadline = coring::get_running_loop().time() + timeout;
+                // The worker's timer is due at started + delay; timers fire in deadline order.
+                auto due = [&] {
+                    return s.started + std::chrono::milliseconds(s.delay_ms);
+                };
                 try {
-                    int v = co_await coring::wait_for(worker(s),
-                                                      std::chrono::milliseconds(timeout));
+                    int v = co_await coring::wait_for(worker(s), timeout);
                     require(!s.fails && v == s.value, "wait_for gave a wrong result");
-                    require(s.delay_ms <= timeout, "wait_for returned after its timeout");
+                    require(due() <= deadline, "wait_for returned after its timeout");
                 } catch (const coring::TimeoutError&) {
-                    require(s.delay_ms >= timeout, "wait_for timed out before its timeout");
+                    require(s.started == coring::EventLoop::time_point{} || due() >= deadline,
+                            "wait_for timed out before its timeout");
                 } catch (const std::runtime_error&) {
-                    require(s.fails && s.delay_ms <= timeout, "wait_for raised wrongly");
+                    require(s.fails && due() <= deadline, "wait_for raised wrongly");
                 }
                 break;
             }
