@@ -430,6 +430,8 @@ TEST_CASE("Faults: sock_send racing its cancel 10000 times is reported exactly a
     CHECK(received == reported);
 }
 
+// Defect 2 class (issue 10): a connection the kernel accepted before the cancel is dropped when
+// the task turns the accept's result into a cancellation. [!mayfail] until defect 2 is fixed.
 TEST_CASE("Faults: sock_accept racing its cancel 10000 times leaves every connection acceptable",
           "[faults][net][cancel][!mayfail]") {
     RaceCounts counts;
@@ -456,6 +458,8 @@ TEST_CASE("Faults: sock_accept racing its cancel 10000 times leaves every connec
     CHECK(accepted == connected);
 }
 
+// Defect 2 class (issue 10): a connect the kernel finished before the cancel is reported as
+// cancelled though the socket is connected. [!mayfail] until defect 2 is fixed.
 TEST_CASE("Faults: sock_connect racing its cancel 10000 times is connected only if it completed",
           "[faults][net][cancel][!mayfail]") {
     RaceCounts counts;
