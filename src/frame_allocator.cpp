@@ -24,6 +24,18 @@ struct FrameCacheOwner {
 
 } // namespace
 
+void frame_cache_bypass(bool on) noexcept {
+    FrameCache& c = frame_cache;
+    for (std::size_t cls = 0; cls < FrameCache::classes; ++cls) {
+        while (FrameCache::Block* b = c.free[cls]) {
+            c.free[cls] = b->next;
+            free_block(b, frame_class_size(cls));
+        }
+    }
+    // A cache at its limit keeps no freed block; an empty one serves no allocation.
+    c.cached_bytes = on ? FrameCache::max_cached_bytes : 0;
+}
+
 void frame_cache_register_owner() noexcept {
     static thread_local FrameCacheOwner owner;
     frame_cache.owner_registered = true;

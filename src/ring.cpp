@@ -125,7 +125,7 @@ Ring::Ring(const RingOptions& options) {
     }
     enabled_ = !(setup_flags_ & IORING_SETUP_R_DISABLED);
     std::unique_ptr<io_uring_probe, void (*)(io_uring_probe*)> probe(
-            io_uring_get_probe_ring(&ring_), &io_uring_free_probe);
+            sys.io_uring_get_probe_ring(&ring_), &io_uring_free_probe);
     if (probe) {
         for (unsigned op = 0; op <= probe->last_op && op < 256; ++op) {
             if (io_uring_opcode_supported(probe.get(), static_cast<int>(op))) {
@@ -163,7 +163,7 @@ io_uring_sqe* Ring::get_sqe_slow() {
     for (;;) {
         // The SQ is full: hand its entries to the kernel and take a fresh slot.
         check_sqes_before_submit();
-        int ret = io_uring_submit(&ring_);
+        int ret = sys.io_uring_submit(&ring_);
         ++enters_;
         if (io_uring_sqe* sqe = io_uring_get_sqe(&ring_)) {
             return sqe;
@@ -196,12 +196,12 @@ void Ring::submit_and_wait(std::chrono::nanoseconds timeout) {
     int ret;
     io_uring_cqe* cqe = nullptr;
     if (timeout.count() < 0) {
-        ret = io_uring_submit_and_wait(&ring_, 1);
+        ret = sys.io_uring_submit_and_wait(&ring_, 1);
     } else {
         __kernel_timespec ts{};
         ts.tv_sec = static_cast<long long>(timeout.count() / 1'000'000'000);
         ts.tv_nsec = static_cast<long long>(timeout.count() % 1'000'000'000);
-        ret = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+        ret = sys.io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
     }
     ++enters_;
     if (!benign_enter_error(ret)) {
@@ -211,7 +211,7 @@ void Ring::submit_and_wait(std::chrono::nanoseconds timeout) {
 
 void Ring::enter_nowait() {
     check_sqes_before_submit();
-    int ret = io_uring_submit_and_get_events(&ring_);
+    int ret = sys.io_uring_submit_and_get_events(&ring_);
     ++enters_;
     if (!benign_enter_error(ret)) {
         throw_enter_error(ret);
@@ -224,7 +224,7 @@ bool Ring::cancel_all_and_drain() noexcept {
         // destructor): hand them to the kernel before the ring goes.
         if (enabled_ && io_uring_sq_ready(&ring_) > 0) {
             check_sqes_before_submit();
-            io_uring_submit(&ring_);
+            sys.io_uring_submit(&ring_);
             ++enters_;
         }
         return true;
@@ -236,7 +236,7 @@ bool Ring::cancel_all_and_drain() noexcept {
     }
     io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
     if (sqe == nullptr) {
-        io_uring_submit(&ring_);
+        sys.io_uring_submit(&ring_);
         sqe = io_uring_get_sqe(&ring_);
     }
     if (sqe != nullptr) {
@@ -250,7 +250,7 @@ bool Ring::cancel_all_and_drain() noexcept {
         __kernel_timespec ts{};
         ts.tv_nsec = 100'000'000;
         io_uring_cqe* cqe = nullptr;
-        int ret = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+        int ret = sys.io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
         ++enters_;
         if (!benign_enter_error(ret)) {
             return false;

@@ -9,6 +9,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <new>
+
 namespace coring::detail {
 
 Sys sys = {
@@ -23,6 +25,12 @@ Sys sys = {
         &::setsockopt,
         &::bind,
         &::listen,
+        &::io_uring_get_probe_ring,
+        &::io_uring_submit,
+        &::io_uring_submit_and_wait,
+        &::io_uring_submit_and_wait_timeout,
+        &::io_uring_submit_and_get_events,
+        &::operator new,
 };
 
 } // namespace coring::detail

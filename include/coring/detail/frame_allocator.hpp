@@ -2,6 +2,8 @@
 // Recycling allocator for coroutine frames and loop handles: per-thread free lists by size class.
 #pragma once
 
+#include <coring/detail/sys.hpp>
+
 #include <cstddef>
 #include <cstdint>
 #include <new>
@@ -55,6 +57,11 @@ constexpr std::size_t frame_class_size(std::size_t cls) noexcept {
 /// Slow paths, out of line: first use on a thread, full class, thread exit.
 void frame_cache_register_owner() noexcept;
 
+/// Fault seam (tests): while on, the calling thread's frame cache is empty and keeps nothing, so
+/// every frame allocation on this thread goes to sys.allocate and can be made to fail. Costs
+/// nothing on the allocation fast path: it only makes the cache look empty and full.
+void frame_cache_bypass(bool on) noexcept;
+
 /// ::operator delete with the size when the compiler declares it (Clang before 19 needs
 /// -fsized-deallocation for that), without it otherwise.
 inline void free_block(void* p, [[maybe_unused]] std::size_t size) noexcept {
@@ -65,7 +72,8 @@ inline void free_block(void* p, [[maybe_unused]] std::size_t size) noexcept {
 #endif
 }
 
-/// Allocates size bytes, reusing a block freed earlier on this thread when one fits.
+/// Allocates size bytes, reusing a block freed earlier on this thread when one fits, else from
+/// sys.allocate (::operator new unless a test replaced it).
 /// Throws std::bad_alloc like operator new.
 inline void* frame_allocate(std::size_t size) {
 #if CORING_FRAME_RECYCLING
@@ -77,10 +85,10 @@ inline void* frame_allocate(std::size_t size) {
             c.cached_bytes -= frame_class_size(cls);
             return b;
         }
-        return ::operator new(frame_class_size(cls));
+        return sys.allocate(frame_class_size(cls));
     }
 #endif
-    return ::operator new(size);
+    return sys.allocate(size);
 }
 
 /// Returns a block from frame_allocate; size must be the size it was allocated with.
