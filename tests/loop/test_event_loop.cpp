@@ -577,7 +577,7 @@ TEST_CASE("EventLoop: a loop waiting only for a never-due timer still runs threa
 }
 
 TEST_CASE("EventLoop: VirtualClock::advance saturates: huge reaches every finite deadline, never "
-          "a 'never' one; negative does nothing",
+          "a 'never' one, negative does nothing",
           "[loop][timer][testing]") {
     EventLoop loop;
     coring::testing::VirtualClock clock(loop);
