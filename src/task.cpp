@@ -237,6 +237,7 @@ bool TaskBase::cancel(const std::string& msg) {
         return true;
     }
     must_cancel_ = true;
+    result_won_ = false; // a request made after an I/O result was delivered is honoured
     return true;
 }
 
@@ -366,6 +367,11 @@ void TaskBase::finish_root() noexcept {
         } else {
             log_traceback_ = true;
         }
+    } else if (must_cancel_ && result_won_) {
+        // The cancellation came too late for the I/O result the coroutine then returned: the
+        // result wins, as wait_for's does (asyncio 3.12), and nothing is reported cancelled
+        // that completed.
+        must_cancel_ = false;
     } else if (must_cancel_) {
         // The coroutine returned while a cancellation was pending (asyncio: "Task is cancelled
         // right before coro stops").

@@ -370,10 +370,18 @@ TEST_CASE("Faults: a nop or a poll racing its cancel 10000 times ends exactly on
             auto t = coring::create_task(coring::detail::io_op(
                     "poll", [fd](io_uring_sqe* sqe) { io_uring_prep_poll_add(sqe, fd, POLLIN); }));
             co_await coring::sleep(0s);
-            REQUIRE(::send(b.fd(), "x", 1, 0) == 1);
+            // Every fifth round the cancel comes before the data, so it reaches the kernel
+            // first; otherwise the completion and the cancel race.
+            const bool data_first = i % 5 != 4;
+            if (data_first) {
+                REQUIRE(::send(b.fd(), "x", 1, 0) == 1);
+            }
             int res = 0;
             if (co_await cancel_after(t, i % 5, polls, &res)) {
                 bad_poll += (res & POLLIN) ? 0 : 1;
+            }
+            if (!data_first) {
+                REQUIRE(::send(b.fd(), "x", 1, 0) == 1);
             }
             drain(fd);
         }
@@ -384,10 +392,10 @@ TEST_CASE("Faults: a nop or a poll racing its cancel 10000 times ends exactly on
 }
 
 // Defect 2 class (issue 10): an operation the kernel finished before the cancel keeps its
-// result in the IoOperation, but a task made of just that operation may turn the return into a
-// cancellation and drop it. [!mayfail] while defect 2 is fixed elsewhere.
+// result, and a task made of just that operation ends with it instead of turning the return
+// into a cancellation that drops it.
 TEST_CASE("Faults: sock_recv racing its cancel 10000 times loses no byte",
-          "[faults][net][cancel][!mayfail]") {
+          "[faults][net][cancel]") {
     RaceCounts counts;
     std::size_t sent = 0;
     std::size_t got = 0;
@@ -396,11 +404,17 @@ TEST_CASE("Faults: sock_recv racing its cancel 10000 times loses no byte",
         for (int i = 0; i < many; ++i) {
             auto t = coring::create_task(coring::sock_recv(a, 16));
             co_await coring::sleep(0s);
-            REQUIRE(::send(b.fd(), "abc", 3, 0) == 3);
+            const bool data_first = i % 5 != 4; // as in the poll race above
+            if (data_first) {
+                REQUIRE(::send(b.fd(), "abc", 3, 0) == 3);
+            }
             sent += 3;
             std::string data;
             if (co_await cancel_after(t, i % 5, counts, &data)) {
                 got += data.size();
+            }
+            if (!data_first) {
+                REQUIRE(::send(b.fd(), "abc", 3, 0) == 3);
             }
             got += drain(a.fd()); // what the cancelled (or short) recv left behind
         }
@@ -411,7 +425,7 @@ TEST_CASE("Faults: sock_recv racing its cancel 10000 times loses no byte",
 
 // Defect 2 class, for writes: a send that went out must not be reported as cancelled.
 TEST_CASE("Faults: sock_send racing its cancel 10000 times is reported exactly as sent",
-          "[faults][net][cancel][!mayfail]") {
+          "[faults][net][cancel]") {
     RaceCounts counts;
     std::size_t reported = 0;
     std::size_t received = 0;
@@ -430,10 +444,10 @@ TEST_CASE("Faults: sock_send racing its cancel 10000 times is reported exactly a
     CHECK(received == reported);
 }
 
-// Defect 2 class (issue 10): a connection the kernel accepted before the cancel is dropped when
-// the task turns the accept's result into a cancellation. [!mayfail] until defect 2 is fixed.
+// Defect 2 class (issue 10): a connection the kernel accepted before the cancel is the task's
+// result, never dropped as a cancellation.
 TEST_CASE("Faults: sock_accept racing its cancel 10000 times leaves every connection acceptable",
-          "[faults][net][cancel][!mayfail]") {
+          "[faults][net][cancel]") {
     RaceCounts counts;
     int connected = 0;
     int accepted = 0;
@@ -443,12 +457,16 @@ TEST_CASE("Faults: sock_accept racing its cancel 10000 times leaves every connec
         for (int i = 0; i < many; ++i) {
             auto t = coring::create_task(coring::sock_accept(listener));
             co_await coring::sleep(0s);
-            int c = unix_connect_fd(name);
-            REQUIRE(c >= 0);
-            ++connected;
+            const bool connect_first = i % 5 != 4; // as in the poll race above
+            int c = connect_first ? unix_connect_fd(name) : -1;
             co_await cancel_after_into(t, i % 5, counts, [&](const auto& conn) {
                 accepted += conn.first.fd() >= 0 ? 1 : 0;
             });
+            if (!connect_first) {
+                c = unix_connect_fd(name);
+            }
+            REQUIRE(c >= 0);
+            ++connected;
             // A cancelled accept leaves the connection in the backlog.
             accepted += accept_pending(listener.fd());
             ::close(c);
@@ -459,9 +477,9 @@ TEST_CASE("Faults: sock_accept racing its cancel 10000 times leaves every connec
 }
 
 // Defect 2 class (issue 10): a connect the kernel finished before the cancel is reported as
-// cancelled though the socket is connected. [!mayfail] until defect 2 is fixed.
+// completed, never as cancelled with the socket connected.
 TEST_CASE("Faults: sock_connect racing its cancel 10000 times is connected only if it completed",
-          "[faults][net][cancel][!mayfail]") {
+          "[faults][net][cancel]") {
     RaceCounts counts;
     int both = 0;
     run_on_ring(64, [&]() -> Task<> {
@@ -503,7 +521,7 @@ TEST_CASE("Faults: sleep racing its cancel 10000 times ends exactly once", "[fau
 
 // Defect 2 class, for files: a write that reached the file must not be reported as cancelled.
 TEST_CASE("Faults: file pread and pwrite racing their cancel 10000 times are reported exactly",
-          "[faults][os][cancel][!mayfail]") {
+          "[faults][os][cancel]") {
     coring::test::TempDir dir;
     std::string path = dir.file("race");
     RaceCounts reads;

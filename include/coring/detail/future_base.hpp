@@ -129,7 +129,8 @@ public:
 
 protected:
     explicit FutureBase(bool is_task) noexcept
-        : is_task_(is_task), log_traceback_(false), started_(false), must_cancel_(false) {}
+        : is_task_(is_task), log_traceback_(false), started_(false), must_cancel_(false),
+          result_won_(false) {}
 
     virtual ~FutureBase();
 
@@ -160,6 +161,7 @@ protected:
     bool log_traceback_ : 1; // failed and nobody has looked at the exception yet
     bool started_ : 1;       // task: the coroutine has begun (first step, or awaited inline)
     bool must_cancel_ : 1;   // task: a cancellation waits for the next suspension point
+    bool result_won_ : 1;    // task: must_cancel_ came too late for an I/O result it received
 
 private:
     void last_release() noexcept;

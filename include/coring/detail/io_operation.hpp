@@ -25,7 +25,9 @@ namespace coring::detail {
 /// Cancellation: cancel() queues IORING_OP_ASYNC_CANCEL for this operation; the task resumes
 /// only when the operation's own completion arrives, so no buffer is written after its owner
 /// is gone. If the kernel finished the operation before it saw the cancel, the result wins and
-/// the cancellation stays pending for the task's next suspension point (or its end).
+/// the cancellation stays pending for the task's next suspension point; a task that ends
+/// before reaching one ends with its result (the operation completed, so it is not reported
+/// as cancelled).
 template <class Derived>
 class IoOperation : public Completion, public Waiter {
 public:
@@ -90,10 +92,10 @@ protected:
         if (state_ == State::cancelled || (cancel_requested_ && interrupted(res_))) {
             task_->throw_cancelled();
         }
-        if (cancel_requested_) {
-            // The kernel finished the operation first: keep the result, cancel at the next
-            // suspension point.
-            task_->set_must_cancel();
+        if (cancel_requested_ || (state_ == State::done && task_->must_cancel())) {
+            // The kernel finished the operation first (before the cancel reached it, or before
+            // cancel() was even called): keep the result, cancel at the next suspension point.
+            task_->keep_result_over_cancel();
         }
         return res_;
     }

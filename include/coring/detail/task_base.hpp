@@ -98,9 +98,15 @@ public:
     /// Throws CancelledError carrying the cancel message.
     [[noreturn]] void throw_cancelled() const;
 
-    /// Marks a cancellation as pending, to be thrown at the next suspension point (an I/O
-    /// operation whose result won the race against cancel() uses this).
-    void set_must_cancel() noexcept { must_cancel_ = true; }
+    /// An I/O operation's result won the race against cancel(): the coroutine gets the result
+    /// and the cancellation waits for its next suspension point. If the task ends before one,
+    /// it ends with its result (finish_root), so an operation is either done or cancelled,
+    /// never both: a received byte, an accepted connection or a write that reached the file is
+    /// never reported as cancelled (issue 10).
+    void keep_result_over_cancel() noexcept {
+        must_cancel_ = true;
+        result_won_ = true;
+    }
 
     bool must_cancel() const noexcept { return must_cancel_; }
 
