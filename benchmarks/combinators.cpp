@@ -10,8 +10,6 @@
 // (bytes allocated during the round - frames * frame block size) / tasks.
 #include <coring/coring.hpp>
 
-#include "support.hpp"
-
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -20,6 +18,8 @@
 #include <new>
 #include <string>
 #include <vector>
+
+#include "support.hpp"
 
 namespace {
 
