@@ -21,6 +21,7 @@
 #include <cerrno>
 
 #include "server_state.hpp"
+#include "streams_internal.hpp"
 
 namespace coring {
 

@@ -1,528 +1,27 @@
 // SPDX-License-Identifier: MIT
-// StreamTransport (asyncio's socket transport and StreamReaderProtocol), the StreamReader
-// coroutines (asyncio.streams.StreamReader.readuntil & co.), open_connection and the pipes.
+// The StreamReader coroutines (asyncio.streams.StreamReader.readuntil & co.), StreamWriter's
+// extra info, open_connection and the pipes.
 #include <coring/executor.hpp>
-#include <coring/log.hpp>
 #include <coring/streams.hpp>
 
 #include <coring/detail/stream_transport.hpp>
-#include <coring/detail/sys.hpp>
 
 #include <fmt/format.h>
 
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <signal.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
 
-#include "server_state.hpp"
+#include "streams_internal.hpp"
 
 namespace coring {
 
 namespace detail {
-
-namespace {
-
-// asyncio.constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES
-constexpr std::size_t log_threshold_for_connlost_writes = 5;
-
-// An idle send buffer larger than this goes back to the pool.
-constexpr std::size_t keep_send_capacity = 256 * 1024;
-
-} // namespace
-
-void ignore_sigpipe() noexcept {
-    static const bool done = [] {
-        struct sigaction current {};
-
-        if (::sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL &&
-            (current.sa_flags & SA_SIGINFO) == 0) {
-            struct sigaction ignore {};
-
-            ignore.sa_handler = SIG_IGN;
-            ::sigaction(SIGPIPE, &ignore, nullptr);
-        }
-        return true;
-    }();
-    static_cast<void>(done);
-}
-
-// ---- construction ----
-
-StreamTransport::StreamTransport(EventLoop& loop, int fd, TransportKind kind, std::size_t limit)
-    : FlushNode(&StreamTransport::flush_entry), loop_(&loop), fd_(fd), kind_(kind), limit_(limit) {
-    send_op_.complete = &StreamTransport::on_send;
-    send_op_.self = this;
-    shutdown_op_.complete = &StreamTransport::on_shutdown;
-    shutdown_op_.self = this;
-    close_op_.complete = &StreamTransport::on_close;
-    close_op_.self = this;
-    // IORING_RECVSEND_POLL_FIRST came with Linux 5.19, as IORING_OP_SOCKET did; older kernels
-    // refuse a recv whose ioprio is not zero.
-    poll_first_supported_ = kind == TransportKind::socket && loop.ring().supports(IORING_OP_SOCKET);
-    loop.register_resource(*this);
-}
-
-StreamTransport::~StreamTransport() {
-    detach_server();
-    if (fd_ >= 0) {
-        close_fd(fd_);
-    }
-}
-
-void StreamTransport::last_release() noexcept {
-    if (loop_ != nullptr && !closing_ && fd_ >= 0 && (!wbuf_.empty() || !sending_.empty())) {
-        // Nobody holds the stream any more but bytes wait to go: send them, then close
-        // (close() takes the reference that keeps this alive until then).
-        close();
-        return;
-    }
-    delete this;
-}
-
-void StreamTransport::on_loop_close() noexcept {
-    // The kernel has handed every operation back (their completions were discarded): drop the
-    // references they held. The transport now only closes its fd, synchronously, when the last
-    // handle goes.
-    loop_ = nullptr;
-    FlushNode::unlink();
-    closing_ = true;
-    eof_ = true;
-    read_op_ = nullptr;
-    int held = 0;
-    if (send_in_flight_) {
-        send_in_flight_ = false;
-        ++held;
-    }
-    if (shutdown_in_flight_) {
-        shutdown_in_flight_ = false;
-        ++held;
-    }
-    if (close_in_flight_) {
-        // Submitted, so done: an IORING_OP_CLOSE runs when it is submitted.
-        close_in_flight_ = false;
-        closed_ = true;
-        fd_ = -1;
-        ++held;
-    }
-    if (closing_ref_) {
-        closing_ref_ = false;
-        ++held;
-    }
-    StreamTransport* self = this;
-    while (held-- > 0) {
-        self->release();
-    }
-}
-
-// ---- reading ----
-
-void StreamTransport::throw_concurrent_read(const char* func) {
-    throw RuntimeError(fmt::format(
-            "{}() called while another coroutine is already waiting for incoming data", func));
-}
-
-std::size_t StreamTransport::read_result_slow(int res) {
-    if (res == 0) {
-        eof_ = true;
-        return 0;
-    }
-    if (res == -ECANCELED && (eof_ || read_error_)) {
-        // Cancelled by close() or by an error on the connection, not by the task.
-        throw_if_read_error();
-        return 0;
-    }
-    fatal_error(-res, kind_ == TransportKind::socket ? "recv" : "read");
-    std::rethrow_exception(read_error_);
-}
-
-std::size_t StreamTransport::take_into(std::span<char> buf) noexcept {
-    std::size_t n = std::min(buf.size(), rbuf_.size());
-    if (n > 0) {
-        std::memcpy(buf.data(), rbuf_.data(), n);
-        rbuf_.consume(n);
-    }
-    return n;
-}
-
-void StreamTransport::feed_data(std::string_view data) {
-    if (eof_) {
-        throw InvalidStateError("feed_data after feed_eof");
-    }
-    if (read_op_ != nullptr) {
-        throw InvalidStateError("feed_data while a read is in flight");
-    }
-    if (data.empty()) {
-        return;
-    }
-    rbuf_.append(data.data(), data.size());
-    if (loop_ != nullptr) {
-        feed_waiters_.notify_all();
-    }
-}
-
-void StreamTransport::feed_eof() noexcept {
-    eof_ = true;
-    if (loop_ != nullptr) {
-        feed_waiters_.notify_all();
-    }
-}
-
-void StreamTransport::set_exception(std::exception_ptr e) noexcept {
-    read_error_ = std::move(e);
-    if (loop_ != nullptr) {
-        feed_waiters_.notify_all();
-    }
-    cancel_read();
-}
-
-void StreamTransport::cancel_read() noexcept {
-    if (read_op_ != nullptr && loop_ != nullptr) {
-        try {
-            loop_->ring().cancel(read_op_);
-        } catch (...) {
-            // A dead ring: the recv ends with the connection anyway.
-        }
-    }
-}
-
-// ---- writing ----
-
-void StreamTransport::write_refused(std::size_t n) {
-    if (eof_requested_) {
-        throw RuntimeError("Cannot call write() after write_eof()");
-    }
-    static_cast<void>(n);
-    // asyncio drops writes to a closed or lost connection and warns after a few.
-    if (++lost_writes_ >= log_threshold_for_connlost_writes) {
-        log(LogLevel::warning, "socket.send() raised exception.");
-    }
-}
-
-void StreamTransport::throw_drain_error() const {
-    throw_if_read_error();
-    if (conn_lost_) {
-        std::rethrow_exception(conn_lost_);
-    }
-    throw ConnectionResetError(ECONNRESET, "drain: connection lost");
-}
-
-void StreamTransport::set_write_buffer_limits(std::optional<std::size_t> high,
-                                              std::optional<std::size_t> low) {
-    std::size_t h = high ? *high : (low ? 4 * *low : default_high_water);
-    std::size_t l = low ? *low : h / 4;
-    if (h < l) {
-        throw ValueError(fmt::format("high ({}) must be >= low ({}) must be >= 0", h, l));
-    }
-    high_water_ = h;
-    low_water_ = l;
-    if (!paused_ && write_buffer_size() > high_water_) {
-        paused_ = true;
-    } else {
-        maybe_resume_writing();
-    }
-}
-
-void StreamTransport::maybe_resume_writing() noexcept {
-    if (paused_ && write_buffer_size() <= low_water_) {
-        paused_ = false; // asyncio's _maybe_resume_protocol
-        if (loop_ != nullptr) {
-            drain_waiters_.notify_all();
-        }
-    }
-}
-
-void StreamTransport::write_eof() {
-    if (closing_ || eof_requested_) {
-        return;
-    }
-    eof_requested_ = true;
-    if (loop_ != nullptr) {
-        loop_->defer_flush(*this);
-    }
-}
-
-void StreamTransport::close() noexcept {
-    if (closing_) {
-        return;
-    }
-    closing_ = true;
-    eof_ = true; // the reader sees EOF, as connection_lost feeds it in asyncio
-    if (loop_ == nullptr) {
-        if (fd_ >= 0) {
-            sys.close(fd_);
-            fd_ = -1;
-        }
-        closed_ = true;
-        detach_server();
-        return;
-    }
-    add_ref(); // released once the fd is closed: the flush and the close need this alive
-    closing_ref_ = true;
-    feed_waiters_.notify_all();
-    cancel_read();
-    loop_->defer_flush(*this);
-}
-
-void StreamTransport::abort() noexcept {
-    aborted_ = true;
-    wbuf_.clear();
-    if (!send_in_flight_) {
-        sending_.clear();
-    }
-    if (send_in_flight_ && loop_ != nullptr) {
-        try {
-            loop_->ring().cancel(&send_op_);
-        } catch (...) {
-            // The send completes on its own.
-        }
-    }
-    paused_ = false;
-    close();
-    if (loop_ != nullptr) {
-        drain_waiters_.notify_all();
-    }
-}
-
-void StreamTransport::flush_entry(FlushNode* node) noexcept {
-    static_cast<StreamTransport*>(node)->flush();
-}
-
-void StreamTransport::flush() noexcept {
-    if (loop_ == nullptr || send_in_flight_ || shutdown_in_flight_ || close_in_flight_ || closed_) {
-        return;
-    }
-    if (!conn_lost_ && !aborted_) {
-        if (sending_.empty() && !wbuf_.empty()) {
-            sending_.swap(wbuf_); // wbuf_ takes the idle buffer; writes go on into it
-        }
-        if (!sending_.empty()) {
-            submit_send();
-            return;
-        }
-        if (eof_requested_ && !eof_sent_ && !closing_) {
-            if (kind_ == TransportKind::socket) {
-                start_shutdown();
-            } else {
-                start_close(); // a pipe's EOF is its close
-            }
-            return;
-        }
-    }
-    if (closing_) {
-        start_close();
-    }
-}
-
-io_uring_sqe* StreamTransport::get_sqe_slow() noexcept {
-    try {
-        return loop_->ring().get_sqe(); // submits a full SQ and retries
-    } catch (...) {
-        return nullptr;
-    }
-}
-
-void StreamTransport::submit_send() noexcept {
-    io_uring_sqe* sqe = get_sqe();
-    if (sqe == nullptr) {
-        fatal_error(EIO, "send");
-        return;
-    }
-    std::size_t n = std::min(sending_.size(), max_io);
-    if (kind_ == TransportKind::socket) {
-        // MSG_WAITALL: on stream sockets io_uring retries a short send itself, so a large
-        // buffer completes once, when the kernel has taken all of it.
-        io_uring_prep_send(sqe, fd_, sending_.data(), n, MSG_NOSIGNAL | MSG_WAITALL);
-    } else {
-        io_uring_prep_write(sqe,
-                            fd_,
-                            sending_.data(),
-                            static_cast<unsigned>(n),
-                            static_cast<std::uint64_t>(-1));
-    }
-    loop_->ring().track(sqe, &send_op_);
-    send_in_flight_ = true;
-    add_ref();
-}
-
-void StreamTransport::on_send(Completion* c, int res, unsigned) noexcept {
-    StreamTransport& t = *static_cast<OpCompletion*>(c)->self;
-    t.send_in_flight_ = false;
-    if (res >= 0) {
-        t.sending_.consume(static_cast<std::size_t>(res));
-        if (t.sending_.empty()) {
-            t.sending_.shrink_if_idle(keep_send_capacity);
-        }
-        if (t.aborted_) {
-            t.sending_.clear();
-        }
-        t.maybe_resume_writing();
-        if (!t.sending_.empty() || !t.wbuf_.empty() || t.eof_requested_ || t.closing_) {
-            // The rest, and whatever was written meanwhile, leave together with the next
-            // io_uring_enter (which is also the earliest a new SQE would be submitted).
-            t.loop_->defer_flush(t);
-        }
-    } else if (res == -ECANCELED && t.aborted_) {
-        t.sending_.clear();
-        t.loop_->defer_flush(t);
-    } else {
-        t.fatal_error(-res, t.kind_ == TransportKind::socket ? "send" : "write");
-    }
-    t.release();
-}
-
-void StreamTransport::start_shutdown() noexcept {
-    io_uring_sqe* sqe = get_sqe();
-    if (sqe == nullptr) {
-        eof_sent_ = true;
-        return;
-    }
-    io_uring_prep_shutdown(sqe, fd_, SHUT_WR);
-    loop_->ring().track(sqe, &shutdown_op_);
-    shutdown_in_flight_ = true;
-    add_ref();
-}
-
-void StreamTransport::on_shutdown(Completion* c, int, unsigned) noexcept {
-    // An error (ENOTCONN: the peer is gone) is the reader's business, as in asyncio where
-    // the next recv reports it.
-    StreamTransport& t = *static_cast<OpCompletion*>(c)->self;
-    t.shutdown_in_flight_ = false;
-    t.eof_sent_ = true;
-    if (t.closing_ || !t.wbuf_.empty()) {
-        t.loop_->defer_flush(t);
-    }
-    t.release();
-}
-
-void StreamTransport::start_close() noexcept {
-    if (fd_ < 0) {
-        finish_close();
-        return;
-    }
-    cancel_read();
-    io_uring_sqe* sqe = get_sqe();
-    if (sqe == nullptr) {
-        sys.close(fd_);
-        fd_ = -1;
-        finish_close();
-        return;
-    }
-    io_uring_prep_close(sqe, fd_);
-    loop_->ring().track(sqe, &close_op_);
-    closing_fd_ = fd_;
-    fd_ = -1;
-    close_in_flight_ = true;
-    add_ref();
-}
-
-void StreamTransport::on_close(Completion* c, int, unsigned) noexcept {
-    StreamTransport& t = *static_cast<OpCompletion*>(c)->self;
-    t.close_in_flight_ = false;
-    t.finish_close();
-    t.release();
-}
-
-void StreamTransport::finish_close() noexcept {
-    closed_ = true;
-    eof_sent_ = true;
-    wbuf_.reset();
-    sending_.reset();
-    paused_ = false;
-    if (loop_ != nullptr) {
-        close_waiters_.notify_all();
-        drain_waiters_.notify_all();
-    }
-    detach_server();
-    if (closing_ref_) {
-        closing_ref_ = false;
-        release(); // may destroy this
-    }
-}
-
-void StreamTransport::fatal_error(int err, const char* op) noexcept {
-    if (conn_lost_) {
-        return;
-    }
-    try {
-        conn_lost_ = make_os_error(err, target(op));
-    } catch (...) {
-        conn_lost_ = std::current_exception();
-    }
-    if (!read_error_) {
-        read_error_ = conn_lost_; // asyncio: connection_lost(exc) sets the reader's exception
-    }
-    wbuf_.clear();
-    if (!send_in_flight_) {
-        sending_.clear();
-    }
-    paused_ = false;
-    if (loop_ != nullptr) {
-        drain_waiters_.notify_all();
-        feed_waiters_.notify_all();
-    }
-    cancel_read();
-    close(); // asyncio's _force_close
-    if (loop_ != nullptr) {
-        loop_->defer_flush(*this); // close() did nothing if it was closing already
-    }
-}
-
-std::string StreamTransport::target(const char* op) {
-    if (!peer_ && kind_ == TransportKind::socket) {
-        peername();
-    }
-    if (peer_) {
-        return fmt::format("{} {}", op, peer_->to_string());
-    }
-    return fmt::format("{} fd {}", op, fd_ >= 0 ? fd_ : closing_fd_);
-}
-
-// ---- information ----
-
-std::optional<SocketAddress> StreamTransport::peername() {
-    if (!peer_ && kind_ == TransportKind::socket && fd_ >= 0) {
-        SocketAddress a;
-        socklen_t len = SocketAddress::capacity();
-        if (::getpeername(fd_, a.data(), &len) == 0) {
-            a.set_size(len);
-            peer_ = a;
-        }
-    }
-    return peer_;
-}
-
-std::optional<SocketAddress> StreamTransport::sockname() {
-    if (!local_ && kind_ == TransportKind::socket && fd_ >= 0) {
-        SocketAddress a;
-        socklen_t len = SocketAddress::capacity();
-        if (::getsockname(fd_, a.data(), &len) == 0) {
-            a.set_size(len);
-            local_ = a;
-        }
-    }
-    return local_;
-}
-
-void StreamTransport::attach_server(ServerState& server) noexcept {
-    server_ = &server;
-    server.add_ref();
-    server.connections_.push_back(*this);
-}
-
-void StreamTransport::detach_server() noexcept {
-    if (ServerState* s = std::exchange(server_, nullptr)) {
-        ListHook<ServerConnTag>::unlink();
-        s->connection_closed(*this);
-        s->release();
-    }
-}
 
 // ---- the reader's coroutines ----
 //
@@ -534,6 +33,40 @@ void StreamTransport::detach_server() noexcept {
 // asyncio's _wait_for_data leaves it too.
 
 namespace {
+
+/// Waits until the reader's buffer has grown, EOF or an error (asyncio's _wait_for_data); the
+/// coroutines below loop on it. With an fd it is one recv into the buffer's free room (made at
+/// least want bytes, within max_read_ahead); otherwise a wait for bytes to be fed.
+class [[nodiscard]] FillAwaiter {
+public:
+    FillAwaiter(StreamTransport& t, const char* func, std::size_t want) noexcept
+        : t_(&t), req_(t, "StreamReader waiting for data"), func_(func), want_(want) {}
+
+    bool await_ready() const {
+        t_->check_single_reader(func_);
+        return t_->read_finished();
+    }
+
+    template <class Promise>
+    void await_suspend(std::coroutine_handle<Promise> h) {
+        req_.suspend(h, {}, want_);
+    }
+
+    /// Throws: the stored read error; CancelledError.
+    void await_resume() {
+        if (req_.suspended()) {
+            req_.resume();
+            return;
+        }
+        t_->throw_if_read_error();
+    }
+
+private:
+    StreamTransport* t_;
+    ReadRequest req_;
+    const char* func_;
+    std::size_t want_;
+};
 
 Task<std::string> read_impl(TransportRef ref, std::ptrdiff_t n) {
     StreamTransport& t = *ref;
@@ -549,17 +82,16 @@ Task<std::string> read_impl(TransportRef ref, std::ptrdiff_t n) {
             co_await FillAwaiter(t, "read", t.limit());
         }
         t.throw_if_read_error();
-        std::string out(t.rbuf_.view());
-        t.rbuf_.reset();
-        co_return out;
+        co_return t.take_buffered();
     }
-    if (t.rbuf_.empty() && !t.read_finished()) {
+    // A filter may deliver no bytes for a wire read (half a record): wait until it does.
+    while (t.buffered().empty() && !t.read_finished()) {
         co_await FillAwaiter(t, "read", 0);
     }
     t.throw_if_read_error();
-    std::size_t k = std::min(static_cast<std::size_t>(n), t.rbuf_.size());
-    std::string out(t.rbuf_.data(), k);
-    t.rbuf_.consume(k);
+    std::string_view buf = t.buffered();
+    std::string out(buf.substr(0, static_cast<std::size_t>(n)));
+    t.consume(out.size());
     co_return out;
 }
 
@@ -580,16 +112,14 @@ Task<std::string> readexactly_impl(TransportRef ref, std::size_t n) {
     if (n == 0) {
         co_return std::string();
     }
-    while (t.rbuf_.size() < n) {
-        if (t.eof_) {
-            std::string partial(t.rbuf_.view());
-            t.rbuf_.clear();
-            throw IncompleteReadError(std::move(partial), n);
+    while (t.buffered().size() < n) {
+        if (t.eof_received()) {
+            throw IncompleteReadError(t.take_buffered(), n);
         }
-        co_await FillAwaiter(t, "readexactly", n - t.rbuf_.size());
+        co_await FillAwaiter(t, "readexactly", n - t.buffered().size());
     }
-    std::string out(t.rbuf_.data(), n);
-    t.rbuf_.consume(n);
+    std::string out(t.buffered().substr(0, n));
+    t.consume(n);
     co_return out;
 }
 
@@ -606,7 +136,7 @@ Task<std::string> readuntil_impl(TransportRef ref, std::string separator, bool l
     std::size_t offset = 0;
     std::size_t isep = 0;
     for (;;) {
-        std::string_view buf = t.rbuf_.view();
+        std::string_view buf = t.buffered();
         if (buf.size() - offset >= seplen) {
             std::size_t pos = buf.find(separator, offset);
             if (pos != std::string_view::npos) {
@@ -616,7 +146,7 @@ Task<std::string> readuntil_impl(TransportRef ref, std::string separator, bool l
             offset = buf.size() + 1 - seplen;
             if (offset > t.limit()) {
                 if (line_mode) {
-                    t.rbuf_.clear(); // asyncio's readline drops the buffer and raises ValueError
+                    t.consume(buf.size()); // asyncio's readline drops the buffer, raises ValueError
                     throw ValueError("Separator is not found, and chunk exceed the limit");
                 }
                 throw LimitOverrunError("Separator is not found, and chunk exceed the limit",
@@ -624,9 +154,8 @@ Task<std::string> readuntil_impl(TransportRef ref, std::string separator, bool l
             }
         }
         // A separator may have arrived together with EOF: look before giving up.
-        if (t.eof_) {
-            std::string chunk(buf);
-            t.rbuf_.clear();
+        if (t.eof_received()) {
+            std::string chunk = t.take_buffered();
             if (line_mode) {
                 co_return chunk;
             }
@@ -636,13 +165,13 @@ Task<std::string> readuntil_impl(TransportRef ref, std::string separator, bool l
     }
     if (isep > t.limit()) {
         if (line_mode) {
-            t.rbuf_.consume(isep + seplen); // the whole line goes, as in asyncio's readline
+            t.consume(isep + seplen); // the whole line goes, as in asyncio's readline
             throw ValueError("Separator is found, but chunk is longer than limit");
         }
         throw LimitOverrunError("Separator is found, but chunk is longer than limit", isep);
     }
-    std::string out(t.rbuf_.data(), isep + seplen);
-    t.rbuf_.consume(isep + seplen);
+    std::string out(t.buffered().substr(0, isep + seplen));
+    t.consume(isep + seplen);
     co_return out;
 }
 
@@ -680,6 +209,12 @@ Task<std::string> StreamReader::readexactly(std::size_t n) {
 
 std::any StreamWriter::get_extra_info(std::string_view name, std::any default_value) const {
     detail::StreamTransport& t = *t_;
+    if (detail::StreamFilter* f = t.filter()) {
+        std::any v = f->extra_info(name);
+        if (v.has_value()) {
+            return v;
+        }
+    }
     if (name == "peername") {
         if (auto a = t.peername()) {
             return *a;

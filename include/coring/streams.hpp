@@ -38,80 +38,38 @@ inline constexpr std::size_t default_stream_limit = detail::StreamTransport::def
 class [[nodiscard]] ReadIntoAwaiter {
 public:
     ReadIntoAwaiter(detail::StreamTransport& t, std::span<char> buf) noexcept
-        : t_(&t), buf_(buf), op_(t) {}
+        : t_(&t), buf_(buf), req_(t, "StreamReader.read_into") {}
 
-    /// Awaiters are moved only before they are awaited (create_task(reader.read_into(b))).
+    /// Awaiters are moved only before they start.
     ReadIntoAwaiter(ReadIntoAwaiter&& other) noexcept
-        : t_(other.t_), buf_(other.buf_), op_(std::move(other.op_)) {}
+        : t_(other.t_), buf_(other.buf_), req_(std::move(other.req_)) {}
 
     ReadIntoAwaiter& operator=(const ReadIntoAwaiter&) = delete;
 
-    ~ReadIntoAwaiter() {
-        if (suspended_) {
-            t_->reading_ = false;
-            op_.forget();
-            wait_.reset(); // its list lives in the transport
-            t_->release(); // last: the members do not touch the transport
-        }
-    }
-
     bool await_ready() const {
-        detail::StreamTransport& t = *t_;
-        t.check_single_reader("read_into");
-        return !t.rbuf_.empty() || buf_.empty() || t.read_finished();
+        t_->check_single_reader("read_into");
+        return !t_->buffered().empty() || buf_.empty() || t_->read_finished();
     }
 
     template <class Promise>
     void await_suspend(std::coroutine_handle<Promise> h) {
-        detail::StreamTransport& t = *t_;
-        if (t.kind() == detail::TransportKind::none) {
-            wait_.emplace(t.feed_waiters_, "StreamReader.read_into");
-            wait_->await_suspend(h);
-        } else {
-            op_.set_target(buf_.data(), buf_.size());
-            op_.await_suspend(h);
-        }
-        t.reading_ = true;
-        t.add_ref(); // the transport must outlive the recv writing through it
-        suspended_ = true;
+        req_.suspend(h, buf_, buf_.size());
     }
 
-    /// Bytes read into the span; 0 at EOF. Throws: the connection's error; CancelledError.
+    /// The bytes read, 0 at EOF. Throws: the read error; CancelledError.
     std::size_t await_resume() {
-        detail::StreamTransport& t = *t_;
-        if (!suspended_) {
-            t.throw_if_read_error();
-            t.throw_if_cancel_pending(); // before taking bytes (issue 10, defect 2)
-            return t.take_into(buf_);
+        if (req_.suspended()) {
+            return req_.resume();
         }
-        suspended_ = false;
-        detail::TransportRef hold(t_); // adopts the reference await_suspend took
-        if (t.kind() != detail::TransportKind::none) {
-            int res = op_.finish();
-            std::size_t n = t.read_result(res);
-            if (op_.cancel_pending()) [[unlikely]] {
-                // The kernel completed the recv before it saw the cancel request: the bytes go
-                // back to the reader's buffer (empty, or the recv would not have been made) for
-                // the next read, and the read raises CancelledError (issue 10, defect 2).
-                if (n > 0) {
-                    t.rbuf_.append(buf_.data(), n);
-                }
-                t.throw_if_cancel_pending();
-            }
-            return n;
-        }
-        t.reading_ = false;
-        wait_->await_resume();
-        t.throw_if_read_error();
-        return t.take_into(buf_);
+        t_->throw_if_read_error();
+        t_->throw_if_cancel_pending(); // before taking bytes (issue 10, defect 2)
+        return t_->take_into(buf_);
     }
 
 private:
     detail::StreamTransport* t_;
     std::span<char> buf_;
-    detail::ReadOperation op_;
-    std::optional<detail::WaitNode> wait_; // only a reader without fd waits there
-    bool suspended_ = false;
+    detail::ReadRequest req_;
 };
 
 /// Awaiter of StreamWriter::drain: ready at once below the high-water mark.
@@ -131,14 +89,11 @@ public:
         }
     }
 
-    bool await_ready() const noexcept {
-        const detail::StreamTransport& t = *t_;
-        return !t.paused() || t.is_closing() || t.connection_error() || t.read_error_ || t.closed();
-    }
+    bool await_ready() const noexcept { return !t_->drain_must_wait(); }
 
     template <class Promise>
     void await_suspend(std::coroutine_handle<Promise> h) {
-        wait_.emplace(t_->drain_waiters_, "StreamWriter.drain");
+        wait_.emplace(t_->drain_waiters(), "StreamWriter.drain");
         wait_->await_suspend(h);
         t_->add_ref();
         suspended_ = true;
@@ -163,7 +118,7 @@ private:
 class [[nodiscard]] WaitClosedAwaiter {
 public:
     explicit WaitClosedAwaiter(detail::StreamTransport& t) noexcept
-        : t_(&t), wait_(t.close_waiters_, "StreamWriter.wait_closed") {
+        : t_(&t), wait_(t.close_waiters(), "StreamWriter.wait_closed") {
         t.add_ref();
     }
 
@@ -254,10 +209,10 @@ public:
     [[nodiscard]] Task<std::string> readexactly(std::size_t n);
 
     /// Whether EOF was received and the buffer is empty.
-    bool at_eof() const noexcept { return t_->eof_ && t_->rbuf_.empty(); }
+    bool at_eof() const noexcept { return t_->eof_received() && t_->buffered().empty(); }
 
     /// The error the reader raises, or null.
-    std::exception_ptr exception() const noexcept { return t_->read_error_; }
+    std::exception_ptr exception() const noexcept { return t_->read_error(); }
 
     /// Makes every read raise e (wakes a waiting reader).
     void set_exception(std::exception_ptr e) noexcept { t_->set_exception(std::move(e)); }
@@ -273,7 +228,7 @@ public:
     std::size_t limit() const noexcept { return t_->limit(); }
 
     /// Bytes buffered and not yet read.
-    std::size_t buffered() const noexcept { return t_->rbuf_.size(); }
+    std::size_t buffered() const noexcept { return t_->buffered().size(); }
 
     /// The transport, for coring's own layers.
     detail::StreamTransport& transport() const noexcept { return *t_; }
@@ -408,10 +363,6 @@ struct ServerOptions {
 
 namespace detail {
 class ServerState;
-
-/// Allows (the default) or forbids multishot accept for servers armed from now on, as if the
-/// kernel were older than Linux 5.19. For tests of the single-accept path.
-void set_multishot_accept(bool enabled) noexcept;
 } // namespace detail
 
 /// A listening server (asyncio.Server). Copies share the server; when the last copy goes, the
@@ -507,18 +458,6 @@ static_assert(std::is_trivially_destructible_v<ServerOptions>);
 /// Cancellation: the connect in flight is cancelled in the kernel and its socket closed.
 [[nodiscard]] Task<std::pair<StreamReader, StreamWriter>>
 open_connection(std::string host, std::uint16_t port, ConnectOptions options = {});
-
-namespace detail {
-
-/// open_connection after resolution: tries addresses in order, binding to the first of local
-/// of the same family when options.local_addr is set; target names the host in errors.
-[[nodiscard]] Task<std::pair<StreamReader, StreamWriter>>
-connect_first(std::vector<AddrInfo> addresses,
-              std::vector<AddrInfo> local,
-              std::string target,
-              ConnectOptions options);
-
-} // namespace detail
 
 /// Streams over a connected socket (asyncio.open_connection(sock=...)).
 [[nodiscard]] Task<std::pair<StreamReader, StreamWriter>>

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "net/net_helpers.hpp"
+#include "streams_internal.hpp"
 #include "support/test_support.hpp"
 
 using namespace std::chrono_literals;

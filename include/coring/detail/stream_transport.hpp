@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 // StreamTransport: the state StreamReader and StreamWriter share over one fd (asyncio's
-// _SelectorSocketTransport, StreamReaderProtocol and the reader's buffer in one object), and the
-// awaiters that read from it. Reads are pulled: a recv is submitted only while a task waits for
-// data, straight into the reader's buffer or the caller's span.
+// _SelectorSocketTransport, StreamReaderProtocol and the reader's buffer in one object), and
+// ReadRequest, through which the reader's awaiters read from it. Reads are pulled: a recv is
+// submitted only while a task waits for data, straight into the reader's buffer or the caller's
+// span.
 #pragma once
 
 #include <coring/errors.hpp>
@@ -18,10 +19,12 @@
 
 #include <liburing.h>
 
+#include <any>
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -49,6 +52,62 @@ enum class TransportKind : std::uint8_t {
 /// Memory behind in-flight operations:
 /// * a recv writes into rbuf_'s tail or into the awaiting caller's span; the awaiter holds a
 ///   reference, and nothing else touches rbuf_'s storage while reading_ is set;
+/// * a send reads sending_, which nobody modifies until its completion; write() appends to
+///   wbuf_, which no SQE references. The two swap when a send starts (double buffering);
+/// * the transport stays alive while any of its operations is in flight (each holds a
+///   reference), and from close() until the fd is closed; if the loop closes first,
+///   on_loop_close() drops those references after the kernel has handed the operations back.
+///   When the last handle goes with bytes still unsent, the transport closes itself after
+///   sending them, as asyncio's transport outlives a dropped StreamWriter.
+class ReadRequest;
+class ReadOperation;
+
+/// A byte transformation between the socket and the streams (TLS): the transport receives and
+/// sends wire bytes through io_uring, the filter turns them into the reader's bytes and the
+/// writer's bytes into wire bytes. It never touches the fd. Implemented by coring::tls.
+class StreamFilter {
+public:
+    virtual ~StreamFilter() = default;
+
+    /// Consumes the wire bytes in `in`, appending the bytes they carry to `out`. Returns true
+    /// when the peer ended the stream cleanly (TLS close_notify). Throws the protocol error.
+    virtual bool decrypt(ByteBuffer& in, ByteBuffer& out) = 0;
+
+    /// Consumes `in` whole, appending wire bytes to `out`, together with any wire bytes the
+    /// filter has to send for its own sake (a reply produced while decrypting). Throws the
+    /// protocol error.
+    virtual void encrypt(ByteBuffer& in, ByteBuffer& out) = 0;
+
+    /// Whether the filter has wire bytes of its own to send (encrypt() would produce some).
+    virtual bool wants_write() const noexcept = 0;
+
+    /// Appends the closing message (TLS close_notify) to `out`.
+    virtual void close_notify(ByteBuffer& out) noexcept = 0;
+
+    /// The error for a peer that closed the connection without the closing message.
+    virtual std::exception_ptr unexpected_eof() noexcept = 0;
+
+    /// get_extra_info for the names the filter knows; an empty any for the others.
+    virtual std::any extra_info(std::string_view name) const = 0;
+
+    /// Whether write_eof (a half-close) is possible through the filter.
+    virtual bool can_write_eof() const noexcept { return false; }
+};
+
+/// The state behind a StreamReader / StreamWriter pair: the fd, the reader's buffer and limit,
+/// the writer's buffers and flow control, the close state. Reference counted (loop thread only)
+/// by the reader and writer handles, by read requests while they wait, and by every operation
+/// in flight that no coroutine frame owns (a send, a shutdown, a close, a filter's recv).
+///
+/// Reading has one owner: the transport. A reader's awaiter starts a read with begin_read
+/// (a recv straight into the caller's span or into the reader's buffer, or, for a transport
+/// without fd or with a filter, a wait for bytes to be fed), ends it with finish_read and, if
+/// its task is destroyed while suspended, abandons it with abandon_read. The byte algorithms
+/// (readline, readexactly ...) see only the buffer: buffered(), consume(), eof_received().
+///
+/// Memory behind in-flight operations:
+/// * a recv writes into rbuf_'s tail or into the awaiting caller's span; the request holds a
+///   reference, and nothing else touches rbuf_'s storage while a read is in flight;
 /// * a send reads sending_, which nobody modifies until its completion; write() appends to
 ///   wbuf_, which no SQE references. The two swap when a send starts (double buffering);
 /// * the transport stays alive while any of its operations is in flight (each holds a
@@ -86,49 +145,33 @@ public:
         }
     }
 
-    // ---- reading ----
+    // ---- the reader's buffer (what the byte algorithms see) ----
 
-    /// Throws RuntimeError when another task already waits for data (asyncio's
-    /// _wait_for_data check).
-    void check_single_reader(const char* func) const {
-        if (reading_) {
-            throw_concurrent_read(func);
-        }
+    /// The bytes received and not consumed yet.
+    std::string_view buffered() const noexcept { return rbuf_.view(); }
+
+    /// Drops the first n buffered bytes (n <= buffered().size()).
+    void consume(std::size_t n) noexcept { rbuf_.consume(n); }
+
+    /// Takes every buffered byte.
+    std::string take_buffered() {
+        std::string out(rbuf_.view());
+        rbuf_.reset();
+        return out;
     }
 
-    /// Whether a read has nothing more to wait for: EOF seen (close() counts as EOF for the
-    /// reader, as asyncio's connection_lost feeds EOF) or an error stored.
+    /// Copies up to buf.size() buffered bytes into buf and consumes them.
+    std::size_t take_into(std::span<char> buf) noexcept;
+
+    /// Whether EOF was received (or fed, or the transport closed: asyncio's connection_lost
+    /// feeds EOF).
+    bool eof_received() const noexcept { return eof_; }
+
+    /// Whether a read has nothing more to wait for: EOF seen or an error stored.
     bool read_finished() const noexcept { return eof_ || read_error_ != nullptr; }
 
-    /// Fills an SQE that reads up to n bytes at p: recv for sockets (waiting for readiness
-    /// first when the last recv drained the socket), read for pipes.
-    void prep_read(io_uring_sqe* sqe, char* p, std::size_t n) noexcept {
-        unsigned len = n > max_io ? static_cast<unsigned>(max_io) : static_cast<unsigned>(n);
-        if (kind_ == TransportKind::socket) {
-            io_uring_prep_recv(sqe, fd_, p, len, 0);
-            if (poll_first_) {
-                sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
-            }
-        } else {
-            io_uring_prep_read(sqe, fd_, p, len, static_cast<std::uint64_t>(-1));
-        }
-    }
-
-    /// After a recv: whether the kernel said more data was waiting. When it did not, the next
-    /// recv polls first (the data is not there yet, so an immediate attempt would only fail).
-    void note_read_flags(unsigned cqe_flags) noexcept {
-        poll_first_ = poll_first_supported_ && !(cqe_flags & IORING_CQE_F_SOCK_NONEMPTY);
-    }
-
-    /// The outcome of a read: bytes (> 0), or 0 at EOF (recorded). A read cancelled because
-    /// the transport closed counts as EOF. Errors end the connection and are thrown (asyncio's
-    /// _fatal_error: the reader's exception, the writer's drain and wait_closed all raise it).
-    std::size_t read_result(int res) {
-        if (res > 0) [[likely]] {
-            return static_cast<std::size_t>(res);
-        }
-        return read_result_slow(res);
-    }
+    /// The reader's stored exception, or null.
+    const std::exception_ptr& read_error() const noexcept { return read_error_; }
 
     /// Rethrows the stored read error, if any.
     void throw_if_read_error() const {
@@ -151,8 +194,31 @@ public:
         }
     }
 
-    /// Copies up to buf.size() buffered bytes into buf and consumes them.
-    std::size_t take_into(std::span<char> buf) noexcept;
+    /// Throws RuntimeError when another task already waits for data (asyncio's
+    /// _wait_for_data check).
+    void check_single_reader(const char* func) const {
+        if (reading_) {
+            throw_concurrent_read(func);
+        }
+    }
+
+    // ---- the read interface (used by ReadRequest) ----
+
+    /// Starts a read for r: into dest, or into the reader's buffer when dest is empty (with room
+    /// for at least `want` bytes, within max_read_ahead). Returns true when r's recv is to be
+    /// submitted, false when r waits for bytes to be fed (no fd, or a filter).
+    bool begin_read(ReadRequest& r, std::span<char> dest, std::size_t want);
+
+    /// Records that r is suspended (its recv submitted, or it waits in the feed queue).
+    void read_started() noexcept { reading_ = true; }
+
+    /// Ends r's read: the bytes delivered into dest (0 when reading into the buffer, or at EOF).
+    /// Bytes the kernel delivered to a task with a cancellation pending go to the buffer first.
+    /// Throws: the read error; CancelledError.
+    std::size_t finish_read(ReadRequest& r);
+
+    /// Forgets r's read (its awaiter is destroyed while suspended: its task went with the loop).
+    void abandon_read(ReadRequest& r) noexcept;
 
     /// asyncio's StreamReader.feed_data / feed_eof / set_exception.
     void feed_data(std::string_view data);
@@ -168,7 +234,7 @@ public:
         if (n == 0) {
             return;
         }
-        if (eof_requested_ || closing_ || conn_lost_) [[unlikely]] {
+        if (eof_requested_ || close_ != CloseState::open || conn_lost_) [[unlikely]] {
             write_refused(n);
             return;
         }
@@ -185,14 +251,16 @@ public:
     std::size_t write_buffer_size() const noexcept { return wbuf_.size() + sending_.size(); }
 
     /// Whether drain() has to wait: the buffer went above the high-water mark and has not come
-    /// back to the low-water mark yet.
-    bool paused() const noexcept { return paused_; }
+    /// back to the low-water mark yet, and the connection is still open.
+    bool drain_must_wait() const noexcept {
+        return paused_ && close_ == CloseState::open && !conn_lost_ && !read_error_;
+    }
 
     /// Throws what drain() must throw: the reader's or the connection's error, or
     /// ConnectionResetError from close() on, however long the fd's close still takes (asyncio's
     /// drain after close raises "Connection lost").
     void check_drain() const {
-        if (read_error_ || conn_lost_ || closing_ || closed_) [[unlikely]] {
+        if (read_error_ || conn_lost_ || close_ != CloseState::open) [[unlikely]] {
             throw_drain_error();
         }
     }
@@ -204,24 +272,40 @@ public:
     std::size_t low_water() const noexcept { return low_water_; }
 
     /// Half-closes after the buffered data is sent (shutdown(SHUT_WR), or closing a pipe).
+    /// Throws: RuntimeError through a filter that cannot half-close (TLS).
     void write_eof();
 
-    bool can_write_eof() const noexcept { return kind_ != TransportKind::none; }
+    bool can_write_eof() const noexcept {
+        return kind_ != TransportKind::none && (filter_ == nullptr || filter_->can_write_eof());
+    }
 
-    /// Stops reading (a waiting read sees EOF), sends what is buffered, then closes the fd.
-    /// Idempotent.
+    /// Stops reading (a waiting read sees EOF), sends what is buffered (and the filter's
+    /// closing message), then closes the fd. Idempotent.
     void close() noexcept;
 
     /// Closes at once, dropping buffered data (transport.abort()).
     void abort() noexcept;
 
-    bool is_closing() const noexcept { return closing_; }
+    bool is_closing() const noexcept { return close_ != CloseState::open; }
 
     /// Whether the fd is closed (asyncio: connection_lost was called).
-    bool closed() const noexcept { return closed_; }
+    bool closed() const noexcept { return close_ == CloseState::closed; }
 
     /// The error that ended the connection, or null.
     const std::exception_ptr& connection_error() const noexcept { return conn_lost_; }
+
+    /// The writer's waiters: drain() and wait_closed().
+    WaitQueue& drain_waiters() noexcept { return drain_waiters_; }
+
+    WaitQueue& close_waiters() noexcept { return close_waiters_; }
+
+    // ---- a filter (TLS) ----
+
+    /// Puts f between the fd and the streams, from now on: bytes already buffered count as wire
+    /// bytes for it. The caller has drained the writer (nothing unsent).
+    void set_filter(std::unique_ptr<StreamFilter> f);
+
+    StreamFilter* filter() const noexcept { return filter_.get(); }
 
     // ---- information ----
 
@@ -230,6 +314,8 @@ public:
     TransportKind kind() const noexcept { return kind_; }
 
     std::size_t limit() const noexcept { return limit_; }
+
+    EventLoop* loop() const noexcept { return loop_; }
 
     /// The peer's address: known from connect, else getpeername (cached); nullopt when it
     /// cannot be had (not a socket, not connected).
@@ -246,21 +332,21 @@ public:
 
     void on_loop_close() noexcept override;
 
-    // The reader's state, read by the awaiters below.
-    ByteBuffer rbuf_;               // received, not yet consumed
-    Completion* read_op_ = nullptr; // the recv in flight, cancelled when the transport closes
-    WaitQueue feed_waiters_;        // kind none: the reader waiting for feed_data / feed_eof
-    std::exception_ptr read_error_;
-    bool reading_ = false; // a task waits for data (one at a time, as asyncio)
-    bool eof_ = false;     // EOF received (or fed)
-
-    // The writer's waiters.
-    WaitQueue drain_waiters_;
-    WaitQueue close_waiters_;
-
 private:
+    friend class ReadOperation;
+    friend class ReadRequest;
+
     struct OpCompletion : Completion {
         StreamTransport* self;
+    };
+
+    /// The close sequence.
+    enum class CloseState : std::uint8_t {
+        open,
+        closing,    // close() (or an error): no more reads; the fd closes after the flush.
+                    // close() holds a reference until the fd is closed.
+        closing_fd, // the IORING_OP_CLOSE is in the kernel (close_op_)
+        closed,     // the fd is closed
     };
 
     ~StreamTransport();
@@ -271,16 +357,50 @@ private:
     std::size_t read_result_slow(int res);
     void write_refused(std::size_t n);
 
+    /// Fills an SQE that reads up to n bytes at p: recv for sockets (waiting for readiness
+    /// first when the last recv drained the socket), read for pipes.
+    void prep_read(io_uring_sqe* sqe, char* p, std::size_t n) noexcept {
+        unsigned len = n > max_io ? static_cast<unsigned>(max_io) : static_cast<unsigned>(n);
+        if (kind_ == TransportKind::socket) {
+            io_uring_prep_recv(sqe, fd_, p, len, 0);
+            if (poll_first_) {
+                sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
+            }
+        } else {
+            io_uring_prep_read(sqe, fd_, p, len, static_cast<std::uint64_t>(-1));
+        }
+    }
+
+    /// After a recv: whether the kernel said more data was waiting. When it did not, the next
+    /// recv polls first (the data is not there yet, so an immediate attempt would only fail).
+    void note_read_flags(unsigned cqe_flags) noexcept {
+        poll_first_ = poll_first_supported_ && !(cqe_flags & IORING_CQE_F_SOCK_NONEMPTY);
+    }
+
+    /// The outcome of a recv: bytes (> 0), or 0 at EOF (recorded). A read cancelled because
+    /// the transport closed counts as EOF. Errors end the connection and are thrown (asyncio's
+    /// _fatal_error: the reader's exception, the writer's drain and wait_closed all raise it).
+    std::size_t read_result(int res) {
+        if (res > 0) [[likely]] {
+            return static_cast<std::size_t>(res);
+        }
+        return read_result_slow(res);
+    }
+
     static void flush_entry(FlushNode* node) noexcept;
     void flush() noexcept;
+    bool flush_filter() noexcept;
     void submit_send() noexcept;
     void start_shutdown() noexcept;
     void start_close() noexcept;
     void cancel_read() noexcept;
     void finish_close() noexcept;
     void fatal_error(int err, const char* op) noexcept;
+    void filter_error(std::exception_ptr e) noexcept;
     void maybe_resume_writing() noexcept;
     void detach_server() noexcept;
+    void start_filter_recv() noexcept;
+    void filter_received() noexcept;
     std::string target(const char* op);
 
     /// A free SQE, or null when the ring cannot give one (it is dead).
@@ -296,23 +416,35 @@ private:
     static void on_send(Completion* c, int res, unsigned flags) noexcept;
     static void on_shutdown(Completion* c, int res, unsigned flags) noexcept;
     static void on_close(Completion* c, int res, unsigned flags) noexcept;
+    static void on_filter_recv(Completion* c, int res, unsigned flags) noexcept;
 
     EventLoop* loop_;     // null once the loop has closed
     int fd_;              // -1 once closed (or for kind none)
     int closing_fd_ = -1; // the fd being closed, for messages
     std::uint32_t refs_ = 1;
     TransportKind kind_;
+    CloseState close_ = CloseState::open;
     std::size_t limit_;
 
+    // The reader's state.
+    ByteBuffer rbuf_;                  // received, not yet consumed
+    ReadOperation* read_op_ = nullptr; // the reader's recv in flight
+    WaitQueue feed_waiters_;           // readers waiting for bytes to be fed (no fd, or filter)
+    std::exception_ptr read_error_;
+    bool reading_ = false; // a task waits for data (one at a time, as asyncio)
+    bool eof_ = false;     // EOF received (or fed)
     bool poll_first_ = false;
     bool poll_first_supported_ = false;
 
+    // The writer's state.
     ByteBuffer wbuf_;    // written, not yet handed to the kernel
     ByteBuffer sending_; // handed to the kernel by the send in flight (or its unsent rest)
     std::size_t high_water_ = default_high_water;
     std::size_t low_water_ = default_high_water / 4;
     std::size_t lost_writes_ = 0;
     std::exception_ptr conn_lost_;
+    WaitQueue drain_waiters_;
+    WaitQueue close_waiters_;
     OpCompletion send_op_{};
     OpCompletion shutdown_op_{};
     OpCompletion close_op_{};
@@ -323,10 +455,13 @@ private:
     bool eof_requested_ = false;  // write_eof() was called
     bool eof_sent_ = false;       // the shutdown (or pipe close) was done
     bool shutdown_in_flight_ = false;
-    bool closing_ = false;         // close() or an error: no more reads, close after flushing
-    bool close_in_flight_ = false; // close_op_ is in the kernel
-    bool closed_ = false;          // the fd is closed
-    bool closing_ref_ = false;     // close() holds a reference until the fd is closed
+
+    // A filter (TLS): the transport's own recv of wire bytes, made while a reader waits.
+    std::unique_ptr<StreamFilter> filter_;
+    ByteBuffer wire_in_; // wire bytes received, not yet decrypted
+    OpCompletion filter_recv_op_{};
+    bool filter_recv_in_flight_ = false;
+    bool close_notify_sent_ = false;
 
     std::optional<SocketAddress> peer_;
     std::optional<SocketAddress> local_;
@@ -372,25 +507,12 @@ private:
     StreamTransport* t_ = nullptr;
 };
 
-/// One recv (or read) in flight for a reader, into the buffer or span given by set_target.
+/// The recv (or read) of one ReadRequest, into the span the transport gave it.
 class [[nodiscard]] ReadOperation final : public IoOperation<ReadOperation> {
 public:
     explicit ReadOperation(StreamTransport& t) noexcept : t_(&t) {}
 
     ReadOperation(ReadOperation&& other) noexcept : IoOperation(std::move(other)), t_(other.t_) {}
-
-    /// Called by the owning awaiter when it is destroyed while suspended (its task was
-    /// destroyed with the loop): the transport must forget the operation.
-    void forget() noexcept {
-        if (t_->read_op_ == this) {
-            t_->read_op_ = nullptr;
-        }
-    }
-
-    void set_target(char* p, std::size_t n) noexcept {
-        p_ = p;
-        n_ = n;
-    }
 
     void prepare(io_uring_sqe* sqe) noexcept {
         t_->prep_read(sqe, p_, n_);
@@ -401,105 +523,64 @@ public:
         return t_->kind() == TransportKind::socket ? "StreamReader recv" : "StreamReader read";
     }
 
-    /// The raw result, after the bookkeeping. Throws: CancelledError when the task was
-    /// cancelled before the kernel completed the read.
-    int finish() {
-        t_->read_op_ = nullptr;
-        t_->reading_ = false;
-        t_->note_read_flags(cqe_flags());
-        return result();
-    }
-
-    /// After finish(): whether the awaiting task has a cancellation pending (it arrived after
-    /// the kernel had completed the read, or while the task was scheduled to resume).
-    bool cancel_pending() const noexcept { return task().must_cancel(); }
-
 private:
+    friend class StreamTransport;
+
     StreamTransport* t_;
     char* p_ = nullptr;
     std::size_t n_ = 0;
 };
 
-/// Waits until the reader's buffer has grown, EOF or an error (asyncio's _wait_for_data);
-/// the coroutines behind readline, readuntil, readexactly and read loop on it. With an fd it
-/// is one recv into the buffer's free room (made at least want bytes, but no more than
-/// max_read_ahead or the bytes already buffered); without one it waits for feed_data.
-class [[nodiscard]] FillAwaiter {
+/// One wait for data by a reader's task, the common core of the reader's awaiters: a recv into
+/// a span or into the reader's buffer, or a wait in the transport's feed queue. Holds a
+/// reference to the transport while suspended.
+class ReadRequest {
 public:
-    FillAwaiter(StreamTransport& t, const char* func, std::size_t want = 0)
-        : t_(&t), op_(t), wait_(t.feed_waiters_, "StreamReader waiting for data"), func_(func),
-          want_(want) {
-        t.add_ref();
-    }
+    explicit ReadRequest(StreamTransport& t, const char* what) noexcept
+        : t_(&t), op_(t), wait_(t.feed_waiters_, what) {}
 
-    FillAwaiter(const FillAwaiter&) = delete;
-    FillAwaiter& operator=(const FillAwaiter&) = delete;
+    ReadRequest(ReadRequest&& other) noexcept
+        : t_(other.t_), op_(std::move(other.op_)), wait_(std::move(other.wait_)) {}
 
-    ~FillAwaiter() {
+    ReadRequest& operator=(const ReadRequest&) = delete;
+
+    ~ReadRequest() {
         if (suspended_) {
-            t_->reading_ = false;
-            op_.forget();
-            wait_.unlink(); // from feed_waiters_, which lives in the transport
+            t_->abandon_read(*this);
+            t_->release(); // last: the members do not touch the transport
         }
-        t_->release(); // last: the members do not touch the transport
     }
 
-    bool await_ready() const {
-        t_->check_single_reader(func_);
-        return t_->read_finished();
-    }
-
+    /// Suspends h until bytes arrive in dest (or, when dest is empty, in the reader's buffer).
     template <class Promise>
-    void await_suspend(std::coroutine_handle<Promise> h) {
-        StreamTransport& t = *t_;
-        if (t.kind() == TransportKind::none) {
-            wait_.await_suspend(h);
-        } else {
-            ByteBuffer& b = t.rbuf_;
-            std::size_t room =
-                    want_ > StreamTransport::min_read_room ? want_ : StreamTransport::min_read_room;
-            std::size_t ahead = b.size() > StreamTransport::max_read_ahead
-                                        ? b.size()
-                                        : StreamTransport::max_read_ahead;
-            if (room > ahead) {
-                room = ahead;
-            }
-            if (b.capacity() == 0 && room < StreamTransport::first_read_capacity) {
-                room = StreamTransport::first_read_capacity;
-            }
-            b.reserve_tail(room);
-            op_.set_target(b.tail(), b.room());
+    void suspend(std::coroutine_handle<Promise> h, std::span<char> dest, std::size_t want) {
+        if (t_->begin_read(*this, dest, want)) {
             op_.await_suspend(h);
+        } else {
+            wait_.await_suspend(h);
         }
-        t.reading_ = true;
+        t_->read_started();
+        t_->add_ref(); // the transport must outlive the recv writing through it
         suspended_ = true;
     }
 
-    /// Throws: the stored read error; CancelledError.
-    void await_resume() {
-        StreamTransport& t = *t_;
-        if (suspended_) {
-            suspended_ = false;
-            if (t.kind() == TransportKind::none) {
-                t.reading_ = false;
-                wait_.await_resume();
-            } else {
-                int res = op_.finish();
-                std::size_t n = t.read_result(res);
-                t.rbuf_.commit(n);
-                t.throw_if_cancel_pending(); // the bytes stay in the buffer
-                return;
-            }
-        }
-        t.throw_if_read_error();
+    bool suspended() const noexcept { return suspended_; }
+
+    /// After the resumption: the bytes delivered into dest (see StreamTransport::finish_read).
+    std::size_t resume() {
+        suspended_ = false;
+        TransportRef hold(t_); // adopts the reference suspend took
+        return t_->finish_read(*this);
     }
 
 private:
+    friend class StreamTransport;
+
     StreamTransport* t_;
     ReadOperation op_;
     WaitNode wait_;
-    const char* func_;
-    std::size_t want_;
+    std::span<char> dest_;
+    bool fed_ = false; // waits in the feed queue rather than for its own recv
     bool suspended_ = false;
 };
 
