@@ -19,6 +19,7 @@
 #include <coring/net/datagram.hpp>
 #include <coring/net/socket.hpp>
 #include <coring/queue.hpp>
+#include <coring/readiness.hpp>
 #include <coring/run.hpp>
 #include <coring/semaphore.hpp>
 #include <coring/shield.hpp>

@@ -39,6 +39,7 @@ std::size_t run_until_idle(EventLoop& loop, std::size_t max_iterations);
 
 namespace detail {
 class FutureBase;
+class Readiness;
 class TaskBase;
 
 struct LoopTag {};
@@ -378,6 +379,38 @@ public:
         return h;
     }
 
+    /// Watches fd and calls callback(args...) on this loop whenever fd is readable (asyncio's
+    /// loop.add_reader). Level-triggered, as asyncio's selector loop: while fd stays readable
+    /// (a callback read only part of the data) the callback runs again on later iterations.
+    /// Adding again for the same fd replaces the callback. The callback is scheduled like a
+    /// call_soon callback, in completion order; what it throws goes to the exception handler and
+    /// the registration stays. A reader and a writer of one fd are independent. Remove the
+    /// registration before closing fd: see coring/readiness.hpp for what happens otherwise.
+    /// Throws: RuntimeError("Event loop is closed"); std::system_error (EBADF) when fd is not
+    /// an open file descriptor.
+    template <class F, class... Args>
+    void add_reader(int fd, F&& callback, Args&&... args) {
+        add_fd_callback(fd,
+                        false,
+                        make_fd_callback(std::forward<F>(callback), std::forward<Args>(args)...));
+    }
+
+    /// Like add_reader, for writability (asyncio's loop.add_writer).
+    template <class F, class... Args>
+    void add_writer(int fd, F&& callback, Args&&... args) {
+        add_fd_callback(
+                fd, true, make_fd_callback(std::forward<F>(callback), std::forward<Args>(args)...));
+    }
+
+    /// Stops watching fd for readability (asyncio's loop.remove_reader): returns true when a
+    /// reader was registered, false otherwise (also on a closed loop). A callback already
+    /// scheduled does not run. Works after fd was closed, and releases the kernel's reference
+    /// to the file then.
+    bool remove_reader(int fd) noexcept { return remove_fd_callback(fd, false); }
+
+    /// Like remove_reader, for the writer (asyncio's loop.remove_writer).
+    bool remove_writer(int fd) noexcept { return remove_fd_callback(fd, true); }
+
     /// The loop's cross-thread door, for code that posts from other threads and may outlive
     /// the loop (executors). Thread safety: safe from any thread.
     const std::shared_ptr<detail::ThreadsafeQueue>& threadsafe_queue() const noexcept {
@@ -546,6 +579,7 @@ public:
 
 private:
     friend class detail::HandleState;
+    friend class detail::Readiness;
 
     friend std::size_t testing::run_until_idle(EventLoop& loop, std::size_t max_iterations);
 
@@ -584,6 +618,23 @@ private:
         return TimerHandle(s);
     }
 
+    template <class F, class... Args>
+    detail::HandleState* make_fd_callback(F&& f, Args&&... args) {
+        using Bound = std::decay_t<decltype(detail::bind_callback(std::forward<F>(f),
+                                                                  std::forward<Args>(args)...))>;
+        static_assert(std::is_invocable_v<Bound&>,
+                      "the callback must be callable with the arguments given");
+        static_assert(
+                !requires { typename std::invoke_result_t<Bound&>::promise_type; },
+                "coroutines cannot be used as add_reader()/add_writer() callbacks; start a "
+                "task from a plain callback, or co_await coring::wait_readable(fd)");
+        return make_handle(std::forward<F>(f), std::forward<Args>(args)...);
+    }
+
+    // readiness.cpp: takes callback's reference, also when it throws.
+    void add_fd_callback(int fd, bool writer, detail::HandleState* callback);
+    bool remove_fd_callback(int fd, bool writer) noexcept;
+
     void check_closed() const;
     void arm_wakeup();
     static void on_wakeup(detail::Completion* c, int res, unsigned flags) noexcept;
@@ -617,6 +668,10 @@ private:
     std::uint64_t background_io_ = 0; // see count_background_io
     std::uint64_t wake_buf_ = 0;
     WakeCompletion wake_completion_{};
+
+    // add_reader/add_writer registrations (readiness.cpp): created on first use, so a loop that
+    // never watches an fd pays nothing; a loop resource, released by close().
+    detail::Readiness* readiness_ = nullptr;
 
     // The default executor (executor.hpp), created on first use, shut down when the loop
     // closes.
