@@ -22,6 +22,8 @@
 //   file_read_blocking_cold     the same with read(2) [1 MiB read from the device]
 //   file_read_qd4_cold          File::preadinto with four 1 MiB reads in flight (four tasks
 //                               reading interleaved chunks), cold cache [1 MiB read] (coring only)
+//   add_reader_eventfd_ping     an add_reader callback on an eventfd reads it and writes it
+//                               again, 200,000 times [write, wake-up, callback, read]
 #include <coring/executor.hpp>
 #include <coring/file.hpp>
 #include <coring/future.hpp>
@@ -30,6 +32,7 @@
 #include <coring/task.hpp>
 
 #include <fcntl.h>
+#include <sys/eventfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -96,6 +99,62 @@ void bench_to_thread() {
     Region r("to_thread", n);
     runner.run(to_thread_loop(n));
     r.report_ns_per_op();
+}
+
+// ---- add_reader ----
+
+// One eventfd whose reader callback reads it and writes it again: each round is one readiness
+// event going through the loop (completion, ready entry, callback, re-check of the file).
+void bench_add_reader_eventfd_ping() {
+    const std::uint64_t n = scaled(200'000);
+    coring::EventLoop loop;
+    int efd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (efd < 0) {
+        std::perror("eventfd");
+        std::exit(1);
+    }
+    auto ping = [efd] {
+        std::uint64_t one = 1;
+        if (::write(efd, &one, sizeof one) != static_cast<ssize_t>(sizeof one)) {
+            std::perror("write");
+            std::exit(1);
+        }
+    };
+    std::uint64_t rounds = 0;
+    std::uint64_t target = 0;
+    coring::Future<>* done = nullptr;
+    loop.add_reader(efd, [&] {
+        std::uint64_t v = 0;
+        if (::read(efd, &v, sizeof v) != static_cast<ssize_t>(sizeof v)) {
+            return;
+        }
+        if (++rounds == target) {
+            done->set_result();
+            return;
+        }
+        ping();
+    });
+    auto phase = [&](std::uint64_t count) {
+        coring::Future<> finished(loop);
+        rounds = 0;
+        target = count;
+        done = &finished;
+        ping();
+        loop.run_until_complete(finished);
+    };
+    phase(1000); // warm-up: the poll is armed, the queues have their capacity
+    std::uint64_t enters = loop.ring().enter_count();
+    std::uint64_t iterations = loop.iteration_count();
+    Region r("add_reader_eventfd_ping", n);
+    phase(n);
+    r.report_ns_per_op();
+    std::fprintf(stderr,
+                 "add_reader_eventfd_ping: %.2f io_uring_enter and %.2f loop iterations per op\n",
+                 static_cast<double>(loop.ring().enter_count() - enters) / static_cast<double>(n),
+                 static_cast<double>(loop.iteration_count() - iterations) / static_cast<double>(n));
+    loop.remove_reader(efd);
+    loop.close();
+    ::close(efd);
 }
 
 // ---- sequential file reads ----
@@ -260,6 +319,7 @@ const bench::Case cases[] = {
         {"file_read_seq_cold", &file_read_seq_cold},
         {"file_read_blocking_cold", &file_read_blocking_cold},
         {"file_read_qd4_cold", &file_read_qd4_cold},
+        {"add_reader_eventfd_ping", &bench_add_reader_eventfd_ping},
 };
 
 } // namespace

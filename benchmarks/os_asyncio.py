@@ -27,6 +27,7 @@ CASES = [
     "file_read_blocking_warm",
     "file_read_seq_cold",
     "file_read_blocking_cold",
+    "add_reader_eventfd_ping",
 ]
 
 CHUNK = 1 << 20
@@ -87,6 +88,41 @@ def bench_to_thread(kind):
     loop.run_until_complete(to_thread_loop(n))
     report_ns_per_op("to_thread", time.perf_counter_ns() - t0, n)
     loop.run_until_complete(loop.shutdown_default_executor())
+    loop.close()
+
+
+# ---- add_reader ----
+
+
+def bench_add_reader_eventfd_ping(kind):
+    n = 100_000
+    loop = new_loop(kind)
+    efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+    state = {"rounds": 0, "target": 0, "done": None}
+
+    def on_readable():
+        os.eventfd_read(efd)
+        state["rounds"] += 1
+        if state["rounds"] == state["target"]:
+            state["done"].set_result(None)
+        else:
+            os.eventfd_write(efd, 1)
+
+    loop.add_reader(efd, on_readable)
+
+    def phase(count):
+        state["rounds"] = 0
+        state["target"] = count
+        state["done"] = loop.create_future()
+        os.eventfd_write(efd, 1)
+        loop.run_until_complete(state["done"])
+
+    phase(1000)
+    t0 = time.perf_counter_ns()
+    phase(n)
+    report_ns_per_op("add_reader_eventfd_ping", time.perf_counter_ns() - t0, n)
+    loop.remove_reader(efd)
+    os.close(efd)
     loop.close()
 
 
@@ -156,6 +192,7 @@ RUNNERS = {
     "file_read_blocking_warm": lambda k: bench_file_read(k, "file_read_blocking_warm", False, True),
     "file_read_seq_cold": lambda k: bench_file_read(k, "file_read_seq_cold", True, False),
     "file_read_blocking_cold": lambda k: bench_file_read(k, "file_read_blocking_cold", False, False),
+    "add_reader_eventfd_ping": bench_add_reader_eventfd_ping,
 }
 
 
