@@ -119,8 +119,14 @@ const char* add_name(bool writer) noexcept {
 void Readiness::add(int fd, bool writer, HandleState* callback) {
     struct stat st {};
 
+    int err = 0;
     if (fd < 0 || ::fstat(fd, &st) != 0) {
-        int err = fd < 0 ? EBADF : errno;
+        err = fd < 0 ? EBADF : errno;
+    } else if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) {
+        // Always "ready" to poll(2); epoll, and so asyncio's selector loop, refuses them.
+        err = EPERM;
+    }
+    if (err != 0) {
         callback->release();
         throw_os_error(err, readiness_target(add_name(writer), fd));
     }

@@ -386,8 +386,8 @@ public:
     /// call_soon callback, in completion order; what it throws goes to the exception handler and
     /// the registration stays. A reader and a writer of one fd are independent. Remove the
     /// registration before closing fd: see coring/readiness.hpp for what happens otherwise.
-    /// Throws: RuntimeError("Event loop is closed"); std::system_error (EBADF) when fd is not
-    /// an open file descriptor.
+    /// Throws: RuntimeError("Event loop is closed"); std::system_error: EBADF when fd is not
+    /// an open file descriptor, EPERM for a regular file or a directory (as epoll).
     template <class F, class... Args>
     void add_reader(int fd, F&& callback, Args&&... args) {
         add_fd_callback(fd,

@@ -447,7 +447,8 @@ TEST_CASE("Readiness: accept and echo over loopback TCP with add_reader and add_
     });
 }
 
-TEST_CASE("Readiness: add_reader on an fd that is not open fails at once", "[loop][readiness]") {
+TEST_CASE("Readiness: add_reader on an fd that is not open, or not pollable, fails at once",
+          "[loop][readiness]") {
     run_test([]() -> Task<> {
         EventLoop& loop = coring::get_running_loop();
         int closed_fd;
@@ -464,6 +465,16 @@ TEST_CASE("Readiness: add_reader on an fd that is not open fails at once", "[loo
             CHECK(std::string(e.what()).find("add_reader fd") != std::string::npos);
         }
         CHECK_THROWS_AS(loop.add_writer(-1, [&] { ran = true; }), std::system_error);
+        // Regular files and directories are refused, as epoll refuses them.
+        Fd dir(::open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        REQUIRE(dir.get() >= 0);
+        try {
+            loop.add_reader(dir.get(), [&] { ran = true; });
+            FAIL("add_reader accepted a directory");
+        } catch (const std::system_error& e) {
+            CHECK(e.code().value() == EPERM);
+        }
+        CHECK_FALSE(loop.remove_reader(dir.get()));
         CHECK_FALSE(loop.remove_reader(closed_fd));
         CHECK_FALSE(loop.remove_writer(-1));
         co_await iterations(2);
