@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # Installs the Debian packages coring needs that are missing. Usage: deps.sh PROFILE...
-#   build     compiler, CMake, Ninja, liburing, fmt, Catch2 (enough to build and test)
+#   build     compiler, CMake, Ninja, liburing, fmt, Catch2, OpenSSL (libssl-dev, and the openssl
+#             CLI the TLS tests talk to): enough to build and test
 #   sanitize  Clang and its sanitizer runtimes (asan and tsan presets)
 #   format    clang-format
 #   bench     the peers benchmarks compare against: Python asyncio + uvloop, Asio, valgrind
@@ -10,7 +11,7 @@ set -euo pipefail
 packages=()
 for profile in "${@:-build}"; do
     case "$profile" in
-    build) packages+=(g++-12 cmake ninja-build pkg-config liburing-dev libfmt-dev catch2) ;;
+    build) packages+=(g++-12 cmake ninja-build pkg-config liburing-dev libfmt-dev catch2 libssl-dev openssl ca-certificates) ;;
     sanitize) packages+=(clang libclang-rt-14-dev) ;;
     format) packages+=(clang-format) ;;
     bench) packages+=(python3 python3-uvloop libasio-dev valgrind util-linux) ;;

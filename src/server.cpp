@@ -68,6 +68,27 @@ private:
     ServerState* s_;
 };
 
+/// A TLS server's connection: the handshake, then the callback. A failed handshake closes the
+/// connection without calling it; asyncio reports it only in debug mode.
+Task<> serve_tls(std::shared_ptr<const TlsProvider> ssl,
+                 ClientConnectedCallback callback,
+                 StreamReader reader,
+                 StreamWriter writer,
+                 std::chrono::milliseconds handshake_timeout,
+                 std::chrono::milliseconds shutdown_timeout) {
+    try {
+        co_await ssl->wrap(
+                reader, writer, TlsRole::server, {}, handshake_timeout, shutdown_timeout);
+    } catch (const std::exception& e) {
+        writer.abort();
+        if (get_running_loop().get_debug()) {
+            log(LogLevel::debug, fmt::format("SSL handshake failed: {}", e.what()));
+        }
+        co_return;
+    }
+    co_await callback(std::move(reader), std::move(writer));
+}
+
 } // namespace
 
 void set_multishot_accept(bool enabled) noexcept {
@@ -86,6 +107,10 @@ ServerState::ServerState(EventLoop& loop,
                          std::vector<Socket> sockets)
     : loop_(&loop), sockets_(std::move(sockets)), callback_(std::move(callback)),
       options_(options) {
+    if (options.ssl) {
+        ssl_ = options.ssl.get()->retain();
+        options_.ssl = *ssl_;
+    }
     listeners_.reserve(sockets_.size());
     for (const Socket& s : sockets_) {
         listeners_.push_back(std::make_unique<Listener>(*this, s.fd()));
@@ -194,6 +219,15 @@ void ServerState::accepted(int fd) noexcept {
     try {
         // asyncio runs client_connected_cb as a task per connection; the handle is dropped,
         // the task runs on, and an exception it ends with is reported when it finishes.
+        if (ssl_) {
+            loop_->create_task(serve_tls(ssl_,
+                                         callback_,
+                                         StreamReader(std::move(reader_ref)),
+                                         StreamWriter(std::move(writer_ref)),
+                                         options_.ssl_handshake_timeout,
+                                         options_.ssl_shutdown_timeout));
+            return;
+        }
         loop_->create_task(callback_(StreamReader(std::move(reader_ref)),
                                      StreamWriter(std::move(writer_ref))));
     } catch (...) {

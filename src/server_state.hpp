@@ -106,6 +106,7 @@ private:
     static void on_retry(TimerNode* node, bool discard) noexcept;
 
     ClientConnectedCallback callback_;
+    std::shared_ptr<const TlsProvider> ssl_; // the server's own reference to options_.ssl
     ServerOptions options_;
     std::vector<std::unique_ptr<Listener>> listeners_;
     std::size_t listeners_open_ = 0; // listening fds not closed yet

@@ -269,8 +269,10 @@ void StreamTransport::cancel_read() noexcept {
 
 // ---- a filter (TLS) ----
 
-void StreamTransport::set_filter(std::unique_ptr<StreamFilter> f) {
+void StreamTransport::set_filter(std::unique_ptr<StreamFilter> f,
+                                 std::chrono::milliseconds shutdown_timeout) {
     filter_ = std::move(f);
+    shutdown_timeout_ = shutdown_timeout;
     // What the reader buffered so far are wire bytes for the filter (they came after the
     // handshake's last message); decrypt what can be, now.
     if (!rbuf_.empty()) {
@@ -436,6 +438,15 @@ void StreamTransport::close() noexcept {
     close_ = CloseState::closing;
     add_ref(); // close()'s reference, released once the fd is closed (finish_close)
     feed_waiters_.notify_all();
+    if (filter_ != nullptr) {
+        // asyncio's ssl_shutdown_timeout: a peer that does not take the rest of the data and
+        // the close_notify does not keep the connection open for ever.
+        try {
+            shutdown_timer_ = loop_->call_later(shutdown_timeout_, [this]() noexcept { abort(); });
+        } catch (...) {
+            // No timer: the close waits for the peer, as without TLS.
+        }
+    }
     cancel_read();
     loop_->defer_flush(*this);
 }
@@ -626,6 +637,10 @@ void StreamTransport::on_close(Completion* c, int, unsigned) noexcept {
 
 void StreamTransport::finish_close() noexcept {
     close_ = CloseState::closed;
+    if (shutdown_timer_) {
+        shutdown_timer_.cancel();
+        shutdown_timer_ = TimerHandle();
+    }
     eof_sent_ = true;
     wbuf_.reset();
     sending_.reset();
@@ -704,6 +719,7 @@ std::optional<SocketAddress> StreamTransport::sockname() {
 
 void StreamTransport::attach_server(ServerState& server) noexcept {
     server_ = &server;
+    server_side_ = true;
     server.add_ref();
     server.connections_.push_back(*this);
 }

@@ -235,6 +235,29 @@ std::any StreamWriter::get_extra_info(std::string_view name, std::any default_va
     return default_value;
 }
 
+Task<> StreamWriter::start_tls(SslContextRef ssl, StartTlsOptions options) {
+    if (!ssl) {
+        throw ValueError("start_tls needs an SSL context");
+    }
+    detail::TransportRef t = t_;
+    if (t->filter() != nullptr) {
+        throw RuntimeError("start_tls: the connection already uses TLS");
+    }
+    if (t->is_closing()) {
+        throw ConnectionResetError(ECONNRESET, "start_tls: the connection is closing");
+    }
+    co_await drain();
+    // The plaintext written so far must be out before the handshake's first message.
+    StreamReader reader(t);
+    StreamWriter writer(t);
+    co_await ssl.get()->wrap(reader,
+                             writer,
+                             t->server_side() ? detail::TlsRole::server : detail::TlsRole::client,
+                             options.server_hostname.view(),
+                             options.ssl_handshake_timeout,
+                             options.ssl_shutdown_timeout);
+}
+
 // ---- connections ----
 
 namespace {
@@ -381,8 +404,19 @@ open_connection(std::string host, std::uint16_t port, ConnectOptions options) {
                                      0,
                                      options.flags);
     }
-    co_return co_await detail::connect_first(
+    auto streams = co_await detail::connect_first(
             std::move(infos), std::move(local), fmt::format("{}:{}", host, port), options);
+    if (options.ssl) {
+        // asyncio's server_hostname: the host connected to unless given ('' for none).
+        std::string_view name = options.server_hostname ? options.server_hostname->view() : host;
+        co_await options.ssl.get()->wrap(streams.first,
+                                         streams.second,
+                                         detail::TlsRole::client,
+                                         name,
+                                         options.ssl_handshake_timeout,
+                                         options.ssl_shutdown_timeout);
+    }
+    co_return streams;
 }
 
 Task<std::pair<StreamReader, StreamWriter>> open_connection(Socket sock, std::size_t limit) {

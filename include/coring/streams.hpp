@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -32,6 +33,67 @@ namespace coring {
 /// The default limit of a StreamReader: 64 KiB (asyncio.streams._DEFAULT_LIMIT). It bounds the
 /// line readline and readuntil may return, and so what a peer can make the reader buffer.
 inline constexpr std::size_t default_stream_limit = detail::StreamTransport::default_limit;
+
+class StreamReader;
+class StreamWriter;
+
+namespace detail {
+
+/// Which end of a TLS connection a handshake plays.
+enum class TlsRole : std::uint8_t { client, server };
+
+/// What the streams need from an SSL context (coring::tls::SslContext implements it), so the
+/// core needs no TLS library: the handshake over an open reader/writer pair, after which the
+/// transport encrypts and decrypts through a filter.
+class TlsProvider {
+public:
+    /// Runs the handshake (within handshake_timeout: TimeoutError) and puts the TLS filter on
+    /// the pair's transport. server_hostname: SNI and the name to verify; empty for neither.
+    [[nodiscard]] virtual Task<> wrap(StreamReader& reader,
+                                      StreamWriter& writer,
+                                      TlsRole role,
+                                      std::string_view server_hostname,
+                                      std::chrono::milliseconds handshake_timeout,
+                                      std::chrono::milliseconds shutdown_timeout) const = 0;
+
+    /// A reference that keeps the context alive (for servers, which outlive the call).
+    virtual std::shared_ptr<const TlsProvider> retain() const = 0;
+
+protected:
+    ~TlsProvider() = default;
+};
+
+} // namespace detail
+
+/// The `ssl=` argument of open_connection, start_server and start_tls: a coring::tls::SslContext
+/// (from `#include <coring/tls.hpp>`, component tls) converts to it. Null means plain TCP.
+/// It refers to the context for the duration of the call; a server keeps its own reference.
+class SslContextRef {
+public:
+    constexpr SslContextRef() noexcept = default;
+
+    SslContextRef(const detail::TlsProvider& context) noexcept // NOLINT: as asyncio's ssl=ctx
+        : p_(&context) {}
+
+    const detail::TlsProvider* get() const noexcept { return p_; }
+
+    explicit operator bool() const noexcept { return p_ != nullptr; }
+
+private:
+    const detail::TlsProvider* p_ = nullptr;
+};
+
+/// asyncio's defaults: 60 s for the TLS handshake, 30 s for the TLS shutdown.
+inline constexpr std::chrono::milliseconds default_ssl_handshake_timeout{60'000};
+inline constexpr std::chrono::milliseconds default_ssl_shutdown_timeout{30'000};
+
+/// Options of StreamWriter::start_tls (asyncio 3.11's keyword arguments).
+struct StartTlsOptions {
+    /// SNI and the host name the certificate must match (client side); empty for neither.
+    HostName server_hostname{};
+    std::chrono::milliseconds ssl_handshake_timeout = default_ssl_handshake_timeout;
+    std::chrono::milliseconds ssl_shutdown_timeout = default_ssl_shutdown_timeout;
+};
 
 /// Awaiter of StreamReader::read_into. With nothing buffered it is one recv straight into the
 /// caller's span: no copy, no allocation.
@@ -333,6 +395,13 @@ public:
     /// The transport, for coring's own layers.
     detail::StreamTransport& transport() const noexcept { return *t_; }
 
+    /// Upgrades the open connection to TLS (asyncio 3.11's StreamWriter.start_tls): drains,
+    /// runs the handshake (as the server when the streams came from start_server), and from
+    /// then on this connection's reader and writer carry plaintext over TLS.
+    /// Throws: coring::tls::SslError / SslCertVerificationError, TimeoutError after
+    /// ssl_handshake_timeout, ConnectionError; RuntimeError when TLS is on already.
+    [[nodiscard]] Task<> start_tls(SslContextRef ssl, StartTlsOptions options = {});
+
 private:
     detail::TransportRef t_;
 };
@@ -359,6 +428,11 @@ struct ServerOptions {
     /// After running out of file descriptors or memory, how long to wait before accepting
     /// again (asyncio's ACCEPT_RETRY_DELAY: 1 s).
     std::chrono::milliseconds accept_retry_delay{1000};
+    /// TLS: every connection is handshaken with this context before the callback runs; a
+    /// failed handshake closes the connection (logged at debug level, as asyncio does).
+    SslContextRef ssl{};
+    std::chrono::milliseconds ssl_handshake_timeout = default_ssl_handshake_timeout;
+    std::chrono::milliseconds ssl_shutdown_timeout = default_ssl_shutdown_timeout;
 };
 
 namespace detail {
@@ -442,6 +516,13 @@ struct ConnectOptions {
     int flags = 0;
     /// Bind the socket to this local address before connecting.
     std::optional<HostPort> local_addr{};
+    /// TLS: handshake with this context before returning the streams.
+    SslContextRef ssl{};
+    /// SNI and the name the server's certificate must match; by default the host connected
+    /// to; empty for neither (asyncio's server_hostname='').
+    std::optional<HostName> server_hostname{};
+    std::chrono::milliseconds ssl_handshake_timeout = default_ssl_handshake_timeout;
+    std::chrono::milliseconds ssl_shutdown_timeout = default_ssl_shutdown_timeout;
 };
 
 // WORKAROUND(gcc-12): GCC 12 destroys the members of a braced aggregate temporary that is an
@@ -449,6 +530,7 @@ struct ConnectOptions {
 // option structs are trivially destructible (HostPort holds its host inline).
 static_assert(std::is_trivially_destructible_v<ConnectOptions>);
 static_assert(std::is_trivially_destructible_v<ServerOptions>);
+static_assert(std::is_trivially_destructible_v<StartTlsOptions>);
 
 /// Connects to host:port and returns its (reader, writer) (asyncio.open_connection). Every
 /// address host resolves to is tried in turn until one accepts (no happy-eyeballs racing).

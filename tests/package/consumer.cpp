@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // A tiny coring program built against an installed or vendored coring.
 #include <coring/coring.hpp>
+#include <coring/tls.hpp>
 
 #include <chrono>
 #include <cstdio>
@@ -13,6 +14,11 @@ static coring::Task<int> answer() {
 }
 
 int main() {
+    // The tls component links (OpenSSL comes with it) and its defaults are a verifying client.
+    auto ctx = coring::tls::SslContext::client();
+    if (ctx.verify_mode() != coring::tls::VerifyMode::required || !ctx.check_hostname()) {
+        return 2;
+    }
     int v = coring::run(answer());
     std::printf("coring %s says %d\n", CORING_VERSION, v);
     return v == 42 ? 0 : 1;

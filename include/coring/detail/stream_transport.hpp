@@ -20,6 +20,7 @@
 #include <liburing.h>
 
 #include <any>
+#include <chrono>
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
@@ -302,8 +303,9 @@ public:
     // ---- a filter (TLS) ----
 
     /// Puts f between the fd and the streams, from now on: bytes already buffered count as wire
-    /// bytes for it. The caller has drained the writer (nothing unsent).
-    void set_filter(std::unique_ptr<StreamFilter> f);
+    /// bytes for it. The caller has drained the writer (nothing unsent). From close() on, the
+    /// connection is aborted if it has not closed within shutdown_timeout.
+    void set_filter(std::unique_ptr<StreamFilter> f, std::chrono::milliseconds shutdown_timeout);
 
     StreamFilter* filter() const noexcept { return filter_.get(); }
 
@@ -329,6 +331,9 @@ public:
 
     /// Counts the transport as one of server's connections until it closes.
     void attach_server(ServerState& server) noexcept;
+
+    /// Whether the connection was accepted by a server (the server side of a TLS handshake).
+    bool server_side() const noexcept { return server_side_; }
 
     void on_loop_close() noexcept override;
 
@@ -462,6 +467,9 @@ private:
     OpCompletion filter_recv_op_{};
     bool filter_recv_in_flight_ = false;
     bool close_notify_sent_ = false;
+    bool server_side_ = false;
+    std::chrono::milliseconds shutdown_timeout_{0};
+    TimerHandle shutdown_timer_; // aborts a close that takes longer than shutdown_timeout_
 
     std::optional<SocketAddress> peer_;
     std::optional<SocketAddress> local_;
