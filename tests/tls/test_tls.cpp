@@ -45,7 +45,12 @@ Task<> tls_echo(StreamReader reader, StreamWriter writer) {
         co_await writer.drain();
     }
     writer.close();
-    co_await writer.wait_closed();
+    try {
+        co_await writer.wait_closed();
+    } catch (const coring::ConnectionError&) {
+        // A TLS 1.3 client that closes without reading the session tickets resets the
+        // connection: the echo's close_notify then meets ECONNRESET.
+    }
 }
 
 } // namespace
@@ -297,7 +302,7 @@ TEST_CASE("TLS: cancelling a task in the handshake closes its socket", "[tls]") 
     });
 }
 
-TEST_CASE("TLS: a cancelled read loses nothing; the next read gets the bytes", "[tls]") {
+TEST_CASE("TLS: a cancelled read loses nothing, the next read gets the bytes", "[tls]") {
     coring::test::run_test([]() -> Task<> {
         SslContext sctx = server_ctx();
         auto server = co_await coring::start_server(tls_echo, "127.0.0.1", 0, {.ssl = sctx});
