@@ -23,6 +23,10 @@ using coring::tls::SslContext;
 
 namespace {
 
+// The tests connect to 127.0.0.1 and name "localhost" for SNI and verification: a minimal
+// system (a fresh debootstrap chroot) has no /etc/hosts, so "localhost" may not resolve.
+const coring::HostName localhost("localhost");
+
 SslContext server_ctx() {
     const auto& f = coring::test::tls_files();
     return SslContext::server(f.server_cert, f.server_key);
@@ -102,8 +106,10 @@ TEST_CASE("TLS: the server's close_notify is a clean EOF for the client", "[tls]
                 0,
                 {.ssl = sctx});
         SslContext cctx = client_ctx();
-        auto [reader, writer] = co_await coring::open_connection(
-                "localhost", coring::test::port_of(server), {.ssl = cctx});
+        auto [reader, writer] =
+                co_await coring::open_connection("127.0.0.1",
+                                                 coring::test::port_of(server),
+                                                 {.ssl = cctx, .server_hostname = localhost});
         std::string all = co_await reader.read();
         CHECK(all == "bye\n");
         CHECK(reader.at_eof());
@@ -143,7 +149,9 @@ TEST_CASE("TLS: verification failures raise SslCertVerificationError with the re
                 long code = 0;
                 try {
                     auto streams = co_await coring::open_connection(
-                            c.host, coring::test::port_of(server), {.ssl = cctx});
+                            "127.0.0.1",
+                            coring::test::port_of(server),
+                            {.ssl = cctx, .server_hostname = coring::HostName(c.host)});
                 } catch (const coring::tls::SslCertVerificationError& e) {
                     what = e.verify_message();
                     code = e.verify_code();
@@ -166,8 +174,10 @@ TEST_CASE("TLS: ALPN picks the server's first protocol the client offers", "[tls
         auto server = co_await coring::start_server(tls_echo, "127.0.0.1", 0, {.ssl = sctx});
         SslContext cctx = client_ctx();
         cctx.set_alpn_protocols({"http/1.1", "h2"});
-        auto [reader, writer] = co_await coring::open_connection(
-                "localhost", coring::test::port_of(server), {.ssl = cctx});
+        auto [reader, writer] =
+                co_await coring::open_connection("127.0.0.1",
+                                                 coring::test::port_of(server),
+                                                 {.ssl = cctx, .server_hostname = localhost});
         auto obj = std::any_cast<coring::tls::SslObject>(writer.get_extra_info("ssl_object"));
         CHECK(obj.selected_alpn_protocol() == "h2");
         writer.close();
@@ -226,9 +236,11 @@ TEST_CASE("TLS: a silent server hits the handshake timeout as TimeoutError", "[t
                 0);
         SslContext cctx = client_ctx();
         CO_CHECK_THROWS_WITH(
-                coring::open_connection("localhost",
+                coring::open_connection("127.0.0.1",
                                         coring::test::port_of(server),
-                                        {.ssl = cctx, .ssl_handshake_timeout = 200ms}),
+                                        {.ssl = cctx,
+                                         .server_hostname = localhost,
+                                         .ssl_handshake_timeout = 200ms}),
                 "SSL handshake is taking longer than 0.2 seconds: aborting the connection");
         server.close();
         co_await server.wait_closed();
@@ -246,9 +258,10 @@ TEST_CASE("TLS: a server that closes during the handshake fails the connection",
                 "127.0.0.1",
                 0);
         SslContext cctx = client_ctx();
-        CO_CHECK_THROWS_AS(
-                coring::open_connection("localhost", coring::test::port_of(server), {.ssl = cctx}),
-                coring::ConnectionResetError);
+        CO_CHECK_THROWS_AS(coring::open_connection("127.0.0.1",
+                                                   coring::test::port_of(server),
+                                                   {.ssl = cctx, .server_hostname = localhost}),
+                           coring::ConnectionResetError);
         server.close();
         co_await server.wait_closed();
     });
@@ -268,8 +281,9 @@ TEST_CASE("TLS: a plain-text peer gets an SslError naming OpenSSL's reason", "[t
         SslContext cctx = client_ctx();
         std::string reason = "no exception";
         try {
-            auto s = co_await coring::open_connection(
-                    "localhost", coring::test::port_of(server), {.ssl = cctx});
+            auto s = co_await coring::open_connection("127.0.0.1",
+                                                      coring::test::port_of(server),
+                                                      {.ssl = cctx, .server_hostname = localhost});
         } catch (const coring::tls::SslError& e) {
             reason = e.reason();
             CHECK(std::string(e.what()).find("[SSL: ") == 0);
@@ -292,7 +306,8 @@ TEST_CASE("TLS: cancelling a task in the handshake closes its socket", "[tls]") 
         SslContext cctx = client_ctx();
         std::uint16_t port = coring::test::port_of(server);
         auto task = coring::create_task([&]() -> Task<> {
-            auto s = co_await coring::open_connection("localhost", port, {.ssl = cctx});
+            auto s = co_await coring::open_connection(
+                    "127.0.0.1", port, {.ssl = cctx, .server_hostname = localhost});
         }());
         co_await coring::sleep(50ms);
         task.cancel();
@@ -307,8 +322,10 @@ TEST_CASE("TLS: a cancelled read loses nothing, the next read gets the bytes", "
         SslContext sctx = server_ctx();
         auto server = co_await coring::start_server(tls_echo, "127.0.0.1", 0, {.ssl = sctx});
         SslContext cctx = client_ctx();
-        auto [reader, writer] = co_await coring::open_connection(
-                "localhost", coring::test::port_of(server), {.ssl = cctx});
+        auto [reader, writer] =
+                co_await coring::open_connection("127.0.0.1",
+                                                 coring::test::port_of(server),
+                                                 {.ssl = cctx, .server_hostname = localhost});
         for (int i = 0; i < 20; ++i) {
             auto t = coring::create_task(reader.readline());
             co_await coring::sleep(0s);
@@ -339,8 +356,10 @@ TEST_CASE("TLS: 8 MiB each way with drain back-pressure", "[tls]") {
         SslContext sctx = server_ctx();
         auto server = co_await coring::start_server(tls_echo, "127.0.0.1", 0, {.ssl = sctx});
         SslContext cctx = client_ctx();
-        auto [reader, writer] = co_await coring::open_connection(
-                "localhost", coring::test::port_of(server), {.ssl = cctx});
+        auto [reader, writer] =
+                co_await coring::open_connection("127.0.0.1",
+                                                 coring::test::port_of(server),
+                                                 {.ssl = cctx, .server_hostname = localhost});
         constexpr std::size_t total = 8 << 20;
         auto sender = coring::create_task([](StreamWriter w) -> Task<> {
             std::string chunk(64 * 1024, '\0');
