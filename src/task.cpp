@@ -1,11 +1,8 @@
 // SPDX-License-Identifier: MIT
-// Futures and tasks: callbacks, steps, cancellation (asyncio.futures, asyncio.tasks), the
-// unretrieved-exception and never-awaited reports, current_task/all_tasks, Runner.
+// Tasks (asyncio.tasks): steps, cancellation, names and async stacks, the never-awaited report,
+// current_task/all_tasks.
 #include <coring/event_loop.hpp>
-#include <coring/executor.hpp>
 #include <coring/log.hpp>
-#include <coring/run.hpp>
-#include <coring/sleep.hpp>
 #include <coring/task.hpp>
 
 #include <coring/detail/future_base.hpp>
@@ -16,196 +13,14 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "task_internal.hpp"
+
 namespace coring {
 
 namespace detail {
 
-namespace {
-
 std::string source_of(const TaskBase& t) {
     return fmt::format("{} at {}:{}", t.function_, t.file_, t.line_);
-}
-
-} // namespace
-
-bool is_cancelled_error(const std::exception_ptr& e) noexcept {
-    if (!e) {
-        return false;
-    }
-    try {
-        std::rethrow_exception(e);
-    } catch (const CancelledError&) {
-        return true;
-    } catch (...) {
-        return false;
-    }
-}
-
-std::uint64_t next_callback_token() noexcept {
-    static std::atomic<std::uint64_t> counter{0};
-    // relaxed: tokens only need to be unique.
-    return counter.fetch_add(1, std::memory_order_relaxed) + 1;
-}
-
-// ---- FutureBase ----
-
-FutureBase::~FutureBase() {
-    // Heap callbacks die with the future; awaiter nodes in frames are only unlinked.
-    while (DoneNode* node = callbacks_.pop_front()) {
-        if (node->owned_) {
-            node->run_(node, true);
-        }
-    }
-}
-
-void FutureBase::last_release() noexcept {
-    if (is_task_ && state_ == State::pending && static_cast<TaskBase*>(this)->task_ == this) {
-        ExceptionContext ctx{"Task was destroyed but it is pending!", nullptr, describe(), {}};
-        auto* t = static_cast<TaskBase*>(this);
-        ctx.source = source_of(*t);
-        if (loop_ != nullptr) {
-            loop_->call_exception_handler(ctx);
-        } else {
-            EventLoop::log_exception(ctx);
-        }
-    }
-    if (log_traceback_) {
-        report_unretrieved();
-    }
-    destroy();
-}
-
-void FutureBase::report_unretrieved() noexcept {
-    ExceptionContext ctx;
-    try {
-        ctx.message = is_task_ ? "Task exception was never retrieved"
-                               : "Future exception was never retrieved";
-        ctx.exception = exception_;
-        if (is_task_) {
-            auto* t = static_cast<TaskBase*>(this);
-            ctx.task = t->name();
-            ctx.source = source_of(*t);
-        }
-    } catch (...) {
-        // out of memory while building the report: send what we have
-    }
-    if (loop_ != nullptr) {
-        loop_->call_exception_handler(ctx);
-    } else {
-        EventLoop::log_exception(ctx);
-    }
-}
-
-void FutureBase::add_done_node(DoneNode& node) {
-    if (!done()) {
-        callbacks_.push_back(node);
-        return;
-    }
-    if (loop_ == nullptr) {
-        if (node.owned_) {
-            node.run_(&node, true);
-        }
-        return;
-    }
-    if (node.owned_) {
-        add_ref();
-        node.holds_ref_ = true;
-    }
-    loop_->schedule({&DoneNode::entry, &node});
-}
-
-std::size_t FutureBase::remove_done_node(std::uint64_t token) noexcept {
-    std::size_t removed = 0;
-    callbacks_.for_each([&](DoneNode& node) {
-        if (node.owned_ && node.token_ == token) {
-            node.unlink();
-            node.run_(&node, true);
-            ++removed;
-        }
-    });
-    return removed;
-}
-
-void FutureBase::finish(State s) noexcept {
-    state_ = s;
-    // asyncio's __schedule_callbacks: every callback becomes a ready entry, in order.
-    while (DoneNode* node = callbacks_.pop_front()) {
-        if (loop_ == nullptr) {
-            if (node->owned_) {
-                node->run_(node, true);
-            }
-            continue;
-        }
-        if (node->owned_) {
-            add_ref();
-            node->holds_ref_ = true;
-        }
-        loop_->schedule({&DoneNode::entry, node});
-    }
-}
-
-void FutureBase::check_loop() const {
-    if (loop_ == nullptr) {
-        throw RuntimeError("Event loop is closed");
-    }
-}
-
-void FutureBase::check_result() {
-    if (state_ == State::cancelled) {
-        std::rethrow_exception(exception_);
-    }
-    if (state_ == State::pending) {
-        throw InvalidStateError("Result is not set.");
-    }
-    log_traceback_ = false;
-    if (exception_) {
-        std::rethrow_exception(exception_);
-    }
-}
-
-std::exception_ptr FutureBase::get_exception() {
-    if (state_ == State::cancelled) {
-        std::rethrow_exception(exception_);
-    }
-    if (state_ == State::pending) {
-        throw InvalidStateError("Exception is not set.");
-    }
-    log_traceback_ = false;
-    return exception_;
-}
-
-void FutureBase::set_exception(std::exception_ptr e) {
-    check_loop();
-    if (done()) {
-        throw InvalidStateError(
-                fmt::format("{}: {}", cancelled() ? "CANCELLED" : "FINISHED", describe()));
-    }
-    if (!e) {
-        throw ValueError("set_exception: null exception_ptr");
-    }
-    exception_ = std::move(e);
-    log_traceback_ = true;
-    finish(State::finished);
-}
-
-bool FutureBase::cancel_future(const std::string& msg) {
-    log_traceback_ = false;
-    if (done()) {
-        return false;
-    }
-    check_loop();
-    exception_ = std::make_exception_ptr(CancelledError(msg));
-    finish(State::cancelled);
-    return true;
-}
-
-std::string FutureBase::describe() const {
-    return "Future";
-}
-
-void FutureBase::detach_from_loop() noexcept {
-    ListHook<LoopTag>::unlink();
-    loop_ = nullptr;
 }
 
 // ---- TaskBase ----
@@ -444,12 +259,6 @@ void report_never_awaited(const TaskBase& coroutine) noexcept {
 
 } // namespace detail
 
-void SleepAwaiter::describe(std::string& out) const {
-    fmt::format_to(std::back_inserter(out),
-                   "sleep {:.3f} s",
-                   std::chrono::duration<double>(delay_).count());
-}
-
 // ---- current_task, all_tasks ----
 
 TaskHandle<> current_task() {
@@ -469,85 +278,6 @@ std::vector<TaskHandle<>> all_tasks(EventLoop& loop) {
 
 std::vector<TaskHandle<>> all_tasks() {
     return all_tasks(get_running_loop());
-}
-
-// ---- Runner ----
-
-Runner::Runner(RunOptions options) : options_(options) {
-}
-
-Runner::~Runner() {
-    try {
-        close();
-    } catch (const std::exception& e) {
-        log(LogLevel::error, fmt::format("coring::Runner: error while closing: {}", e.what()));
-    } catch (...) {
-        log(LogLevel::error, "coring::Runner: unknown error while closing");
-    }
-}
-
-EventLoop& Runner::get_loop() {
-    if (closed_) {
-        throw RuntimeError("Runner is closed");
-    }
-    if (!loop_) {
-        loop_.emplace(EventLoopOptions{options_.ring_entries, options_.debug});
-    }
-    return *loop_;
-}
-
-void Runner::close() {
-    if (closed_) {
-        return;
-    }
-    closed_ = true;
-    if (!loop_) {
-        return;
-    }
-    try {
-        cancel_all_tasks(*loop_);
-        loop_->run_until_complete(shutdown_default_executor(*loop_));
-    } catch (...) {
-        loop_->close();
-        loop_.reset();
-        throw;
-    }
-    loop_->close();
-    loop_.reset();
-}
-
-namespace {
-
-Task<> await_all(std::vector<TaskHandle<>> tasks) {
-    for (auto& t : tasks) {
-        try {
-            co_await t;
-        } catch (...) {
-            // outcomes are inspected by cancel_all_tasks
-        }
-    }
-}
-
-} // namespace
-
-void cancel_all_tasks(EventLoop& loop) {
-    std::vector<TaskHandle<>> tasks = all_tasks(loop);
-    if (tasks.empty()) {
-        return;
-    }
-    for (auto& t : tasks) {
-        t.cancel();
-    }
-    loop.run_until_complete(await_all(tasks));
-    for (auto& t : tasks) {
-        if (t.cancelled()) {
-            continue;
-        }
-        if (std::exception_ptr e = t.exception()) {
-            loop.call_exception_handler(
-                    {"unhandled exception during coring::run() shutdown", e, t.get_name(), {}});
-        }
-    }
 }
 
 } // namespace coring
