@@ -7,13 +7,37 @@
 
 #include <fmt/format.h>
 
+#include <cxxabi.h>
+
+#include <cstdlib>
+#include <cstring>
 #include <iterator>
+#include <memory>
 #include <string_view>
+#include <typeinfo>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
+#include "diagnostics.hpp"
+
 namespace coring {
+
+namespace detail {
+
+std::string demangle(const std::type_info& type) {
+    int status = 0;
+    std::unique_ptr<char, void (*)(void*)> name(
+            abi::__cxa_demangle(type.name(), nullptr, nullptr, &status), &std::free);
+    return status == 0 && name ? std::string(name.get()) : std::string(type.name());
+}
+
+bool debug_from_env() noexcept {
+    const char* v = std::getenv("CORING_DEBUG");
+    return v != nullptr && v[0] != '\0' && std::strcmp(v, "0") != 0;
+}
+
+} // namespace detail
 
 namespace {
 

@@ -11,6 +11,8 @@
 #include <memory>
 #include <typeinfo>
 
+#include "diagnostics.hpp"
+
 namespace coring {
 
 namespace {
@@ -21,10 +23,7 @@ std::string current_exception_type_name() {
     if (type == nullptr) {
         return "unknown exception";
     }
-    int status = 0;
-    std::unique_ptr<char, void (*)(void*)> name(
-            abi::__cxa_demangle(type->name(), nullptr, nullptr, &status), &std::free);
-    return status == 0 && name ? std::string(name.get()) : std::string(type->name());
+    return detail::demangle(*type);
 }
 
 } // namespace

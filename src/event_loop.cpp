@@ -11,7 +11,6 @@
 
 #include <fmt/format.h>
 
-#include <cxxabi.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -21,23 +20,9 @@
 #include <cstring>
 #include <memory>
 
+#include "diagnostics.hpp"
+
 namespace coring {
-
-namespace {
-
-std::string demangle(const std::type_info& type) {
-    int status = 0;
-    std::unique_ptr<char, void (*)(void*)> name(
-            abi::__cxa_demangle(type.name(), nullptr, nullptr, &status), &std::free);
-    return status == 0 && name ? std::string(name.get()) : std::string(type.name());
-}
-
-bool env_debug() noexcept {
-    const char* v = std::getenv("CORING_DEBUG");
-    return v != nullptr && v[0] != '\0' && std::strcmp(v, "0") != 0;
-}
-
-} // namespace
 
 // ---- Handle ----
 
@@ -84,7 +69,7 @@ void HandleState::run_entry(void* self, bool discard) noexcept {
             s->invoke();
         } catch (...) {
             loop.call_exception_handler(
-                    {fmt::format("Exception in callback {}", demangle(*s->callback_type_)),
+                    {fmt::format("Exception in callback {}", detail::demangle(*s->callback_type_)),
                      std::current_exception(),
                      {},
                      {}});
@@ -92,8 +77,8 @@ void HandleState::run_entry(void* self, bool discard) noexcept {
         if (loop.debug_) {
             auto took = EventLoop::clock::now() - t0;
             if (took >= loop.slow_callback_duration_) {
-                loop.report_slow_callback(fmt::format("<Handle {}>", demangle(*s->callback_type_)),
-                                          took);
+                loop.report_slow_callback(
+                        fmt::format("<Handle {}>", detail::demangle(*s->callback_type_)), took);
             }
         }
     }
@@ -119,7 +104,7 @@ EventLoop::EventLoop() : EventLoop(EventLoopOptions{}) {
 
 EventLoop::EventLoop(const EventLoopOptions& options)
     : ring_(detail::RingOptions{options.ring_entries}),
-      debug_(options.debug.value_or(env_debug())) {
+      debug_(options.debug.value_or(detail::debug_from_env())) {
     int fd = detail::sys.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (fd < 0) {
         int err = errno;

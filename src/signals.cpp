@@ -10,7 +10,6 @@
 #include <fmt/format.h>
 #include <liburing.h>
 
-#include <cxxabi.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -28,6 +27,8 @@
 #include <string>
 #include <system_error>
 #include <vector>
+
+#include "diagnostics.hpp"
 
 namespace coring {
 
@@ -73,13 +74,6 @@ void forward_signal(int sig) {
         ::syscall(SYS_tgkill, ::getpid(), tid, sig);
     }
     errno = saved;
-}
-
-std::string demangle(const std::type_info& type) {
-    int status = 0;
-    std::unique_ptr<char, void (*)(void*)> name(
-            abi::__cxa_demangle(type.name(), nullptr, nullptr, &status), &std::free);
-    return status == 0 && name ? std::string(name.get()) : std::string(type.name());
 }
 
 std::string signal_name(int sig) {

@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "diagnostics.hpp"
 #include "task_internal.hpp"
 
 namespace coring {
@@ -239,10 +240,7 @@ bool debug_enabled() noexcept {
     if (EventLoop* loop = EventLoop::running()) {
         return loop->get_debug();
     }
-    static const bool env = [] {
-        const char* v = std::getenv("CORING_DEBUG");
-        return v != nullptr && v[0] != '\0' && std::strcmp(v, "0") != 0;
-    }();
+    static const bool env = debug_from_env();
     return env;
 }
 
