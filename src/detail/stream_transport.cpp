@@ -133,39 +133,33 @@ void StreamTransport::throw_concurrent_read(const char* func) {
             "{}() called while another coroutine is already waiting for incoming data", func));
 }
 
-bool StreamTransport::begin_read(ReadRequest& r, std::span<char> dest, std::size_t want) {
-    r.dest_ = dest;
-    if (kind_ == TransportKind::none || filter_ != nullptr) {
-        r.fed_ = true;
-        if (filter_ != nullptr) {
-            start_filter_recv();
-        }
-        return false;
+bool StreamTransport::begin_fed_read(ReadRequest& r) {
+    r.fed_ = true;
+    r.wait_.emplace(feed_waiters_, r.what_);
+    if (filter_ != nullptr) {
+        start_filter_recv();
     }
-    r.fed_ = false;
-    if (dest.empty()) {
-        std::size_t room = want > min_read_room ? want : min_read_room;
-        std::size_t ahead = rbuf_.size() > max_read_ahead ? rbuf_.size() : max_read_ahead;
-        if (room > ahead) {
-            room = ahead;
-        }
-        if (rbuf_.capacity() == 0 && room < first_read_capacity) {
-            room = first_read_capacity;
-        }
-        rbuf_.reserve_tail(room);
-        r.op_.p_ = rbuf_.tail();
-        r.op_.n_ = rbuf_.room();
-    } else {
-        r.op_.p_ = dest.data();
-        r.op_.n_ = dest.size();
+    return false;
+}
+
+void StreamTransport::reserve_read(ReadRequest& r, std::size_t want) {
+    std::size_t room = want > min_read_room ? want : min_read_room;
+    std::size_t ahead = rbuf_.size() > max_read_ahead ? rbuf_.size() : max_read_ahead;
+    if (room > ahead) {
+        room = ahead;
     }
-    return true;
+    if (rbuf_.capacity() == 0 && room < first_read_capacity) {
+        room = first_read_capacity;
+    }
+    rbuf_.reserve_tail(room);
+    r.op_.p_ = rbuf_.tail();
+    r.op_.n_ = rbuf_.room();
 }
 
 std::size_t StreamTransport::finish_read(ReadRequest& r) {
     reading_ = false;
     if (r.fed_) {
-        r.wait_.await_resume(); // CancelledError
+        r.wait_->await_resume(); // CancelledError
         throw_if_read_error();
         return r.dest_.empty() ? 0 : take_into(r.dest_);
     }
@@ -194,7 +188,9 @@ void StreamTransport::abandon_read(ReadRequest& r) noexcept {
     if (read_op_ == &r.op_) {
         read_op_ = nullptr;
     }
-    r.wait_.unlink(); // from feed_waiters_, if it waits there
+    if (r.wait_) {
+        r.wait_->unlink(); // from feed_waiters_, if it waits there
+    }
 }
 
 std::size_t StreamTransport::read_result_slow(int res) {

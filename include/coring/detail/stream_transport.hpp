@@ -221,6 +221,12 @@ public:
     /// Forgets r's read (its awaiter is destroyed while suspended: its task went with the loop).
     void abandon_read(ReadRequest& r) noexcept;
 
+private:
+    // begin_read's out-of-line parts: a read that waits to be fed, room in the reader's buffer.
+    bool begin_fed_read(ReadRequest& r);
+    void reserve_read(ReadRequest& r, std::size_t want);
+
+public:
     /// asyncio's StreamReader.feed_data / feed_eof / set_exception.
     void feed_data(std::string_view data);
     void feed_eof() noexcept;
@@ -544,11 +550,13 @@ private:
 /// reference to the transport while suspended.
 class ReadRequest {
 public:
+    /// what: shown in task dumps while the request waits to be fed ("StreamReader.read_into").
     explicit ReadRequest(StreamTransport& t, const char* what) noexcept
-        : t_(&t), op_(t), wait_(t.feed_waiters_, what) {}
+        : t_(&t), op_(t), what_(what) {}
 
+    /// Requests are moved only before they start (no wait node yet).
     ReadRequest(ReadRequest&& other) noexcept
-        : t_(other.t_), op_(std::move(other.op_)), wait_(std::move(other.wait_)) {}
+        : t_(other.t_), op_(std::move(other.op_)), what_(other.what_) {}
 
     ReadRequest& operator=(const ReadRequest&) = delete;
 
@@ -565,7 +573,7 @@ public:
         if (t_->begin_read(*this, dest, want)) {
             op_.await_suspend(h);
         } else {
-            wait_.await_suspend(h);
+            wait_->await_suspend(h);
         }
         t_->read_started();
         t_->add_ref(); // the transport must outlive the recv writing through it
@@ -586,11 +594,28 @@ private:
 
     StreamTransport* t_;
     ReadOperation op_;
-    WaitNode wait_;
+    std::optional<WaitNode> wait_; // only for a read that waits to be fed
+    const char* what_;
     std::span<char> dest_;
     bool fed_ = false; // waits in the feed queue rather than for its own recv
     bool suspended_ = false;
 };
+
+// Inline: the common read (a recv into the caller's span) costs no call.
+inline bool StreamTransport::begin_read(ReadRequest& r, std::span<char> dest, std::size_t want) {
+    r.dest_ = dest;
+    if (kind_ == TransportKind::none || filter_ != nullptr) [[unlikely]] {
+        return begin_fed_read(r);
+    }
+    r.fed_ = false;
+    if (dest.empty()) {
+        reserve_read(r, want);
+    } else {
+        r.op_.p_ = dest.data();
+        r.op_.n_ = dest.size();
+    }
+    return true;
+}
 
 /// Sets SIGPIPE to SIG_IGN once per process if it is still SIG_DFL (Python does so at start-up),
 /// so writing to a pipe whose reader is gone fails with EPIPE instead of killing the program.
