@@ -13,7 +13,8 @@
 # An area is a benchmarks/<area>.cpp (built as bench_<area>) with optional peers: the Python
 # benchmarks/<area>_asyncio.py (run with asyncio and with uvloop) and the C++ <area>_asio.cpp
 # (bench_<area>_asio, built when libasio-dev is found). Peers are not areas themselves, nor are
-# the echo benchmark's servers and load generator (echo_*.cpp), which echo_run.sh runs.
+# the echo and TLS benchmarks' servers and load generators (echo_*.cpp, tls_*.cpp), which
+# echo_run.sh and tls_run.sh run.
 # Each case runs in a fresh process per round (`--case NAME`), so peak RSS is the case's own;
 # rounds interleave the implementations so that slow drift of a shared machine hits all alike.
 set -euo pipefail
@@ -52,6 +53,7 @@ if [ ${#areas[@]} -eq 0 ]; then
         case "$area" in
         *_asio | *_liburing) continue ;; # C++ peers of an area, not areas
         echo | echo_*) continue ;;       # the echo benchmark's programs: benchmarks/echo_run.sh
+        tls | tls_*) continue ;;         # the TLS benchmark's programs: benchmarks/tls_run.sh
         esac
         areas+=("$area")
     done
