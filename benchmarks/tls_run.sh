@@ -250,10 +250,22 @@ if [ "$callgrind" -eq 1 ]; then
         echo
         "$python" benchmarks/tools/tls_aggregate.py callgrind "$cg"
     } | tee -a "$out/results.md"
-    # The profile behind the counts: each dump's most expensive functions (self cost), in
-    # <dump>.top.txt.
+    # The profile behind the counts, in <dump>.top.txt: self cost per shared object (the
+    # program, libssl, libcrypto, libc, python), then the 30 most expensive functions. The
+    # entries at 100% are the call chain above main (inclusive), left out.
     for dump in $(find "$cg" -name '*.out.[0-9]*' ! -name '*.txt'); do
-        callgrind_annotate "$dump" 2>/dev/null | head -45 >"$dump.top.txt" || true
+        callgrind_annotate --inclusive=no --threshold=100 "$dump" 2>/dev/null |
+            grep -E '^ *[0-9,]+ \( *[0-9.]+%\)  ' | grep -v '(100.0%)' >"$dump.fns.txt" || true
+        {
+            echo "self instructions per object:"
+            sed 's/,//g' "$dump.fns.txt" | awk '{ obj = $NF; sum[obj] += $1; total += $1 }
+                END { for (o in sum) printf "%14d %5.1f%% %s\n", sum[o], 100 * sum[o] / total, o }' |
+                sort -rn
+            echo
+            echo "top functions (self):"
+            head -30 "$dump.fns.txt"
+        } >"$dump.top.txt"
+        rm -f "$dump.fns.txt"
     done
 fi
 
