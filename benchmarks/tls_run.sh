@@ -253,7 +253,9 @@ if [ "$callgrind" -eq 1 ]; then
     # The profile behind the counts, in <dump>.top.txt: self cost per shared object (the
     # program, libssl, libcrypto, libc, python), then the 30 most expensive functions. The
     # entries at 100% are the call chain above main (inclusive), left out.
-    for dump in $(find "$cg" -name '*.out.[0-9]*' ! -name '*.txt'); do
+    for dump in "$cg"/*.out.[0-9]*; do
+        case "$dump" in *.txt) continue ;; esac
+        [ -f "$dump" ] || continue
         callgrind_annotate --inclusive=no --threshold=100 "$dump" 2>/dev/null |
             grep -E '^ *[0-9,]+ \( *[0-9.]+%\)  ' | grep -v '(100.0%)' >"$dump.fns.txt" || true
         {
