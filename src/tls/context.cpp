@@ -175,6 +175,18 @@ void SslContext::set_minimum_version(TlsVersion version) {
                                   version == TlsVersion::tls1_3 ? TLS1_3_VERSION : TLS1_2_VERSION);
 }
 
+void SslContext::set_release_buffers(bool release) {
+    if (release) {
+        SSL_CTX_set_mode(state_->ctx, SSL_MODE_RELEASE_BUFFERS);
+    } else {
+        SSL_CTX_clear_mode(state_->ctx, SSL_MODE_RELEASE_BUFFERS);
+    }
+}
+
+bool SslContext::release_buffers() const noexcept {
+    return (SSL_CTX_get_mode(state_->ctx) & SSL_MODE_RELEASE_BUFFERS) != 0;
+}
+
 bool SslContext::server_side() const noexcept {
     return state_->server;
 }

@@ -7,6 +7,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <openssl/ssl.h>
+
 #include <any>
 #include <chrono>
 #include <string>
@@ -86,6 +88,36 @@ TEST_CASE("TLS: a coring client and server exchange lines over TLS 1.3", "[tls]"
                         "IP Address:127.0.0.1") != cert.subject_alt_names.end());
         CHECK(writer.get_extra_info("peername").has_value());
         CHECK_FALSE(writer.can_write_eof());
+        writer.close();
+        co_await writer.wait_closed();
+        server.close();
+        co_await server.wait_closed();
+    });
+}
+
+TEST_CASE("TLS: connections work with and without released record buffers", "[tls]") {
+    coring::test::run_test([]() -> Task<> {
+        SslContext sctx = server_ctx();
+        CHECK(sctx.release_buffers()); // Python's default
+        sctx.set_release_buffers(false);
+        CHECK_FALSE(sctx.release_buffers());
+        CHECK((SSL_CTX_get_mode(sctx.native()) & SSL_MODE_RELEASE_BUFFERS) == 0);
+        auto server = co_await coring::start_server(tls_echo, "127.0.0.1", 0, {.ssl = sctx});
+        SslContext cctx = client_ctx();
+        CHECK(cctx.release_buffers());
+        auto [reader, writer] =
+                co_await coring::open_connection("127.0.0.1",
+                                                 coring::test::port_of(server),
+                                                 {.ssl = cctx, .server_hostname = localhost});
+        std::string big(100'000, 'x'); // several records each way
+        for (int i = 0; i < 3; ++i) {
+            big[static_cast<std::size_t>(i)] = static_cast<char>('a' + i);
+            writer.write(big);
+            std::string back = co_await reader.readexactly(big.size());
+            CHECK(back == big);
+        }
+        sctx.set_release_buffers(true);
+        CHECK(sctx.release_buffers());
         writer.close();
         co_await writer.wait_closed();
         server.close();
