@@ -143,6 +143,12 @@ public:
     void release() noexcept {
         if (--refs_ == 0) {
             last_release();
+        } else if (refs_ == 1 && filter_recv_in_flight_) [[unlikely]] {
+            // Only the filter's own recv holds the transport: every handle is gone (the task of
+            // a waiting read was cancelled, say) and nobody will read what it brings. Close, as
+            // last_release does, rather than keep the socket open until the peer sends or
+            // closes (issue 12).
+            close();
         }
     }
 
