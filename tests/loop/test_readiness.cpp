@@ -136,6 +136,18 @@ Task<> iterations(int n) {
     }
 }
 
+// Writes to fd (non-blocking) until the kernel takes no more.
+void fill(int fd) {
+    std::string block(64 * 1024, 'x');
+    for (;;) {
+        ssize_t n = ::write(fd, block.data(), block.size());
+        if (n < 0) {
+            REQUIRE((errno == EAGAIN || errno == EWOULDBLOCK));
+            return;
+        }
+    }
+}
+
 // A socket that accepts connections on 127.0.0.1 (port chosen by the kernel).
 Fd listen_loopback(std::uint16_t& port) {
     Fd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
@@ -203,6 +215,55 @@ TEST_CASE("Readiness: add_reader passes extra arguments and works on an eventfd"
         }
         CHECK(total == 60);
         CHECK(loop.remove_reader(efd.get()));
+    });
+}
+
+TEST_CASE("Readiness: add_writer on a full pipe runs once the reader makes room",
+          "[loop][readiness]") {
+    run_test([]() -> Task<> {
+        EventLoop& loop = coring::get_running_loop();
+        Pipe p;
+        fill(p.w.get());
+        int calls = 0;
+        loop.add_writer(p.w.get(), [&] {
+            ++calls;
+            loop.remove_writer(p.w.get());
+        });
+        co_await iterations(5);
+        CHECK(calls == 0); // full: not writable
+        while (!take(p.r.get(), 64 * 1024).empty()) {
+        }
+        CHECK_EVENTUALLY(calls == 1);
+        co_await iterations(3);
+        CHECK(calls == 1);
+        CHECK_FALSE(loop.remove_writer(p.w.get()));
+        CHECK_EVENTUALLY(loop.io_in_flight() == 0);
+    });
+}
+
+TEST_CASE("Readiness: add_writer on an eventfd runs only while its counter has room",
+          "[loop][readiness]") {
+    run_test([]() -> Task<> {
+        EventLoop& loop = coring::get_running_loop();
+        Fd efd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+        REQUIRE(efd.get() >= 0);
+        // The counter at its maximum (2^64 - 2): a write would block, so not writable.
+        std::uint64_t most = 0xfffffffffffffffeULL;
+        REQUIRE(::write(efd.get(), &most, sizeof most) == sizeof most);
+        int calls = 0;
+        loop.add_writer(efd.get(), [&] {
+            ++calls;
+            loop.remove_writer(efd.get());
+        });
+        co_await iterations(5);
+        CHECK(calls == 0);
+        std::uint64_t v = 0;
+        REQUIRE(::read(efd.get(), &v, sizeof v) == sizeof v); // the counter back to 0
+        CHECK(v == most);
+        CHECK_EVENTUALLY(calls == 1);
+        co_await iterations(3);
+        CHECK(calls == 1);
+        CHECK_EVENTUALLY(loop.io_in_flight() == 0);
     });
 }
 
@@ -608,6 +669,47 @@ TEST_CASE("Readiness: a closed fd's registration never fires for a new file that
         CHECK(log.size() == 1);
         CHECK(loop.remove_reader(number));
         CHECK_EVENTUALLY(loop.io_in_flight() == 0);
+    });
+}
+
+TEST_CASE("Readiness: a socket closed under add_writer, its number reused by an eventfd: the "
+          "old callback never runs for the eventfd, add_writer replaces it and releases the "
+          "socket",
+          "[loop][readiness]") {
+    run_test([]() -> Task<> {
+        EventLoop& loop = coring::get_running_loop();
+        SocketPair sp;
+        int number = sp.a.get();
+        fill(number); // not writable until the peer reads
+        std::vector<std::string> log;
+        loop.add_writer(number, [&] { log.push_back("old callback"); });
+        co_await iterations(3);
+        CHECK(log.empty());
+        Fd efd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)); // made first: it must not get number
+        REQUIRE(efd.get() >= 0);
+        sp.a.reset(); // closed with the registration still in place
+
+        // A new, writable file at the same number.
+        REQUIRE(::dup3(efd.get(), number, O_CLOEXEC) == number);
+        efd.reset();
+        Fd reused(number);
+        co_await iterations(5);
+        co_await coring::sleep(5ms);
+        CHECK(log.empty()); // the eventfd's readiness is not what the old poll watches
+        pollfd peer{sp.b.get(), POLLRDHUP, 0};
+        CHECK(::poll(&peer, 1, 0) == 0); // the kernel's poll still holds the socket open
+
+        loop.add_writer(number, [&] {
+            log.push_back("new callback");
+            loop.remove_writer(number);
+        });
+        CHECK_EVENTUALLY(!log.empty());
+        CHECK(log == std::vector<std::string>{"new callback"});
+        // The stale poll was cancelled: the socket is really closed and its peer sees it.
+        CHECK_EVENTUALLY(::poll(&peer, 1, 0) == 1 && (peer.revents & POLLRDHUP) != 0);
+        CHECK_EVENTUALLY(loop.io_in_flight() == 0);
+        co_await iterations(3);
+        CHECK(log.size() == 1);
     });
 }
 
