@@ -28,6 +28,10 @@
 #include <utility>
 #include <vector>
 
+// The machinery of run_in_executor and run_coroutine_threadsafe (the state each call shares
+// between the loop and another thread), which the definitions below use.
+#include <coring/detail/executor_impl.hpp>
+
 namespace coring {
 
 /// A unit of work for an Executor: a move-only callable taking no arguments.
@@ -118,63 +122,6 @@ private:
     bool shutdown_ = false;            // guarded by mutex_
 };
 
-namespace detail {
-
-/// State shared between the loop thread and a worker for one run_in_executor call. The Future
-/// belongs to the loop thread (its reference count is not atomic): it is created there and
-/// released there, in complete() or when the loop closes first (on_loop_close); the worker only
-/// writes the result fields. While registered with the loop the call holds a reference to
-/// itself, so it is always unlinked from the loop's list on the loop thread before any thread
-/// can destroy it.
-template <class R>
-struct ExecutorCall final : LoopResource {
-    std::shared_ptr<ThreadsafeQueue> door;
-    std::shared_ptr<ExecutorCall> self; // loop thread only: set while registered
-    Future<R>* future = nullptr;        // loop thread only
-    std::atomic<bool> cancelled{false};
-    std::optional<std::conditional_t<std::is_void_v<R>, bool, R>> value;
-    std::exception_ptr error;
-
-    ExecutorCall() = default;
-    ExecutorCall(const ExecutorCall&) = delete;
-    ExecutorCall& operator=(const ExecutorCall&) = delete;
-    ~ExecutorCall() = default;
-
-    // On the loop thread, once the worker is done. The result is taken out first so that its
-    // last reference (an exception_ptr, a value) is released on this thread.
-    void complete() {
-        unlink();
-        std::exception_ptr e = std::exchange(error, nullptr);
-        auto v = std::move(value);
-        value.reset();
-        Future<R>* f = std::exchange(future, nullptr);
-        auto keep = std::move(self); // released last, after every member was used
-        if (f == nullptr) {
-            return;
-        }
-        if (!f->done()) { // a cancelled future drops the result, as asyncio does
-            if (e) {
-                f->set_exception(std::move(e));
-            } else if constexpr (std::is_void_v<R>) {
-                f->set_result();
-            } else {
-                f->set_result(std::move(*v));
-            }
-        }
-        delete f;
-    }
-
-    void on_loop_close() noexcept override {
-        delete std::exchange(future, nullptr);
-        self.reset(); // may destroy *this: nothing after it
-    }
-};
-
-/// The loop's default executor, created on first use (asyncio creates it lazily too).
-Executor& default_executor(EventLoop& loop);
-
-} // namespace detail
-
 /// Runs fn(args...) on executor (the loop's default ThreadPoolExecutor when null) and returns a
 /// Future of its result on this loop (asyncio's loop.run_in_executor). Exceptions thrown by fn
 /// come back through the future. Declared in event_loop.hpp, which cannot include this header.
@@ -252,60 +199,6 @@ void set_default_executor(EventLoop& loop, std::shared_ptr<Executor> executor);
 /// helper thread (asyncio's loop.shutdown_default_executor). Afterwards run_in_executor with the
 /// default executor throws RuntimeError. run() and Runner call this when they close.
 [[nodiscard]] Task<> shutdown_default_executor(EventLoop& loop);
-
-namespace detail {
-
-/// Thread-safe result slot of a ConcurrentFuture.
-template <class T>
-struct ConcurrentState {
-    enum class State { pending, finished, cancelled };
-
-    std::mutex mutex;
-    std::condition_variable cv;
-    State state = State::pending;                                        // guarded by mutex
-    std::optional<std::conditional_t<std::is_void_v<T>, bool, T>> value; // guarded by mutex
-    std::exception_ptr error;                                            // guarded by mutex
-    std::shared_ptr<ThreadsafeQueue> door; // the loop's cross-thread door
-    TaskBase* task = nullptr;              // loop thread only; null once the task has finished
-
-    /// Marks the state done (cancelled when cancel, else finished) unless it is done already.
-    void resolve(bool cancel) {
-        {
-            std::lock_guard lock(mutex);
-            if (state != State::pending) {
-                return;
-            }
-            state = cancel ? State::cancelled : State::finished;
-        }
-        cv.notify_all();
-    }
-};
-
-/// Travels with the coroutine to the loop: if it is destroyed before the task reported its
-/// outcome (the loop closed first), the future is resolved as cancelled so no thread waits
-/// forever.
-template <class T>
-class ConcurrentResolver {
-public:
-    explicit ConcurrentResolver(std::shared_ptr<ConcurrentState<T>> s) : s_(std::move(s)) {}
-
-    ConcurrentResolver(ConcurrentResolver&&) noexcept = default;
-    ConcurrentResolver& operator=(ConcurrentResolver&&) noexcept = default;
-
-    ~ConcurrentResolver() {
-        if (s_) {
-            s_->task = nullptr;
-            s_->resolve(true);
-        }
-    }
-
-    ConcurrentState<T>& state() const noexcept { return *s_; }
-
-private:
-    std::shared_ptr<ConcurrentState<T>> s_;
-};
-
-} // namespace detail
 
 /// The result of run_coroutine_threadsafe (concurrent.futures.Future): wait for it from any
 /// thread, or cancel it, which cancels the task on its loop.
