@@ -40,7 +40,7 @@ namespace {
 class [[nodiscard]] FillAwaiter {
 public:
     FillAwaiter(StreamTransport& t, const char* func, std::size_t want) noexcept
-        : t_(&t), req_(t, "StreamReader waiting for data"), func_(func), want_(want) {}
+        : t_(&t), req_(t), func_(func), want_(want) {}
 
     bool await_ready() const {
         t_->check_single_reader(func_);
@@ -49,7 +49,7 @@ public:
 
     template <class Promise>
     void await_suspend(std::coroutine_handle<Promise> h) {
-        req_.suspend(h, {}, want_);
+        req_.suspend(h, {}, want_, "StreamReader waiting for data");
     }
 
     /// Throws: the stored read error; CancelledError.

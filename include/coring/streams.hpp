@@ -100,22 +100,23 @@ struct StartTlsOptions {
 class [[nodiscard]] ReadIntoAwaiter {
 public:
     ReadIntoAwaiter(detail::StreamTransport& t, std::span<char> buf) noexcept
-        : t_(&t), buf_(buf), req_(t, "StreamReader.read_into") {}
+        : req_(t), buf_(buf) {}
 
     /// Awaiters are moved only before they start.
     ReadIntoAwaiter(ReadIntoAwaiter&& other) noexcept
-        : t_(other.t_), buf_(other.buf_), req_(std::move(other.req_)) {}
+        : req_(std::move(other.req_)), buf_(other.buf_) {}
 
     ReadIntoAwaiter& operator=(const ReadIntoAwaiter&) = delete;
 
     bool await_ready() const {
-        t_->check_single_reader("read_into");
-        return !t_->buffered().empty() || buf_.empty() || t_->read_finished();
+        detail::StreamTransport& t = req_.transport();
+        t.check_single_reader("read_into");
+        return !t.buffered().empty() || buf_.empty() || t.read_finished();
     }
 
     template <class Promise>
     void await_suspend(std::coroutine_handle<Promise> h) {
-        req_.suspend(h, buf_, buf_.size());
+        req_.suspend(h, buf_, buf_.size(), "StreamReader.read_into");
     }
 
     /// The bytes read, 0 at EOF. Throws: the read error; CancelledError.
@@ -123,15 +124,15 @@ public:
         if (req_.suspended()) {
             return req_.resume();
         }
-        t_->throw_if_read_error();
-        t_->throw_if_cancel_pending(); // before taking bytes (issue 10, defect 2)
-        return t_->take_into(buf_);
+        detail::StreamTransport& t = req_.transport();
+        t.throw_if_read_error();
+        t.throw_if_cancel_pending(); // before taking bytes (issue 10, defect 2)
+        return t.take_into(buf_);
     }
 
 private:
-    detail::StreamTransport* t_;
-    std::span<char> buf_;
     detail::ReadRequest req_;
+    std::span<char> buf_;
 };
 
 /// Awaiter of StreamWriter::drain: ready at once below the high-water mark.

@@ -133,9 +133,8 @@ void StreamTransport::throw_concurrent_read(const char* func) {
             "{}() called while another coroutine is already waiting for incoming data", func));
 }
 
-bool StreamTransport::begin_fed_read(ReadRequest& r) {
-    r.fed_ = true;
-    r.wait_.emplace(feed_waiters_, r.what_);
+bool StreamTransport::begin_fed_read(ReadRequest& r, const char* what) {
+    r.wait_.emplace(feed_waiters_, what);
     if (filter_ != nullptr) {
         start_filter_recv();
     }
@@ -158,7 +157,7 @@ void StreamTransport::reserve_read(ReadRequest& r, std::size_t want) {
 
 std::size_t StreamTransport::finish_read(ReadRequest& r) {
     reading_ = false;
-    if (r.fed_) {
+    if (r.wait_) {
         r.wait_->await_resume(); // CancelledError
         throw_if_read_error();
         return r.dest_.empty() ? 0 : take_into(r.dest_);

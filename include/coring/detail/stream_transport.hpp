@@ -214,7 +214,7 @@ public:
     /// Starts a read for r: into dest, or into the reader's buffer when dest is empty (with room
     /// for at least `want` bytes, within max_read_ahead). Returns true when r's recv is to be
     /// submitted, false when r waits for bytes to be fed (no fd, or a filter).
-    bool begin_read(ReadRequest& r, std::span<char> dest, std::size_t want);
+    bool begin_read(ReadRequest& r, std::span<char> dest, std::size_t want, const char* what);
 
     /// Records that r is suspended (its recv submitted, or it waits in the feed queue).
     void read_started() noexcept { reading_ = true; }
@@ -229,7 +229,7 @@ public:
 
 private:
     // begin_read's out-of-line parts: a read that waits to be fed, room in the reader's buffer.
-    bool begin_fed_read(ReadRequest& r);
+    bool begin_fed_read(ReadRequest& r, const char* what);
     void reserve_read(ReadRequest& r, std::size_t want);
 
 public:
@@ -556,13 +556,10 @@ private:
 /// reference to the transport while suspended.
 class ReadRequest {
 public:
-    /// what: shown in task dumps while the request waits to be fed ("StreamReader.read_into").
-    explicit ReadRequest(StreamTransport& t, const char* what) noexcept
-        : t_(&t), op_(t), what_(what) {}
+    explicit ReadRequest(StreamTransport& t) noexcept : t_(&t), op_(t) {}
 
     /// Requests are moved only before they start (no wait node yet).
-    ReadRequest(ReadRequest&& other) noexcept
-        : t_(other.t_), op_(std::move(other.op_)), what_(other.what_) {}
+    ReadRequest(ReadRequest&& other) noexcept : t_(other.t_), op_(std::move(other.op_)) {}
 
     ReadRequest& operator=(const ReadRequest&) = delete;
 
@@ -574,9 +571,13 @@ public:
     }
 
     /// Suspends h until bytes arrive in dest (or, when dest is empty, in the reader's buffer).
+    /// what: shown in task dumps while the request waits to be fed ("StreamReader.read_into").
     template <class Promise>
-    void suspend(std::coroutine_handle<Promise> h, std::span<char> dest, std::size_t want) {
-        if (t_->begin_read(*this, dest, want)) {
+    void suspend(std::coroutine_handle<Promise> h,
+                 std::span<char> dest,
+                 std::size_t want,
+                 const char* what) {
+        if (t_->begin_read(*this, dest, want, what)) {
             op_.await_suspend(h);
         } else {
             wait_->await_suspend(h);
@@ -587,6 +588,8 @@ public:
     }
 
     bool suspended() const noexcept { return suspended_; }
+
+    StreamTransport& transport() const noexcept { return *t_; }
 
     /// After the resumption: the bytes delivered into dest (see StreamTransport::finish_read).
     std::size_t resume() {
@@ -600,20 +603,20 @@ private:
 
     StreamTransport* t_;
     ReadOperation op_;
-    std::optional<WaitNode> wait_; // only for a read that waits to be fed
-    const char* what_;
+    std::optional<WaitNode> wait_; // engaged: the read waits to be fed, not for its own recv
     std::span<char> dest_;
-    bool fed_ = false; // waits in the feed queue rather than for its own recv
     bool suspended_ = false;
 };
 
 // Inline: the common read (a recv into the caller's span) costs no call.
-inline bool StreamTransport::begin_read(ReadRequest& r, std::span<char> dest, std::size_t want) {
+inline bool StreamTransport::begin_read(ReadRequest& r,
+                                        std::span<char> dest,
+                                        std::size_t want,
+                                        const char* what) {
     r.dest_ = dest;
     if (kind_ == TransportKind::none || filter_ != nullptr) [[unlikely]] {
-        return begin_fed_read(r);
+        return begin_fed_read(r, what);
     }
-    r.fed_ = false;
     if (dest.empty()) {
         reserve_read(r, want);
     } else {
