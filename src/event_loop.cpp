@@ -26,17 +26,9 @@ namespace coring {
 
 // ---- Handle ----
 
-Handle::Handle(const Handle& other) noexcept : state_(other.state_) {
-    if (state_ != nullptr) {
-        state_->add_ref();
-    }
-}
+Handle::Handle(const Handle& other) noexcept = default;
 
-Handle::~Handle() {
-    if (state_ != nullptr) {
-        state_->release();
-    }
-}
+Handle::~Handle() = default;
 
 void Handle::cancel() noexcept {
     if (state_ == nullptr || state_->cancelled_) {

@@ -49,24 +49,8 @@ bool use_multishot(EventLoop& loop) noexcept {
 #endif
 }
 
-/// An owning reference to a ServerState.
-class ServerRef {
-public:
-    explicit ServerRef(ServerState* s) noexcept : s_(s) { s_->add_ref(); }
-
-    ServerRef(const ServerRef& other) noexcept : ServerRef(other.s_) {}
-
-    ServerRef& operator=(const ServerRef&) = delete;
-
-    ~ServerRef() { s_->release(); }
-
-    ServerState& operator*() const noexcept { return *s_; }
-
-    ServerState* operator->() const noexcept { return s_; }
-
-private:
-    ServerState* s_;
-};
+/// An owning reference to a ServerState (an object reference, not a Server handle).
+using ServerRef = Ref<ServerState>;
 
 /// A TLS server's connection: the handshake, then the callback. A failed handshake closes the
 /// connection without calling it; asyncio reports it only in debug mode.
@@ -213,9 +197,8 @@ void ServerState::accepted(int fd) noexcept {
         return;
     }
     t->attach_server(*this);
-    TransportRef reader_ref(t);
-    t->add_ref();
-    TransportRef writer_ref(t);
+    TransportRef reader_ref(adopt_ref, t);
+    TransportRef writer_ref(retain_ref, t);
     try {
         // asyncio runs client_connected_cb as a task per connection; the handle is dropped,
         // the task runs on, and an exception it ends with is reported when it finishes.
@@ -464,20 +447,20 @@ Server make_server(ClientConnectedCallback cb,
 
 // ---- Server ----
 
-Server::Server(detail::ServerState* state) noexcept : s_(state) {
+void detail::ServerHandleCount::add_ref(ServerState* s) noexcept {
+    s->add_handle();
 }
 
-Server::Server(const Server& other) noexcept : s_(other.s_) {
-    if (s_ != nullptr) {
-        s_->add_handle();
-    }
+void detail::ServerHandleCount::release(ServerState* s) noexcept {
+    s->release_handle();
 }
 
-Server::~Server() {
-    if (s_ != nullptr) {
-        s_->release_handle();
-    }
+Server::Server(detail::ServerState* state) noexcept : s_(detail::adopt_ref, state) {
 }
+
+Server::Server(const Server& other) noexcept = default;
+
+Server::~Server() = default;
 
 const std::vector<Socket>& Server::sockets() const noexcept {
     static const std::vector<Socket> none;
@@ -503,15 +486,15 @@ void Server::abort_clients() noexcept {
 }
 
 Task<> Server::wait_closed() {
-    return detail::wait_closed_impl(detail::ServerRef(s_));
+    return detail::wait_closed_impl(detail::ServerRef(detail::retain_ref, s_.get()));
 }
 
 Task<> Server::serve_forever() {
-    return detail::serve_forever_impl(detail::ServerRef(s_));
+    return detail::serve_forever_impl(detail::ServerRef(detail::retain_ref, s_.get()));
 }
 
 Task<> Server::start_serving() {
-    return detail::start_serving_impl(detail::ServerRef(s_));
+    return detail::start_serving_impl(detail::ServerRef(detail::retain_ref, s_.get()));
 }
 
 bool Server::is_serving() const noexcept {

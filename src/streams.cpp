@@ -185,8 +185,9 @@ StreamReader::StreamReader(std::size_t limit) {
     if (limit == 0) {
         throw ValueError("Limit cannot be <= 0");
     }
-    t_ = detail::TransportRef(new detail::StreamTransport(
-            get_running_loop(), -1, detail::TransportKind::none, limit));
+    t_ = detail::TransportRef(detail::adopt_ref,
+                              new detail::StreamTransport(
+                                      get_running_loop(), -1, detail::TransportKind::none, limit));
 }
 
 Task<std::string> StreamReader::read(std::ptrdiff_t n) {
@@ -272,12 +273,11 @@ std::pair<StreamReader, StreamWriter> make_streams(EventLoop& loop,
     }
     auto* t = new detail::StreamTransport(loop, sock.fd(), kind, limit);
     sock.release(); // the transport owns the fd now
-    detail::TransportRef reader_ref(t);
+    detail::TransportRef reader_ref(detail::adopt_ref, t);
     if (peer != nullptr) {
         t->set_peername(*peer);
     }
-    t->add_ref();
-    detail::TransportRef writer_ref(t);
+    detail::TransportRef writer_ref(detail::retain_ref, t);
     return {StreamReader(std::move(reader_ref)), StreamWriter(std::move(writer_ref))};
 }
 

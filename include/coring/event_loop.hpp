@@ -8,6 +8,7 @@
 #include <coring/detail/frame_allocator.hpp>
 #include <coring/detail/intrusive_list.hpp>
 #include <coring/detail/ready_queue.hpp>
+#include <coring/detail/ref.hpp>
 #include <coring/detail/ring.hpp>
 #include <coring/detail/timer_heap.hpp>
 
@@ -75,12 +76,11 @@ struct EventLoopOptions {
 class Handle {
 public:
     Handle() noexcept = default;
-    Handle(const Handle& other) noexcept;
-
-    Handle(Handle&& other) noexcept : state_(std::exchange(other.state_, nullptr)) {}
+    Handle(const Handle& other) noexcept; // defaulted in event_loop.cpp: HandleState is complete
+    Handle(Handle&& other) noexcept = default;
 
     Handle& operator=(Handle other) noexcept {
-        std::swap(state_, other.state_);
+        state_.swap(other.state_);
         return *this;
     }
 
@@ -93,14 +93,14 @@ public:
     bool cancelled() const noexcept;
 
     /// Whether this refers to a callback (a default-constructed Handle does not).
-    explicit operator bool() const noexcept { return state_ != nullptr; }
+    explicit operator bool() const noexcept { return static_cast<bool>(state_); }
 
 protected:
     friend class EventLoop;
 
-    explicit Handle(detail::HandleState* state) noexcept : state_(state) {}
+    explicit Handle(detail::HandleState* state) noexcept : state_(detail::adopt_ref, state) {}
 
-    detail::HandleState* state_ = nullptr;
+    detail::Ref<detail::HandleState> state_;
 };
 
 /// A callback scheduled with call_later or call_at (asyncio.TimerHandle).

@@ -6,6 +6,7 @@
 #include <coring/event_loop.hpp>
 
 #include <coring/detail/future_base.hpp>
+#include <coring/detail/ref.hpp>
 #include <coring/detail/result.hpp>
 #include <coring/detail/task_base.hpp>
 
@@ -69,22 +70,7 @@ public:
     Future() : Future(get_running_loop()) {}
 
     /// A pending future on loop.
-    explicit Future(EventLoop& loop) : s_(new detail::FutureState<T>(loop)) {}
-
-    Future(const Future& other) noexcept : s_(other.s_) { s_->add_ref(); }
-
-    Future(Future&& other) noexcept : s_(std::exchange(other.s_, nullptr)) {}
-
-    Future& operator=(Future other) noexcept {
-        std::swap(s_, other.s_);
-        return *this;
-    }
-
-    ~Future() {
-        if (s_ != nullptr) {
-            s_->release();
-        }
-    }
+    explicit Future(EventLoop& loop) : s_(detail::adopt_ref, new detail::FutureState<T>(loop)) {}
 
     bool done() const noexcept { return s_->done(); }
 
@@ -151,7 +137,7 @@ public:
     auto operator co_await() && noexcept { return Awaiter<true>(*s_); }
 
     /// The future's state, for coring's own layers.
-    detail::FutureBase* base() const noexcept { return s_; }
+    detail::FutureBase* base() const noexcept { return s_.get(); }
 
     static Future from_base(detail::FutureBase& base) noexcept {
         auto* s = static_cast<detail::FutureState<T>*>(&base);
@@ -160,7 +146,7 @@ public:
     }
 
 private:
-    explicit Future(detail::FutureState<T>* s) noexcept : s_(s) {}
+    explicit Future(detail::FutureState<T>* s) noexcept : s_(detail::adopt_ref, s) {}
 
     template <bool Move>
     class Awaiter final : public detail::DoneAwaiter {
@@ -181,7 +167,7 @@ private:
         }
     };
 
-    detail::FutureState<T>* s_;
+    detail::Ref<detail::FutureState<T>> s_;
 };
 
 } // namespace coring

@@ -9,6 +9,7 @@
 #include <coring/net/socket.hpp>
 #include <coring/task.hpp>
 
+#include <coring/detail/ref.hpp>
 #include <coring/detail/stream_transport.hpp>
 #include <coring/detail/task_base.hpp>
 #include <coring/detail/wait_queue.hpp>
@@ -438,6 +439,13 @@ struct ServerOptions {
 
 namespace detail {
 class ServerState;
+
+/// Server's Ref policy: a Server counts in the state's handle count (the last one closes the
+/// server), which together holds one reference to the state.
+struct ServerHandleCount {
+    static void add_ref(ServerState* s) noexcept;
+    static void release(ServerState* s) noexcept;
+};
 } // namespace detail
 
 /// A listening server (asyncio.Server). Copies share the server; when the last copy goes, the
@@ -451,11 +459,10 @@ public:
     Server() noexcept = default;
     explicit Server(detail::ServerState* state) noexcept; // adopts a handle reference
     Server(const Server& other) noexcept;
-
-    Server(Server&& other) noexcept : s_(std::exchange(other.s_, nullptr)) {}
+    Server(Server&& other) noexcept = default;
 
     Server& operator=(Server other) noexcept {
-        std::swap(s_, other.s_);
+        s_.swap(other.s_);
         return *this;
     }
 
@@ -499,10 +506,10 @@ public:
     /// The loop the server runs on. Throws: RuntimeError when that loop has closed.
     EventLoop& get_loop() const;
 
-    explicit operator bool() const noexcept { return s_ != nullptr; }
+    explicit operator bool() const noexcept { return static_cast<bool>(s_); }
 
 private:
-    detail::ServerState* s_ = nullptr;
+    detail::Ref<detail::ServerState, detail::ServerHandleCount> s_;
 };
 
 /// Options of open_connection (asyncio's keyword arguments), designed for designated

@@ -7,6 +7,7 @@
 
 #include <coring/detail/awaitable_traits.hpp>
 #include <coring/detail/frame_allocator.hpp>
+#include <coring/detail/ref.hpp>
 #include <coring/detail/result.hpp>
 #include <coring/detail/task_base.hpp>
 
@@ -185,33 +186,10 @@ public:
 
     TaskHandle() noexcept = default;
 
-    TaskHandle(const TaskHandle& other) noexcept : t_(other.t_) {
-        if (t_ != nullptr) {
-            t_->add_ref();
-        }
-    }
-
-    TaskHandle(TaskHandle&& other) noexcept : t_(std::exchange(other.t_, nullptr)) {}
-
     /// Erases the result type: a TaskHandle<> refers to any task.
     template <class U>
     requires(std::is_void_v<T> && !std::is_void_v<U>) TaskHandle(const TaskHandle<U>& other)
-    noexcept : t_(other.t_) {
-        if (t_ != nullptr) {
-            t_->add_ref();
-        }
-    }
-
-    TaskHandle& operator=(TaskHandle other) noexcept {
-        std::swap(t_, other.t_);
-        return *this;
-    }
-
-    ~TaskHandle() {
-        if (t_ != nullptr) {
-            t_->release();
-        }
-    }
+    noexcept : t_(other.t_) {}
 
     /// Whether the task has finished: returned, raised or was cancelled.
     bool done() const noexcept { return t_->done(); }
@@ -284,7 +262,7 @@ public:
     }
 
     /// Whether this refers to a task.
-    explicit operator bool() const noexcept { return t_ != nullptr; }
+    explicit operator bool() const noexcept { return static_cast<bool>(t_); }
 
     friend bool operator==(const TaskHandle& a, const TaskHandle& b) noexcept {
         return a.t_ == b.t_;
@@ -308,13 +286,13 @@ public:
     static TaskHandle adopt(detail::TaskBase* t) noexcept { return TaskHandle(t); }
 
     /// The task's state, for coring's own layers.
-    detail::TaskBase* base() const noexcept { return t_; }
+    detail::TaskBase* base() const noexcept { return t_.get(); }
 
 private:
     template <class>
     friend class TaskHandle;
 
-    explicit TaskHandle(detail::TaskBase* t) noexcept : t_(t) {}
+    explicit TaskHandle(detail::TaskBase* t) noexcept : t_(detail::adopt_ref, t) {}
 
     detail::TaskPromise<T>& promise() const noexcept requires(!std::is_void_v<T>) {
         return static_cast<detail::TaskPromise<T>&>(*t_);
@@ -339,7 +317,7 @@ private:
         }
     };
 
-    detail::TaskBase* t_ = nullptr;
+    detail::Ref<detail::TaskBase> t_;
 };
 
 /// Schedules aw as a task on the running loop (asyncio.create_task): its first step runs on a

@@ -11,6 +11,7 @@
 #include <coring/detail/child_watch.hpp>
 #include <coring/detail/future_base.hpp>
 #include <coring/detail/intrusive_list.hpp>
+#include <coring/detail/ref.hpp>
 #include <coring/detail/task_base.hpp>
 
 #include <chrono>
@@ -143,37 +144,26 @@ public:
         std::size_t i_ = 0;
     };
 
-    explicit AsCompleted(detail::AsCompletedState* state) noexcept : state_(state) {}
+    explicit AsCompleted(detail::AsCompletedState* state) noexcept
+        : state_(detail::adopt_ref, state) {}
 
-    AsCompleted(const AsCompleted& other) noexcept : state_(other.state_) {
-        if (state_ != nullptr) {
-            state_->add_ref();
-        }
-    }
-
-    AsCompleted& operator=(AsCompleted other) noexcept {
-        std::swap(state_, other.state_);
-        return *this;
-    }
-
-    ~AsCompleted() {
-        if (state_ != nullptr) {
-            state_->release();
-        }
-    }
+    // Declared so that there is no move: a moved-from AsCompleted shares the state as a copy
+    // does and goes on yielding.
+    AsCompleted(const AsCompleted& other) noexcept = default;
+    AsCompleted& operator=(const AsCompleted& other) noexcept = default;
 
     /// How many results it yields: the number of distinct awaitables given.
     std::size_t size() const noexcept { return state_ != nullptr ? state_->size() : 0; }
 
     /// The next result in completion order (see Awaiter).
-    [[nodiscard]] Awaiter next() const noexcept { return Awaiter(state_); }
+    [[nodiscard]] Awaiter next() const noexcept { return Awaiter(state_.get()); }
 
-    iterator begin() const noexcept { return iterator(state_, 0); }
+    iterator begin() const noexcept { return iterator(state_.get(), 0); }
 
-    iterator end() const noexcept { return iterator(state_, size()); }
+    iterator end() const noexcept { return iterator(state_.get(), size()); }
 
 private:
-    detail::AsCompletedState* state_;
+    detail::Ref<detail::AsCompletedState> state_;
 };
 
 /// Waits for the tasks or futures of a range (TaskHandles or Futures; duplicates count once)

@@ -33,7 +33,7 @@ void throw_datagram_error(int err, int fd) {
 } // namespace detail
 
 DatagramEndpoint::DatagramEndpoint(Socket sock, std::optional<SocketAddress> peer)
-    : s_(new detail::DatagramState(std::move(sock), std::move(peer))) {
+    : s_(detail::adopt_ref, new detail::DatagramState(std::move(sock), std::move(peer))) {
 }
 
 SockSendToAwaiter DatagramEndpoint::sendto(std::string_view data, const SocketAddress& address) {

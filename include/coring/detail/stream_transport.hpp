@@ -14,6 +14,7 @@
 #include <coring/detail/frame_allocator.hpp>
 #include <coring/detail/intrusive_list.hpp>
 #include <coring/detail/io_operation.hpp>
+#include <coring/detail/ref.hpp>
 #include <coring/detail/task_base.hpp>
 #include <coring/detail/wait_queue.hpp>
 
@@ -489,43 +490,7 @@ private:
 };
 
 /// An owning reference to a StreamTransport.
-class TransportRef {
-public:
-    TransportRef() noexcept = default;
-
-    /// Adopts a reference the caller holds.
-    explicit TransportRef(StreamTransport* t) noexcept : t_(t) {}
-
-    TransportRef(const TransportRef& other) noexcept : t_(other.t_) {
-        if (t_ != nullptr) {
-            t_->add_ref();
-        }
-    }
-
-    TransportRef(TransportRef&& other) noexcept : t_(std::exchange(other.t_, nullptr)) {}
-
-    TransportRef& operator=(TransportRef other) noexcept {
-        std::swap(t_, other.t_);
-        return *this;
-    }
-
-    ~TransportRef() {
-        if (t_ != nullptr) {
-            t_->release();
-        }
-    }
-
-    StreamTransport* get() const noexcept { return t_; }
-
-    StreamTransport* operator->() const noexcept { return t_; }
-
-    StreamTransport& operator*() const noexcept { return *t_; }
-
-    explicit operator bool() const noexcept { return t_ != nullptr; }
-
-private:
-    StreamTransport* t_ = nullptr;
-};
+using TransportRef = Ref<StreamTransport>;
 
 /// The recv (or read) of one ReadRequest, into the span the transport gave it.
 class [[nodiscard]] ReadOperation final : public IoOperation<ReadOperation> {
@@ -594,7 +559,7 @@ public:
     /// After the resumption: the bytes delivered into dest (see StreamTransport::finish_read).
     std::size_t resume() {
         suspended_ = false;
-        TransportRef hold(t_); // adopts the reference suspend took
+        TransportRef hold(adopt_ref, t_); // the reference suspend took
         return t_->finish_read(*this);
     }
 

@@ -11,6 +11,7 @@
 #include <coring/detail/frame_allocator.hpp>
 #include <coring/detail/intrusive_list.hpp>
 #include <coring/detail/io_operation.hpp>
+#include <coring/detail/ref.hpp>
 
 #include <liburing.h>
 
@@ -212,25 +213,6 @@ public:
     /// An endpoint over a datagram socket; peer is the address it is connected to, if any.
     explicit DatagramEndpoint(Socket sock, std::optional<SocketAddress> peer = std::nullopt);
 
-    DatagramEndpoint(const DatagramEndpoint& other) noexcept : s_(other.s_) {
-        if (s_ != nullptr) {
-            s_->add_ref();
-        }
-    }
-
-    DatagramEndpoint(DatagramEndpoint&& other) noexcept : s_(std::exchange(other.s_, nullptr)) {}
-
-    DatagramEndpoint& operator=(DatagramEndpoint other) noexcept {
-        std::swap(s_, other.s_);
-        return *this;
-    }
-
-    ~DatagramEndpoint() {
-        if (s_ != nullptr) {
-            s_->release();
-        }
-    }
-
     /// Sends one datagram to address (transport.sendto(data, addr)); yields the bytes sent.
     /// data must stay alive until the co_await returns.
     /// Throws: ValueError when the endpoint is connected to another address;
@@ -276,10 +258,10 @@ public:
     /// The socket, for options.
     Socket& socket() const noexcept { return s_->sock_; }
 
-    explicit operator bool() const noexcept { return s_ != nullptr; }
+    explicit operator bool() const noexcept { return static_cast<bool>(s_); }
 
 private:
-    detail::DatagramState* s_ = nullptr;
+    detail::Ref<detail::DatagramState> s_;
 };
 
 /// Creates a UDP endpoint (asyncio's loop.create_datagram_endpoint): resolves local_addr
