@@ -25,20 +25,9 @@ using coring::tls::SslContext;
 
 namespace {
 
-// The tests connect to 127.0.0.1 and name "localhost" for SNI and verification: a minimal
-// system (a fresh debootstrap chroot) has no /etc/hosts, so "localhost" may not resolve.
-const coring::HostName localhost("localhost");
-
-SslContext server_ctx() {
-    const auto& f = coring::test::tls_files();
-    return SslContext::server(f.server_cert, f.server_key);
-}
-
-SslContext client_ctx() {
-    SslContext ctx = SslContext::client();
-    ctx.load_verify_locations(coring::test::tls_files().ca);
-    return ctx;
-}
+using coring::test::client_ctx;
+using coring::test::localhost;
+using coring::test::server_ctx;
 
 Task<> tls_echo(StreamReader reader, StreamWriter writer) {
     char buf[4096];

@@ -32,22 +32,12 @@ using coring::tls::SslContext;
 
 namespace {
 
-// Connections go to 127.0.0.1 and name "localhost" for SNI and verification (see test_tls.cpp).
-const coring::HostName localhost("localhost");
+using coring::test::client_ctx;
+using coring::test::localhost;
+using coring::test::server_ctx;
 
 // Bounds waits that end by themselves when all goes well.
 constexpr auto guard = 10s;
-
-SslContext server_ctx() {
-    const auto& f = coring::test::tls_files();
-    return SslContext::server(f.server_cert, f.server_key);
-}
-
-SslContext client_ctx() {
-    SslContext ctx = SslContext::client();
-    ctx.load_verify_locations(coring::test::tls_files().ca);
-    return ctx;
-}
 
 std::string payload(std::size_t n) {
     std::string s(n, '\0');

@@ -33,9 +33,9 @@ using coring::tls::SslContext;
 
 namespace {
 
-// Connections go to 127.0.0.1 and name "localhost" for SNI and verification (see test_tls.cpp:
-// a fresh chroot has no /etc/hosts).
-const coring::HostName localhost("localhost");
+using coring::test::client_ctx;
+using coring::test::localhost;
+using coring::test::server_ctx;
 
 // Bounds every wait on an openssl child: never reached when all goes well, it turns a peer that
 // hangs into a failure instead of a CTest timeout.
@@ -60,17 +60,6 @@ bool have_openssl() {
             CORING_SKIP("the openssl command is not on PATH");                                     \
         }                                                                                          \
     } while (false)
-
-SslContext server_ctx() {
-    const auto& f = coring::test::tls_files();
-    return SslContext::server(f.server_cert, f.server_key);
-}
-
-SslContext client_ctx() {
-    SslContext ctx = SslContext::client();
-    ctx.load_verify_locations(coring::test::tls_files().ca);
-    return ctx;
-}
 
 /// An `openssl` child with its stdout and stderr merged into one pipe, and what it has printed.
 struct OpensslPeer {

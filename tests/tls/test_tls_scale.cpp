@@ -29,22 +29,12 @@ using coring::tls::SslContext;
 
 namespace {
 
-// Connections go to 127.0.0.1 and name "localhost" for SNI and verification (see test_tls.cpp).
-const coring::HostName localhost("localhost");
+using coring::test::client_ctx;
+using coring::test::localhost;
+using coring::test::server_ctx;
 
 // Bounds the waits of a test that, when all goes well, ends in a few seconds.
 constexpr auto guard = 50s;
-
-SslContext server_ctx() {
-    const auto& f = coring::test::tls_files();
-    return SslContext::server(f.server_cert, f.server_key);
-}
-
-SslContext client_ctx() {
-    SslContext ctx = SslContext::client();
-    ctx.load_verify_locations(coring::test::tls_files().ca);
-    return ctx;
-}
 
 /// Raises RLIMIT_NOFILE's soft limit towards the hard one for its lifetime.
 class FdLimit {

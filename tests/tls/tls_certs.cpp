@@ -218,4 +218,15 @@ const TlsFiles& tls_files() {
     return files;
 }
 
+coring::tls::SslContext server_ctx() {
+    const TlsFiles& f = tls_files();
+    return coring::tls::SslContext::server(f.server_cert, f.server_key);
+}
+
+coring::tls::SslContext client_ctx() {
+    coring::tls::SslContext ctx = coring::tls::SslContext::client();
+    ctx.load_verify_locations(tls_files().ca);
+    return ctx;
+}
+
 } // namespace coring::test

@@ -5,6 +5,8 @@
 // process as PEM files in a temporary directory (removed at exit).
 #pragma once
 
+#include <coring/tls.hpp>
+
 #include <string>
 
 namespace coring::test {
@@ -26,5 +28,15 @@ struct TlsFiles {
 
 /// The files, made on first use. Thread safety: call from one thread.
 const TlsFiles& tls_files();
+
+/// A server context with server_cert and server_key.
+coring::tls::SslContext server_ctx();
+
+/// SslContext::client() that also trusts the test CA.
+coring::tls::SslContext client_ctx();
+
+/// The tests connect to 127.0.0.1 and name "localhost" for SNI and verification: a minimal
+/// system (a fresh debootstrap chroot) has no /etc/hosts, so "localhost" may not resolve.
+inline const coring::HostName localhost("localhost");
 
 } // namespace coring::test
