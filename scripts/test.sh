@@ -4,7 +4,7 @@
 # GCC 12, -O2, warnings as errors) and runs the whole test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/deps.sh build
+bash scripts/deps.sh build services
 cmake --preset dev
 cmake --build --preset dev
 ctest --preset dev

@@ -1,0 +1,247 @@
+// SPDX-License-Identifier: MIT
+// ClientSession and Response: an HTTP(S) client as aiohttp's, on libcurl's multi-socket API driven
+// by the event loop (HTTP/1.1 keep-alive, HTTP/2 multiplexing, TLS, redirects, cookies, gzip/br).
+#pragma once
+
+#include <coring/http/errors.hpp>
+#include <coring/http/headers.hpp>
+#include <coring/task.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace coring {
+class EventLoop;
+}
+
+namespace coring::http {
+
+namespace detail {
+class SessionState;
+class Transfer;
+} // namespace detail
+
+/// Time limits of a request (aiohttp.ClientTimeout). An unset field takes the session's value
+/// (for a session: the default); a zero duration means no limit.
+///  - total: the whole request, from sending it to the body's last byte (default 300 s);
+///  - connect: name resolution, TCP connect and TLS handshake of a new connection (default none);
+///  - sock_read: the longest pause between two pieces of the response from the server (default
+///    none); time the body waits in the client because nobody reads it does not count.
+/// Exceeding one throws coring::TimeoutError naming the request and the limit.
+struct ClientTimeout {
+    std::optional<std::chrono::milliseconds> total{};
+    std::optional<std::chrono::milliseconds> connect{};
+    std::optional<std::chrono::milliseconds> sock_read{};
+};
+
+/// TLS settings of a session. Verification is on by default, against the system's CA store.
+struct SslOptions {
+    /// false: accept any certificate and host name (aiohttp's ssl=False). For testing only.
+    bool verify = true;
+    /// A PEM file of CA certificates to verify servers against, instead of the system's store.
+    std::string cafile{};
+    /// A client certificate (PEM) and its key, sent to servers that ask for one.
+    std::string certfile{};
+    std::string keyfile{};
+};
+
+/// Session-wide settings (the arguments of aiohttp.ClientSession and its TCPConnector).
+struct ClientOptions {
+    /// Prefix for relative request URLs ("http://127.0.0.1:8080/api/" + "items" -> ".../api/items").
+    std::string base_url{};
+    /// Sent with every request; a request's own header of the same name replaces it.
+    Headers headers{};
+    ClientTimeout timeout{};
+    /// Most connections open at once, over all hosts (TCPConnector limit); 0 means no limit.
+    /// Requests beyond it wait for a connection.
+    std::size_t limit = 100;
+    /// Most connections open at once to one host and port (limit_per_host); 0 means no limit.
+    std::size_t limit_per_host = 0;
+    /// Follow redirects (301, 302, 303, 307, 308), at most max_redirects in a row.
+    bool allow_redirects = true;
+    int max_redirects = 10;
+    /// Ask for gzip, deflate, br and zstd and decompress the body (auto_decompress).
+    bool auto_decompress = true;
+    /// Use HTTP/2 with servers that offer it over TLS (ALPN), many requests on one connection;
+    /// HTTP/1.1 keep-alive otherwise.
+    bool http2 = true;
+    /// Use the proxies named by http_proxy, https_proxy, all_proxy and no_proxy (trust_env).
+    bool trust_env = false;
+    /// A proxy for every request ("http://proxy:3128"); overrides trust_env.
+    std::string proxy{};
+    SslOptions ssl{};
+    /// The User-Agent header unless `headers` has one.
+    std::string user_agent = "coring-http/0.1";
+    /// Body bytes buffered per response before the transfer pauses until they are read.
+    std::size_t read_buffer = 1 << 20;
+};
+
+/// What one request sends, beyond the method and URL. At most one of data, json and form.
+///
+///     co_await session.post(url, {.json = {{"name", "coring"}, {"stars", 5}}});
+///     co_await session.get(url, {.params = {{"q", "c++ coroutines"}}, .timeout = {.total = 2s}});
+struct RequestOptions {
+    /// Added to the session's headers, replacing those of the same name.
+    Headers headers{};
+    /// Query parameters, URL-encoded and appended to the URL's query.
+    std::vector<std::pair<std::string, std::string>> params{};
+    /// A raw body (Content-Type as the headers say).
+    std::optional<std::string> data{};
+    /// A JSON body (Content-Type: application/json); null means none.
+    nlohmann::json json{};
+    /// A form body (application/x-www-form-urlencoded).
+    std::vector<std::pair<std::string, std::string>> form{};
+    /// Limits for this request; unset fields take the session's.
+    ClientTimeout timeout{};
+    /// Overrides the session's allow_redirects.
+    std::optional<bool> allow_redirects{};
+};
+
+/// A response's body as a stream (aiohttp's resp.content, a StreamReader): it arrives while the
+/// caller reads it, at most ClientOptions::read_buffer bytes ahead, so a large download needs
+/// little memory. Reading a body that broke off throws ClientPayloadError (or TimeoutError)
+/// once what arrived before the break has been read. Cancelling a read loses no data.
+class ResponseContent {
+public:
+    /// Up to n bytes, as soon as any are there; all the rest when n is npos; "" at the end.
+    [[nodiscard]] Task<std::string> read(std::size_t n = npos);
+    /// Up to n bytes as they arrived (no waiting for more than the first piece); "" at the end.
+    [[nodiscard]] Task<std::string> readany(std::size_t n = 64 * 1024) { return read(n); }
+    /// Exactly n bytes. Throws: IncompleteReadError when the body ends first.
+    [[nodiscard]] Task<std::string> readexactly(std::size_t n);
+    /// One line, with its "\n"; the rest of the body when it has no more newline; "" at the end.
+    [[nodiscard]] Task<std::string> readline();
+    /// Whether the whole body has been read.
+    bool at_eof() const noexcept;
+
+    static constexpr std::size_t npos = static_cast<std::size_t>(-1);
+
+private:
+    friend class Response;
+    detail::Transfer* t_ = nullptr;
+};
+
+/// The status and headers of a response, and its body still to be read (aiohttp.ClientResponse).
+/// Returned by ClientSession's request methods once the headers are in. Destroying it before the
+/// body is read stops the transfer and closes its connection (a half-read connection is never
+/// reused); reading the body to its end returns the connection to the session's pool.
+/// Thread safety: loop thread only.
+class Response {
+public:
+    Response(Response&&) noexcept;
+    Response& operator=(Response&&) noexcept;
+    ~Response();
+
+    /// HTTP status code and reason phrase ("OK"; empty over HTTP/2, which has none).
+    int status = 0;
+    std::string reason;
+    /// "HTTP/1.1", "HTTP/2", "HTTP/1.0".
+    std::string version;
+    std::string method;
+    /// The final URL, after redirects.
+    std::string url;
+    Headers headers;
+    /// How many redirects were followed to get here.
+    int redirects = 0;
+    /// The body, as a stream.
+    ResponseContent content;
+
+    /// Whether status < 400 (aiohttp's `ok`).
+    bool ok() const noexcept { return status < 400; }
+
+    /// Throws ClientResponseError (with status, reason and URL) when status >= 400.
+    void raise_for_status() const;
+
+    /// The whole body (what is left of it). Throws: ClientPayloadError, TimeoutError.
+    [[nodiscard]] Task<std::string> read();
+    /// The body as text (the bytes, assumed UTF-8 as aiohttp assumes for unknown charsets).
+    [[nodiscard]] Task<std::string> text() { return read(); }
+    /// The body parsed as JSON. Throws: ContentTypeError when the Content-Type is not JSON and
+    /// check_content_type; nlohmann::json::parse_error on bad JSON.
+    [[nodiscard]] Task<nlohmann::json> json(bool check_content_type = true);
+
+    /// Stops the transfer if the body is not read yet (the connection is closed, not reused).
+    void close() noexcept;
+
+private:
+    friend class ClientSession;
+    explicit Response(std::unique_ptr<detail::Transfer> t);
+    std::unique_ptr<detail::Transfer> t_;
+};
+
+/// An HTTP client with a connection pool, cookies and defaults (aiohttp.ClientSession), on
+/// libcurl: one curl multi handle per session, driven by the loop's fd readiness and one timer.
+///
+///     coring::http::ClientSession session;
+///     auto resp = co_await session.get("https://example.org/");
+///     resp.raise_for_status();
+///     std::string page = co_await resp.text();
+///
+/// Requests run concurrently (gather them); connections are kept alive and reused, HTTP/2
+/// multiplexes. Cancellation: cancelling a request's task stops its transfer at once and closes
+/// its connection. Thread safety: a session belongs to the loop it was made on (the running
+/// loop); use it from that loop's thread only.
+class ClientSession {
+public:
+    /// A session on the running loop. Throws: RuntimeError when no loop is running.
+    explicit ClientSession(ClientOptions options = {});
+    /// A session on `loop`.
+    ClientSession(EventLoop& loop, ClientOptions options);
+    ClientSession(const ClientSession&) = delete;
+    ClientSession& operator=(const ClientSession&) = delete;
+    /// Closes the session (as close()).
+    ~ClientSession();
+
+    /// Sends a request and returns the response once its headers are in (the body is read from
+    /// the Response). Throws: InvalidUrl; ClientConnectorError (and its TLS subclasses),
+    /// ServerDisconnectedError, TooManyRedirects, ClientResponseError for a malformed response,
+    /// TimeoutError; ClientError after close().
+    [[nodiscard]] Task<Response> request(std::string method, std::string url,
+                                         RequestOptions options = {});
+
+    [[nodiscard]] Task<Response> get(std::string url, RequestOptions options = {}) {
+        return request("GET", std::move(url), std::move(options));
+    }
+    [[nodiscard]] Task<Response> post(std::string url, RequestOptions options = {}) {
+        return request("POST", std::move(url), std::move(options));
+    }
+    [[nodiscard]] Task<Response> put(std::string url, RequestOptions options = {}) {
+        return request("PUT", std::move(url), std::move(options));
+    }
+    [[nodiscard]] Task<Response> patch(std::string url, RequestOptions options = {}) {
+        return request("PATCH", std::move(url), std::move(options));
+    }
+    /// DELETE (`delete` is a C++ keyword).
+    [[nodiscard]] Task<Response> delete_(std::string url, RequestOptions options = {}) {
+        return request("DELETE", std::move(url), std::move(options));
+    }
+    /// HEAD: status and headers, no body. Redirects are not followed unless asked, as aiohttp.
+    [[nodiscard]] Task<Response> head(std::string url, RequestOptions options = {});
+
+    /// Stops every transfer (their awaiters and body readers get ClientError "session closed"),
+    /// closes the connections; later requests throw ClientError. Idempotent. A coroutine as in
+    /// aiohttp; it does not suspend.
+    [[nodiscard]] Task<> close();
+
+    bool closed() const noexcept;
+
+    /// The cookies the session holds, one per line in the Netscape cookie-file format.
+    std::vector<std::string> cookies() const;
+
+    const ClientOptions& options() const noexcept;
+
+    /// Transfers started and not yet finished or stopped (for tests and metrics).
+    std::size_t active_transfers() const noexcept;
+
+private:
+    std::unique_ptr<detail::SessionState> s_;
+};
+
+} // namespace coring::http
