@@ -50,7 +50,11 @@ static coring::Task<Page> fetch(http::ClientSession& session, std::string url) {
 // A stand-in for the web when no URL is given: answers /page/N with N KiB of text, 404 otherwise.
 static coring::Task<> serve(coring::StreamReader reader, coring::StreamWriter writer) {
     std::string line = co_await reader.readline(); // "GET /page/3 HTTP/1.1"
-    while ((co_await reader.readline()).size() > 2) {
+    for (;;) { // the headers, up to the blank line
+        std::string header = co_await reader.readline();
+        if (header.size() <= 2) {
+            break;
+        }
     }
     std::string status = "404 Not Found";
     std::string body = "no such page\n";
