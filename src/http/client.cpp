@@ -82,6 +82,36 @@ std::string build_url(const std::string& base, const std::string& url,
     return out;
 }
 
+// Whether url is an absolute http or https URL with a host, which curl may take as it is.
+bool plain_http_url(std::string_view url) noexcept {
+    std::size_t skip = 0;
+    if (url.size() > 7 && iequals(url.substr(0, 7), "http://")) {
+        skip = 7;
+    } else if (url.size() > 8 && iequals(url.substr(0, 8), "https://")) {
+        skip = 8;
+    } else {
+        return false;
+    }
+    char c = url[skip];
+    return c != '/' && c != '?' && c != '#' && c != ':' && c != '@' &&
+           url.find_first_of(" \t\r\n") == std::string_view::npos;
+}
+
+curl_slist* append_line(curl_slist* list, const char* line) {
+    curl_slist* next = curl_slist_append(list, line);
+    if (next == nullptr) {
+        curl_slist_free_all(list);
+        throw std::bad_alloc();
+    }
+    return next;
+}
+
+// "Name: value"; curl sends "Name;" as a header with an empty value ("Name:" would remove it).
+curl_slist* append_header(curl_slist* list, std::string_view name, std::string_view value) {
+    std::string line = value.empty() ? fmt::format("{};", name) : fmt::format("{}: {}", name, value);
+    return append_line(list, line.c_str());
+}
+
 std::string form_encode(CURL* easy, const std::vector<std::pair<std::string, std::string>>& form) {
     std::string out;
     for (const auto& [k, v] : form) {
@@ -124,6 +154,20 @@ SessionState::SessionState(EventLoop& loop, ClientOptions options)
         curl_multi_setopt(multi_, CURLMOPT_MAX_TOTAL_CONNECTIONS, static_cast<long>(options_.limit));
         curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, static_cast<long>(options_.limit));
     }
+    try {
+        bool user_agent = false;
+        for (const auto& [n, v] : options_.headers) {
+            base_headers_ = append_header(base_headers_, n, v);
+            user_agent = user_agent || iequals(n, "User-Agent");
+        }
+        if (!user_agent && !options_.user_agent.empty()) {
+            base_headers_ = append_header(base_headers_, "User-Agent", options_.user_agent);
+        }
+    } catch (...) {
+        curl_multi_cleanup(multi_);
+        curl_share_cleanup(share_);
+        throw;
+    }
     if (options_.limit_per_host > 0) {
         curl_multi_setopt(
                 multi_, CURLMOPT_MAX_HOST_CONNECTIONS, static_cast<long>(options_.limit_per_host));
@@ -136,8 +180,8 @@ SessionState::~SessionState() {
         t.session_ = nullptr;
         coring::detail::IntrusiveList<Transfer>::remove(t);
     });
-    for (CURL* easy : pool_) {
-        curl_easy_cleanup(easy);
+    for (Pooled p : pool_) {
+        curl_easy_cleanup(p.easy);
     }
     curl_multi_cleanup(multi_); // may report REMOVE for sockets still watched
     for (SocketEntry* e : sockets_) {
@@ -149,6 +193,7 @@ SessionState::~SessionState() {
     sockets_.clear();
     timer_.cancel();
     curl_share_cleanup(share_);
+    curl_slist_free_all(base_headers_);
 }
 
 void SessionState::close() noexcept {
@@ -162,19 +207,19 @@ void SessionState::close() noexcept {
                     ClientError(t.url_, fmt::format("{}: session closed", t.label()))));
         }
     });
-    for (CURL* easy : pool_) {
-        curl_easy_cleanup(easy);
+    for (Pooled p : pool_) {
+        curl_easy_cleanup(p.easy);
     }
     pool_.clear();
 }
 
-void SessionState::recycle(CURL* easy) noexcept {
+void SessionState::recycle(CURL* easy, bool clean) noexcept {
     if (closed_) {
         curl_easy_cleanup(easy);
         return;
     }
     try {
-        pool_.push_back(easy);
+        pool_.push_back(Pooled{easy, clean});
     } catch (...) {
         curl_easy_cleanup(easy);
     }
@@ -185,27 +230,36 @@ std::unique_ptr<Transfer> SessionState::start(const std::string& method, const s
     if (closed_) {
         throw ClientError(url, fmt::format("{} {}: session closed", method, url));
     }
-    std::string full = build_url(options_.base_url, url, o.params, method);
+    // The common case, an absolute http(s) URL without parameters, goes to curl as it is (curl
+    // rejects a malformed one: InvalidUrl); the rest is parsed and assembled with curl's URL API.
+    std::string full = o.params.empty() && plain_http_url(url) ? url
+                                                                : build_url(options_.base_url,
+                                                                            url, o.params, method);
     auto t = std::make_unique<Transfer>(*this, method, std::move(full));
     CURL* easy = nullptr;
     if (!pool_.empty()) {
-        easy = pool_.back();
+        Pooled p = pool_.back();
         pool_.pop_back();
-        curl_easy_reset(easy);
+        easy = p.easy;
+        if (!p.clean) {
+            curl_easy_reset(easy);
+            base_setup(easy);
+        }
     } else {
         easy = curl_easy_init();
         if (easy == nullptr) {
             throw std::bad_alloc();
         }
+        base_setup(easy);
     }
     try {
         setup(easy, *t, method, o);
     } catch (...) {
-        recycle(easy);
+        recycle(easy, false);
         throw;
     }
     if (CURLMcode rc = curl_multi_add_handle(multi_, easy); rc != CURLM_OK) {
-        recycle(easy);
+        recycle(easy, false);
         throw ClientError(t->url_, fmt::format("{}: {}", t->label(), curl_multi_strerror(rc)));
     }
     t->easy_ = easy;
@@ -215,43 +269,22 @@ std::unique_ptr<Transfer> SessionState::start(const std::string& method, const s
     return t;
 }
 
-void SessionState::setup(CURL* easy, Transfer& t, const std::string& method, RequestOptions& o) {
+void SessionState::base_setup(CURL* easy) noexcept {
     const ClientOptions& so = options_;
-    curl_easy_setopt(easy, CURLOPT_URL, t.url_.c_str());
-    curl_easy_setopt(easy, CURLOPT_PRIVATE, &t);
-    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, t.errbuf_);
     curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, &Transfer::on_header);
-    curl_easy_setopt(easy, CURLOPT_HEADERDATA, &t);
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &Transfer::on_write);
-    curl_easy_setopt(easy, CURLOPT_WRITEDATA, &t);
     curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(easy, CURLOPT_SHARE, share_);
     curl_easy_setopt(easy, CURLOPT_COOKIEFILE, ""); // the cookie engine, on the shared jar
     curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(easy, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
-
-    t.follow_ = o.allow_redirects.value_or(method == "HEAD" ? false : so.allow_redirects);
-    t.max_redirects_ = so.max_redirects;
-    curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, t.follow_ ? 1L : 0L);
     curl_easy_setopt(easy, CURLOPT_MAXREDIRS, static_cast<long>(so.max_redirects));
-    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS,
-                     ms_or(o.timeout.total, so.timeout.total, 300'000));
-    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
-                     ms_or(o.timeout.connect, so.timeout.connect, 0));
-    t.sock_read_ = std::chrono::milliseconds(ms_or(o.timeout.sock_read, so.timeout.sock_read, 0));
     if (so.auto_decompress) {
         curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, "");
     }
-    bool https = t.url_.starts_with("https:");
-    if (so.http2) {
-        curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS);
-        if (https) {
-            curl_easy_setopt(easy, CURLOPT_PIPEWAIT, 1L);
-        }
-    } else {
-        curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
-    }
+    curl_easy_setopt(easy, CURLOPT_HTTP_VERSION,
+                     so.http2 ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_1_1);
     if (!so.proxy.empty()) {
         curl_easy_setopt(easy, CURLOPT_PROXY, so.proxy.c_str());
     } else if (!so.trust_env) {
@@ -269,6 +302,27 @@ void SessionState::setup(CURL* easy, Transfer& t, const std::string& method, Req
         curl_easy_setopt(easy, CURLOPT_SSLKEY,
                          (so.ssl.keyfile.empty() ? so.ssl.certfile : so.ssl.keyfile).c_str());
     }
+}
+
+void SessionState::setup(CURL* easy, Transfer& t, const std::string& method, RequestOptions& o) {
+    // Per request; what every request of the session shares is set by base_setup once per
+    // handle. A request that sets more (a method, a body) leaves the handle to be reset.
+    const ClientOptions& so = options_;
+    curl_easy_setopt(easy, CURLOPT_URL, t.url_.c_str());
+    curl_easy_setopt(easy, CURLOPT_PRIVATE, &t);
+    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, t.errbuf_);
+    curl_easy_setopt(easy, CURLOPT_HEADERDATA, &t);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, &t);
+    t.follow_ = o.allow_redirects.value_or(method == "HEAD" ? false : so.allow_redirects);
+    t.max_redirects_ = so.max_redirects;
+    curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, t.follow_ ? 1L : 0L);
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS,
+                     ms_or(o.timeout.total, so.timeout.total, 300'000));
+    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
+                     ms_or(o.timeout.connect, so.timeout.connect, 0));
+    t.sock_read_ = std::chrono::milliseconds(ms_or(o.timeout.sock_read, so.timeout.sock_read, 0));
+    bool https = t.url_.size() > 6 && iequals(std::string_view(t.url_).substr(0, 6), "https:");
+    curl_easy_setopt(easy, CURLOPT_PIPEWAIT, so.http2 && https ? 1L : 0L);
 
     // The body.
     int bodies = (o.data ? 1 : 0) + (o.json.is_null() ? 0 : 1) + (o.form.empty() ? 0 : 1);
@@ -286,33 +340,32 @@ void SessionState::setup(CURL* easy, Transfer& t, const std::string& method, Req
         content_type = "Content-Type: application/x-www-form-urlencoded";
     }
     bool has_body = bodies > 0;
-    if (method == "HEAD") {
-        curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
-    } else if (method == "GET" && !has_body) {
+    if (method == "GET" && !has_body) {
         curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
     } else {
-        if (has_body || method == "POST") {
+        t.plain_ = false;
+        if (method == "HEAD") {
+            curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
+        } else if (has_body || method == "POST") {
             curl_easy_setopt(easy, CURLOPT_POSTFIELDS, t.body_.data());
             curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
                              static_cast<curl_off_t>(t.body_.size()));
         }
-        if (method != "POST") {
+        if (method != "POST" && method != "HEAD" && method != "GET") {
             curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, method.c_str());
+        } else if (method == "GET" && has_body) {
+            curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, "GET");
         }
     }
 
-    // Headers: the session's, replaced by the request's of the same name.
+    // Headers: the session's (prepared once), replaced by the request's of the same name.
+    if (o.headers.empty() && content_type == nullptr && !has_body) {
+        curl_easy_setopt(easy, CURLOPT_HTTPHEADER, base_headers_);
+        return;
+    }
     curl_slist* list = nullptr;
     auto add = [&](std::string_view name, std::string_view value) {
-        // curl sends "Name;" as a header with an empty value ("Name:" would remove it).
-        std::string line = value.empty() ? fmt::format("{};", name)
-                                         : fmt::format("{}: {}", name, value);
-        curl_slist* next = curl_slist_append(list, line.c_str());
-        if (next == nullptr) {
-            curl_slist_free_all(list);
-            throw std::bad_alloc();
-        }
-        list = next;
+        list = append_header(list, name, value);
     };
     bool user_agent = false;
     bool type = false;
@@ -332,16 +385,11 @@ void SessionState::setup(CURL* easy, Transfer& t, const std::string& method, Req
         add("User-Agent", so.user_agent);
     }
     if (content_type != nullptr && !type) {
-        curl_slist* next = curl_slist_append(list, content_type);
-        if (next == nullptr) {
-            curl_slist_free_all(list);
-            throw std::bad_alloc();
-        }
-        list = next;
+        list = append_line(list, content_type);
     }
     if (has_body && !o.headers.contains("Expect") && !so.headers.contains("Expect")) {
         // No "Expect: 100-continue" wait for bodies (curl adds one past 1 KiB; aiohttp does not).
-        list = curl_slist_append(list, "Expect:");
+        list = append_line(list, "Expect:");
     }
     t.request_headers_ = list;
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, list);

@@ -77,6 +77,7 @@ public:
     Headers headers_;
     int redirect_blocks_ = 0; // header blocks of redirects followed so far
     bool follow_ = true;
+    bool plain_ = true; // a GET without body: the easy handle needs no reset for the next one
     int max_redirects_ = 10;
     std::string final_url_;
     int redirects_ = 0;
@@ -131,8 +132,9 @@ public:
     /// Stops every transfer with "session closed".
     void close() noexcept;
 
-    /// Returns an easy handle to the pool.
-    void recycle(CURL* easy) noexcept;
+    /// Returns an easy handle to the pool; clean: it has only base_setup's and setup's
+    /// per-request options, so the next request need not reset it.
+    void recycle(CURL* easy, bool clean) noexcept;
 
     /// Runs curl on readiness of fd (or its timeout with CURL_SOCKET_TIMEOUT), then finishes
     /// what completed.
@@ -144,7 +146,12 @@ public:
     ClientOptions options_;
     CURLM* multi_ = nullptr;
     CURLSH* share_ = nullptr;
-    std::vector<CURL*> pool_; // idle easy handles, reset before reuse
+    struct Pooled {
+        CURL* easy;
+        bool clean;
+    };
+    std::vector<Pooled> pool_; // idle easy handles
+    curl_slist* base_headers_ = nullptr; // the session's headers and User-Agent
     coring::detail::IntrusiveList<Transfer> transfers_;
     std::size_t active_ = 0; // transfers in the multi handle
     bool closed_ = false;
@@ -155,6 +162,7 @@ private:
     static int on_timer(CURLM* multi, long timeout_ms, void* self) noexcept;
     void watch(SocketEntry& e, bool read, bool write) noexcept;
     void drain_done() noexcept;
+    void base_setup(CURL* easy) noexcept;
     void setup(CURL* easy, Transfer& t, const std::string& method, RequestOptions& o);
 
     std::vector<SocketEntry*> sockets_; // by fd: the entry whose registrations are current

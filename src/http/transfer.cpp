@@ -32,7 +32,7 @@ void Transfer::detach() noexcept {
         // marks a connection of an unfinished transfer for closing when it is removed.
         curl_multi_remove_handle(session_->multi_, easy);
         --session_->active_;
-        session_->recycle(easy);
+        session_->recycle(easy, plain_);
     } else {
         curl_easy_cleanup(easy);
     }
@@ -99,6 +99,7 @@ std::size_t Transfer::on_header(char* data, std::size_t size, std::size_t n, voi
     if (line.starts_with("HTTP/")) {
         // A status line starts a header block: "HTTP/1.1 200 OK", "HTTP/2 200".
         t.headers_.clear();
+        t.headers_.reserve(16);
         t.reason_.clear();
         std::size_t sp = line.find(' ');
         t.version_ = std::string(line.substr(0, sp));
