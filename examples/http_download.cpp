@@ -47,8 +47,8 @@ static coring::Task<int> amain(std::string url, std::string path) {
     bool own = url.empty();
     if (own) {
         server = co_await coring::start_server(serve, "127.0.0.1", 0);
-        url = "http://127.0.0.1:" +
-              std::to_string(server.sockets().front().getsockname().port()) + "/big.bin";
+        url = "http://127.0.0.1:" + std::to_string(server.sockets().front().getsockname().port()) +
+              "/big.bin";
         path = "http_download.tmp";
     }
     http::ClientSession session;

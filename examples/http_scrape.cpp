@@ -50,7 +50,7 @@ static coring::Task<Page> fetch(http::ClientSession& session, std::string url) {
 // A stand-in for the web when no URL is given: answers /page/N with N KiB of text, 404 otherwise.
 static coring::Task<> serve(coring::StreamReader reader, coring::StreamWriter writer) {
     std::string line = co_await reader.readline(); // "GET /page/3 HTTP/1.1"
-    for (;;) { // the headers, up to the blank line
+    for (;;) {                                     // the headers, up to the blank line
         std::string header = co_await reader.readline();
         if (header.size() <= 2) {
             break;
@@ -73,8 +73,12 @@ static coring::Task<int> amain(std::vector<std::string> urls) {
     coring::Server server;
     if (urls.empty()) {
         server = co_await coring::start_server(serve, "127.0.0.1", 0);
-        std::string base = "http://127.0.0.1:" + std::to_string(server.sockets().front().getsockname().port());
-        urls = {base + "/page/1", base + "/page/64", base + "/missing", base + "/page/8",
+        std::string base =
+                "http://127.0.0.1:" + std::to_string(server.sockets().front().getsockname().port());
+        urls = {base + "/page/1",
+                base + "/page/64",
+                base + "/missing",
+                base + "/page/8",
                 "http://127.0.0.1:1/refused"};
     }
     http::ClientSession session({.timeout = {.total = 10s}});

@@ -2,15 +2,16 @@
 // ClientSession on libcurl's multi-socket API: curl's socket callback becomes add_reader /
 // add_writer registrations, its timer callback one loop timer; readiness and the timer call
 // curl_multi_socket_action, and curl_multi_info_read's completions resume the awaiting tasks.
-#include "client_internal.hpp"
+#include <coring/errors.hpp>
 
 #include <coring/detail/assert.hpp>
-#include <coring/errors.hpp>
 
 #include <fmt/format.h>
 
 #include <mutex>
 #include <regex>
+
+#include "client_internal.hpp"
 
 namespace coring::http {
 
@@ -24,7 +25,8 @@ void global_init() {
 }
 
 long ms_or(std::optional<std::chrono::milliseconds> request,
-           std::optional<std::chrono::milliseconds> session, long fallback) {
+           std::optional<std::chrono::milliseconds> session,
+           long fallback) {
     if (request) {
         return static_cast<long>(request->count());
     }
@@ -35,7 +37,8 @@ long ms_or(std::optional<std::chrono::milliseconds> request,
 }
 
 // The URL with base_url and the query parameters applied, checked to be http(s) with a host.
-std::string build_url(const std::string& base, const std::string& url,
+std::string build_url(const std::string& base,
+                      const std::string& url,
                       const std::vector<std::pair<std::string, std::string>>& params,
                       const std::string& method) {
     auto invalid = [&](const std::string& why) {
@@ -69,8 +72,8 @@ std::string build_url(const std::string& base, const std::string& url,
     curl_free(part);
     for (const auto& [k, v] : params) {
         std::string kv = k + "=" + v;
-        if (CURLUcode rc = curl_url_set(u.get(), CURLUPART_QUERY, kv.c_str(),
-                                        CURLU_APPENDQUERY | CURLU_URLENCODE)) {
+        if (CURLUcode rc = curl_url_set(
+                    u.get(), CURLUPART_QUERY, kv.c_str(), CURLU_APPENDQUERY | CURLU_URLENCODE)) {
             throw invalid(fmt::format("query parameter '{}': {}", k, curl_url_strerror(rc)));
         }
     }
@@ -108,7 +111,8 @@ curl_slist* append_line(curl_slist* list, const char* line) {
 
 // "Name: value"; curl sends "Name;" as a header with an empty value ("Name:" would remove it).
 curl_slist* append_header(curl_slist* list, std::string_view name, std::string_view value) {
-    std::string line = value.empty() ? fmt::format("{};", name) : fmt::format("{}: {}", name, value);
+    std::string line =
+            value.empty() ? fmt::format("{};", name) : fmt::format("{}: {}", name, value);
     return append_line(list, line.c_str());
 }
 
@@ -151,7 +155,8 @@ SessionState::SessionState(EventLoop& loop, ClientOptions options)
     curl_multi_setopt(multi_, CURLMOPT_TIMERDATA, this);
     curl_multi_setopt(multi_, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
     if (options_.limit > 0) {
-        curl_multi_setopt(multi_, CURLMOPT_MAX_TOTAL_CONNECTIONS, static_cast<long>(options_.limit));
+        curl_multi_setopt(
+                multi_, CURLMOPT_MAX_TOTAL_CONNECTIONS, static_cast<long>(options_.limit));
         curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, static_cast<long>(options_.limit));
     }
     try {
@@ -225,16 +230,16 @@ void SessionState::recycle(CURL* easy, bool clean) noexcept {
     }
 }
 
-std::unique_ptr<Transfer> SessionState::start(const std::string& method, const std::string& url,
-                                              RequestOptions& o) {
+std::unique_ptr<Transfer>
+SessionState::start(const std::string& method, const std::string& url, RequestOptions& o) {
     if (closed_) {
         throw ClientError(url, fmt::format("{} {}: session closed", method, url));
     }
     // The common case, an absolute http(s) URL without parameters, goes to curl as it is (curl
     // rejects a malformed one: InvalidUrl); the rest is parsed and assembled with curl's URL API.
-    std::string full = o.params.empty() && plain_http_url(url) ? url
-                                                                : build_url(options_.base_url,
-                                                                            url, o.params, method);
+    std::string full = o.params.empty() && plain_http_url(url)
+                               ? url
+                               : build_url(options_.base_url, url, o.params, method);
     auto t = std::make_unique<Transfer>(*this, method, std::move(full));
     CURL* easy = nullptr;
     if (!pool_.empty()) {
@@ -283,8 +288,8 @@ void SessionState::base_setup(CURL* easy) noexcept {
     if (so.auto_decompress) {
         curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, "");
     }
-    curl_easy_setopt(easy, CURLOPT_HTTP_VERSION,
-                     so.http2 ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(
+            easy, CURLOPT_HTTP_VERSION, so.http2 ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_1_1);
     if (!so.proxy.empty()) {
         curl_easy_setopt(easy, CURLOPT_PROXY, so.proxy.c_str());
     } else if (!so.trust_env) {
@@ -299,7 +304,8 @@ void SessionState::base_setup(CURL* easy) noexcept {
     }
     if (!so.ssl.certfile.empty()) {
         curl_easy_setopt(easy, CURLOPT_SSLCERT, so.ssl.certfile.c_str());
-        curl_easy_setopt(easy, CURLOPT_SSLKEY,
+        curl_easy_setopt(easy,
+                         CURLOPT_SSLKEY,
                          (so.ssl.keyfile.empty() ? so.ssl.certfile : so.ssl.keyfile).c_str());
     }
 }
@@ -316,10 +322,9 @@ void SessionState::setup(CURL* easy, Transfer& t, const std::string& method, Req
     t.follow_ = o.allow_redirects.value_or(method == "HEAD" ? false : so.allow_redirects);
     t.max_redirects_ = so.max_redirects;
     curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, t.follow_ ? 1L : 0L);
-    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS,
-                     ms_or(o.timeout.total, so.timeout.total, 300'000));
-    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
-                     ms_or(o.timeout.connect, so.timeout.connect, 0));
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, ms_or(o.timeout.total, so.timeout.total, 300'000));
+    curl_easy_setopt(
+            easy, CURLOPT_CONNECTTIMEOUT_MS, ms_or(o.timeout.connect, so.timeout.connect, 0));
     t.sock_read_ = std::chrono::milliseconds(ms_or(o.timeout.sock_read, so.timeout.sock_read, 0));
     bool https = t.url_.size() > 6 && iequals(std::string_view(t.url_).substr(0, 6), "https:");
     curl_easy_setopt(easy, CURLOPT_PIPEWAIT, so.http2 && https ? 1L : 0L);
@@ -348,8 +353,8 @@ void SessionState::setup(CURL* easy, Transfer& t, const std::string& method, Req
             curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
         } else if (has_body || method == "POST") {
             curl_easy_setopt(easy, CURLOPT_POSTFIELDS, t.body_.data());
-            curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
-                             static_cast<curl_off_t>(t.body_.size()));
+            curl_easy_setopt(
+                    easy, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(t.body_.size()));
         }
         if (method != "POST" && method != "HEAD" && method != "GET") {
             curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, method.c_str());
@@ -477,8 +482,7 @@ int SessionState::on_timer(CURLM*, long timeout_ms, void* self) noexcept {
     }
     // curl asks again and again for the same deadline; keep the timer that is already set.
     auto due = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-    if (s.timer_armed_ && timeout_ms > 0 &&
-        due - s.timer_due_ < std::chrono::milliseconds(1) &&
+    if (s.timer_armed_ && timeout_ms > 0 && due - s.timer_due_ < std::chrono::milliseconds(1) &&
         s.timer_due_ - due < std::chrono::milliseconds(1)) {
         return 0;
     }
@@ -549,25 +553,27 @@ std::vector<std::string> SessionState::cookies() const {
 // ClientSession
 
 ClientSession::ClientSession(ClientOptions options)
-    : ClientSession(get_running_loop(), std::move(options)) {}
+    : ClientSession(get_running_loop(), std::move(options)) {
+}
 
 ClientSession::ClientSession(EventLoop& loop, ClientOptions options)
-    : s_(std::make_unique<detail::SessionState>(loop, std::move(options))) {}
+    : s_(std::make_unique<detail::SessionState>(loop, std::move(options))) {
+}
 
 ClientSession::~ClientSession() = default;
 
-Task<Response> ClientSession::request(std::string method, std::string url,
-                                      RequestOptions options) {
+Task<ClientResponse>
+ClientSession::request(std::string method, std::string url, RequestOptions options) {
     std::unique_ptr<detail::Transfer> t = s_->start(method, url, options);
     // Cancellation: t's destructor stops the transfer as the frame unwinds.
     co_await t->ready_.wait();
     if (!t->headers_done_) {
         std::rethrow_exception(t->error_);
     }
-    co_return Response(std::move(t));
+    co_return ClientResponse(std::move(t));
 }
 
-Task<Response> ClientSession::head(std::string url, RequestOptions options) {
+Task<ClientResponse> ClientSession::head(std::string url, RequestOptions options) {
     return request("HEAD", std::move(url), std::move(options));
 }
 
@@ -592,9 +598,9 @@ std::size_t ClientSession::active_transfers() const noexcept {
     return s_->active_;
 }
 
-// Response
+// ClientResponse
 
-Response::Response(std::unique_ptr<detail::Transfer> t) : t_(std::move(t)) {
+ClientResponse::ClientResponse(std::unique_ptr<detail::Transfer> t) : t_(std::move(t)) {
     status = t_->status_;
     reason = std::move(t_->reason_);
     version = std::move(t_->version_);
@@ -605,15 +611,15 @@ Response::Response(std::unique_ptr<detail::Transfer> t) : t_(std::move(t)) {
     content.t_ = t_.get();
 }
 
-Response::Response(Response&& other) noexcept
+ClientResponse::ClientResponse(ClientResponse&& other) noexcept
     : status(other.status), reason(std::move(other.reason)), version(std::move(other.version)),
-      method(std::move(other.method)), url(std::move(other.url)),
-      headers(std::move(other.headers)), redirects(other.redirects), t_(std::move(other.t_)) {
+      method(std::move(other.method)), url(std::move(other.url)), headers(std::move(other.headers)),
+      redirects(other.redirects), t_(std::move(other.t_)) {
     content.t_ = t_.get();
     other.content.t_ = nullptr;
 }
 
-Response& Response::operator=(Response&& other) noexcept {
+ClientResponse& ClientResponse::operator=(ClientResponse&& other) noexcept {
     if (this != &other) {
         status = other.status;
         reason = std::move(other.reason);
@@ -629,35 +635,38 @@ Response& Response::operator=(Response&& other) noexcept {
     return *this;
 }
 
-Response::~Response() = default;
+ClientResponse::~ClientResponse() = default;
 
-void Response::raise_for_status() const {
+void ClientResponse::raise_for_status() const {
     if (status >= 400) {
         throw ClientResponseError(
                 url, status, fmt::format("{}, message='{}', url='{}'", status, reason, url));
     }
 }
 
-void Response::close() noexcept {
+void ClientResponse::close() noexcept {
     if (t_) {
         t_->detach();
     }
 }
 
-Task<std::string> Response::read() {
+Task<std::string> ClientResponse::read() {
     return content.read();
 }
 
-Task<nlohmann::json> Response::json(bool check_content_type) {
+Task<nlohmann::json> ClientResponse::json(bool check_content_type) {
     if (check_content_type) {
         static const std::regex json_type(R"(^application/(?:[\w.+-]+?\+)?json)",
                                           std::regex::icase);
         std::string type(headers.get("Content-Type").value_or(""));
         if (!std::regex_search(type, json_type)) {
             throw ContentTypeError(
-                    url, status,
+                    url,
+                    status,
                     fmt::format("{} {}: attempt to decode JSON with unexpected mimetype: '{}'",
-                                method, url, type));
+                                method,
+                                url,
+                                type));
         }
     }
     std::string body = co_await content.read();
@@ -669,7 +678,7 @@ Task<nlohmann::json> Response::json(bool check_content_type) {
 namespace {
 
 [[noreturn]] void throw_closed() {
-    throw InvalidStateError("the response's body is gone (the Response was moved or closed)");
+    throw InvalidStateError("the response's body is gone (the ClientResponse was moved or closed)");
 }
 
 } // namespace
@@ -698,7 +707,7 @@ Task<std::string> ResponseContent::read(std::size_t n) {
         }
         if (t->buffered() == 0) {
             if (t->easy_ == nullptr && !t->eof_ && !t->error_) {
-                throw_closed(); // closed by Response::close()
+                throw_closed(); // closed by ClientResponse::close()
             }
             co_await t->wait_data();
         }

@@ -22,7 +22,7 @@ namespace coring::http::detail {
 class SessionState;
 
 /// One request from start to its body's end. Owned by the request's coroutine, then by its
-/// Response; linked in its session while the session knows it.
+/// ClientResponse; linked in its session while the session knows it.
 class Transfer : public coring::detail::ListHook<> {
 public:
     Transfer(SessionState& s, std::string method, std::string url);
@@ -126,8 +126,8 @@ public:
     ~SessionState();
 
     /// Starts a request. Throws: InvalidUrl, ClientError when closed.
-    std::unique_ptr<Transfer> start(const std::string& method, const std::string& url,
-                                     RequestOptions& options);
+    std::unique_ptr<Transfer>
+    start(const std::string& method, const std::string& url, RequestOptions& options);
 
     /// Stops every transfer with "session closed".
     void close() noexcept;
@@ -146,11 +146,13 @@ public:
     ClientOptions options_;
     CURLM* multi_ = nullptr;
     CURLSH* share_ = nullptr;
+
     struct Pooled {
         CURL* easy;
         bool clean;
     };
-    std::vector<Pooled> pool_; // idle easy handles
+
+    std::vector<Pooled> pool_;           // idle easy handles
     curl_slist* base_headers_ = nullptr; // the session's headers and User-Agent
     coring::detail::IntrusiveList<Transfer> transfers_;
     std::size_t active_ = 0; // transfers in the multi handle

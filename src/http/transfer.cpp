@@ -1,8 +1,6 @@
 // SPDX-License-Identifier: MIT
 // One request's life (Transfer): curl's header and body callbacks, pausing while the body is not
 // read, the sock_read timeout, completion and the mapping of curl's errors to aiohttp's.
-#include "client_internal.hpp"
-
 #include <coring/errors.hpp>
 
 #include <fmt/format.h>
@@ -10,10 +8,13 @@
 #include <algorithm>
 #include <charconv>
 
+#include "client_internal.hpp"
+
 namespace coring::http::detail {
 
 Transfer::Transfer(SessionState& s, std::string method, std::string url)
-    : session_(&s), method_(std::move(method)), url_(std::move(url)) {}
+    : session_(&s), method_(std::move(method)), url_(std::move(url)) {
+}
 
 Transfer::~Transfer() {
     detach();
@@ -106,8 +107,8 @@ std::size_t Transfer::on_header(char* data, std::size_t size, std::size_t n, voi
         t.status_ = 0;
         if (sp != std::string_view::npos) {
             std::string_view rest = line.substr(sp + 1);
-            std::from_chars(rest.data(), rest.data() + std::min<std::size_t>(rest.size(), 3),
-                            t.status_);
+            std::from_chars(
+                    rest.data(), rest.data() + std::min<std::size_t>(rest.size(), 3), t.status_);
             if (rest.size() > 4) {
                 t.reason_ = std::string(rest.substr(4));
             }
@@ -143,8 +144,8 @@ void Transfer::end_of_header_block() noexcept {
     if (status_ >= 100 && status_ < 200) {
         return; // 100 Continue and other interim responses: the real one follows
     }
-    bool redirect = status_ == 301 || status_ == 302 || status_ == 303 || status_ == 307 ||
-                    status_ == 308;
+    bool redirect =
+            status_ == 301 || status_ == 302 || status_ == 303 || status_ == 307 || status_ == 308;
     if (follow_ && redirect && headers_.contains("Location")) {
         ++redirect_blocks_;
         return; // curl follows it (or fails with TooManyRedirects past the limit)
@@ -212,7 +213,8 @@ void Transfer::check_read_timeout() noexcept {
         return;
     }
     std::string what = fmt::format("{}: no data from the server for {} ms (sock_read timeout)",
-                                   label(), sock_read_.count());
+                                   label(),
+                                   sock_read_.count());
     fail(std::make_exception_ptr(TimeoutError(what)));
 }
 
@@ -223,7 +225,9 @@ void Transfer::start_read_timer() noexcept {
 
 std::exception_ptr make_error(const Transfer& t, CURLcode code) {
     std::string detail = t.errbuf_[0] != '\0' ? t.errbuf_ : curl_easy_strerror(code);
-    auto what = [&](const char* kind) { return fmt::format("{}: {}: {}", t.label(), kind, detail); };
+    auto what = [&](const char* kind) {
+        return fmt::format("{}: {}: {}", t.label(), kind, detail);
+    };
     const std::string& url = t.url_;
     switch (code) {
     case CURLE_UNSUPPORTED_PROTOCOL:
@@ -252,7 +256,9 @@ std::exception_ptr make_error(const Transfer& t, CURLcode code) {
         return std::make_exception_ptr(ClientSslError(url, what("TLS failed")));
     case CURLE_TOO_MANY_REDIRECTS:
         return std::make_exception_ptr(TooManyRedirects(
-                url, t.status_, what(fmt::format("more than {} redirects", t.max_redirects_).c_str())));
+                url,
+                t.status_,
+                what(fmt::format("more than {} redirects", t.max_redirects_).c_str())));
     case CURLE_OPERATION_TIMEDOUT: {
         bool connecting = detail.starts_with("Connection timed out") ||
                           detail.starts_with("Resolving timed out") ||
@@ -271,8 +277,7 @@ std::exception_ptr make_error(const Transfer& t, CURLcode code) {
             return std::make_exception_ptr(
                     ClientPayloadError(url, what("response payload is not completed")));
         }
-        return std::make_exception_ptr(
-                ServerDisconnectedError(url, what("server disconnected")));
+        return std::make_exception_ptr(ServerDisconnectedError(url, what("server disconnected")));
     case CURLE_WEIRD_SERVER_REPLY:
         return std::make_exception_ptr(
                 ClientResponseError(url, t.status_, what("malformed response")));

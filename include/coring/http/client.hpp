@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// ClientSession and Response: an HTTP(S) client as aiohttp's, on libcurl's multi-socket API driven
+// ClientSession and ClientResponse: an HTTP(S) client as aiohttp's, on libcurl's multi-socket API
+// driven
 // by the event loop (HTTP/1.1 keep-alive, HTTP/2 multiplexing, TLS, redirects, cookies, gzip/br).
 #pragma once
 
@@ -54,7 +55,8 @@ struct SslOptions {
 
 /// Session-wide settings (the arguments of aiohttp.ClientSession and its TCPConnector).
 struct ClientOptions {
-    /// Prefix for relative request URLs ("http://127.0.0.1:8080/api/" + "items" -> ".../api/items").
+    /// Prefix for relative request URLs ("http://127.0.0.1:8080/api/" + "items" ->
+    /// ".../api/items").
     std::string base_url{};
     /// Sent with every request; a request's own header of the same name replaces it.
     Headers headers{};
@@ -112,8 +114,10 @@ class ResponseContent {
 public:
     /// Up to n bytes, as soon as any are there; all the rest when n is npos; "" at the end.
     [[nodiscard]] Task<std::string> read(std::size_t n = npos);
+
     /// Up to n bytes as they arrived (no waiting for more than the first piece); "" at the end.
     [[nodiscard]] Task<std::string> readany(std::size_t n = 64 * 1024) { return read(n); }
+
     /// Exactly n bytes. Throws: IncompleteReadError when the body ends first.
     [[nodiscard]] Task<std::string> readexactly(std::size_t n);
     /// One line, with its "\n"; the rest of the body when it has no more newline; "" at the end.
@@ -124,7 +128,7 @@ public:
     static constexpr std::size_t npos = static_cast<std::size_t>(-1);
 
 private:
-    friend class Response;
+    friend class ClientResponse;
     detail::Transfer* t_ = nullptr;
 };
 
@@ -133,11 +137,11 @@ private:
 /// body is read stops the transfer and closes its connection (a half-read connection is never
 /// reused); reading the body to its end returns the connection to the session's pool.
 /// Thread safety: loop thread only.
-class Response {
+class ClientResponse {
 public:
-    Response(Response&&) noexcept;
-    Response& operator=(Response&&) noexcept;
-    ~Response();
+    ClientResponse(ClientResponse&&) noexcept;
+    ClientResponse& operator=(ClientResponse&&) noexcept;
+    ~ClientResponse();
 
     /// HTTP status code and reason phrase ("OK"; empty over HTTP/2, which has none).
     int status = 0;
@@ -161,8 +165,10 @@ public:
 
     /// The whole body (what is left of it). Throws: ClientPayloadError, TimeoutError.
     [[nodiscard]] Task<std::string> read();
+
     /// The body as text (the bytes, assumed UTF-8 as aiohttp assumes for unknown charsets).
     [[nodiscard]] Task<std::string> text() { return read(); }
+
     /// The body parsed as JSON. Throws: ContentTypeError when the Content-Type is not JSON and
     /// check_content_type; nlohmann::json::parse_error on bad JSON.
     [[nodiscard]] Task<nlohmann::json> json(bool check_content_type = true);
@@ -172,7 +178,7 @@ public:
 
 private:
     friend class ClientSession;
-    explicit Response(std::unique_ptr<detail::Transfer> t);
+    explicit ClientResponse(std::unique_ptr<detail::Transfer> t);
     std::unique_ptr<detail::Transfer> t_;
 };
 
@@ -200,30 +206,35 @@ public:
     ~ClientSession();
 
     /// Sends a request and returns the response once its headers are in (the body is read from
-    /// the Response). Throws: InvalidUrl; ClientConnectorError (and its TLS subclasses),
+    /// the ClientResponse). Throws: InvalidUrl; ClientConnectorError (and its TLS subclasses),
     /// ServerDisconnectedError, TooManyRedirects, ClientResponseError for a malformed response,
     /// TimeoutError; ClientError after close().
-    [[nodiscard]] Task<Response> request(std::string method, std::string url,
-                                         RequestOptions options = {});
+    [[nodiscard]] Task<ClientResponse>
+    request(std::string method, std::string url, RequestOptions options = {});
 
-    [[nodiscard]] Task<Response> get(std::string url, RequestOptions options = {}) {
+    [[nodiscard]] Task<ClientResponse> get(std::string url, RequestOptions options = {}) {
         return request("GET", std::move(url), std::move(options));
     }
-    [[nodiscard]] Task<Response> post(std::string url, RequestOptions options = {}) {
+
+    [[nodiscard]] Task<ClientResponse> post(std::string url, RequestOptions options = {}) {
         return request("POST", std::move(url), std::move(options));
     }
-    [[nodiscard]] Task<Response> put(std::string url, RequestOptions options = {}) {
+
+    [[nodiscard]] Task<ClientResponse> put(std::string url, RequestOptions options = {}) {
         return request("PUT", std::move(url), std::move(options));
     }
-    [[nodiscard]] Task<Response> patch(std::string url, RequestOptions options = {}) {
+
+    [[nodiscard]] Task<ClientResponse> patch(std::string url, RequestOptions options = {}) {
         return request("PATCH", std::move(url), std::move(options));
     }
+
     /// DELETE (`delete` is a C++ keyword).
-    [[nodiscard]] Task<Response> delete_(std::string url, RequestOptions options = {}) {
+    [[nodiscard]] Task<ClientResponse> delete_(std::string url, RequestOptions options = {}) {
         return request("DELETE", std::move(url), std::move(options));
     }
+
     /// HEAD: status and headers, no body. Redirects are not followed unless asked, as aiohttp.
-    [[nodiscard]] Task<Response> head(std::string url, RequestOptions options = {});
+    [[nodiscard]] Task<ClientResponse> head(std::string url, RequestOptions options = {});
 
     /// Stops every transfer (their awaiters and body readers get ClientError "session closed"),
     /// closes the connections; later requests throw ClientError. Idempotent. A coroutine as in

@@ -53,11 +53,16 @@ public:
     std::size_t erase(std::string_view name) noexcept;
 
     std::size_t size() const noexcept { return fields_.size(); }
+
     bool empty() const noexcept { return fields_.empty(); }
+
     void clear() noexcept { fields_.clear(); }
+
     /// Makes room for n fields.
     void reserve(std::size_t n) { fields_.reserve(n); }
+
     const_iterator begin() const noexcept { return fields_.begin(); }
+
     const_iterator end() const noexcept { return fields_.end(); }
 
 private:
