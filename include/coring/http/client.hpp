@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
-// ClientSession and ClientResponse: an HTTP(S) client as aiohttp's, on libcurl's multi-socket API
-// driven
-// by the event loop (HTTP/1.1 keep-alive, HTTP/2 multiplexing, TLS, redirects, cookies, gzip/br).
+// ClientSession and ClientResponse: an HTTP(S) client as aiohttp's, on libcurl's multi-socket
+// API driven by the event loop (HTTP/1.1 keep-alive, HTTP/2 multiplexing, TLS, redirects,
+// cookies, gzip/br).
 #pragma once
 
 #include <coring/http/errors.hpp>
