@@ -14,7 +14,8 @@
 # benchmarks/<area>_asyncio.py (run with asyncio and with uvloop) and the C++ <area>_asio.cpp
 # (bench_<area>_asio, built when libasio-dev is found). Peers are not areas themselves, nor are
 # the echo and TLS benchmarks' servers and load generators (echo_*.cpp, tls_*.cpp), which
-# echo_run.sh and tls_run.sh run.
+# echo_run.sh and tls_run.sh run, nor the HTTP client benchmark's clients (http_client.cpp,
+# http_curl_epoll.cpp), which http_client_run.sh runs.
 # Each case runs in a fresh process per round (`--case NAME`), so peak RSS is the case's own;
 # rounds interleave the implementations so that slow drift of a shared machine hits all alike.
 set -euo pipefail
@@ -54,6 +55,7 @@ if [ ${#areas[@]} -eq 0 ]; then
         *_asio | *_liburing) continue ;; # C++ peers of an area, not areas
         echo | echo_*) continue ;;       # the echo benchmark's programs: benchmarks/echo_run.sh
         tls | tls_*) continue ;;         # the TLS benchmark's programs: benchmarks/tls_run.sh
+        http_client | http_curl_epoll) continue ;; # the HTTP client benchmark's: http_client_run.sh
         esac
         areas+=("$area")
     done

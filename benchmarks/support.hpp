@@ -130,6 +130,63 @@ inline double cpu_seconds() {
     return sec(u.ru_utime) + sec(u.ru_stime);
 }
 
+/// CPU seconds (utime + stime, all threads) process pid has used so far, from /proc/PID/stat;
+/// -1 if unreadable. For a process other than this one (a server the benchmark drives).
+inline double process_cpu_seconds(int pid) {
+    char path[64];
+    std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    std::FILE* f = std::fopen(path, "r");
+    if (f == nullptr) {
+        return -1;
+    }
+    char buf[1024];
+    std::size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+    std::fclose(f);
+    buf[n] = '\0';
+    const char* p = std::strrchr(buf, ')'); // the command name may hold spaces
+    if (p == nullptr) {
+        return -1;
+    }
+    ++p;
+    for (int field = 3; field < 14; ++field) { // to field 14, utime
+        p = std::strchr(p + 1, ' ');
+        if (p == nullptr) {
+            return -1;
+        }
+    }
+    char* end = nullptr;
+    unsigned long long utime = std::strtoull(p, &end, 10);
+    unsigned long long stime = std::strtoull(end, nullptr, 10);
+    return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+/// Busy CPU seconds of all cores (user, nice, system, irq, softirq and steal: steal is the time
+/// the hypervisor gave to another guest), from /proc/stat; -1 if unreadable. The busy time of
+/// a window minus that of the processes measured is what the rest of the machine took.
+inline double machine_busy_seconds() {
+    std::FILE* f = std::fopen("/proc/stat", "r");
+    if (f == nullptr) {
+        return -1;
+    }
+    unsigned long long v[8] = {};
+    int n = std::fscanf(f,
+                        "cpu %llu %llu %llu %llu %llu %llu %llu %llu",
+                        &v[0],
+                        &v[1],
+                        &v[2],
+                        &v[3],
+                        &v[4],
+                        &v[5],
+                        &v[6],
+                        &v[7]);
+    std::fclose(f);
+    if (n != 8) {
+        return -1;
+    }
+    unsigned long long busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+    return static_cast<double>(busy) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
 /// One benchmark case: a name shared with the peers, and the function that runs it.
 struct Case {
     const char* name;

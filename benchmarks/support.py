@@ -5,6 +5,7 @@ the event loop to measure, timed laps, peak RSS, and the `--loop/--case/--list` 
 
 import argparse
 import asyncio
+import os
 import subprocess
 import sys
 import time
@@ -28,6 +29,28 @@ def peak_rss_mib():
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024.0  # the value is in kB
     return -1.0
+
+
+def process_cpu_seconds(pid):
+    """CPU seconds (utime + stime, all threads) process pid has used so far, from
+    /proc/PID/stat; -1 if unreadable (support.hpp's bench::process_cpu_seconds)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return -1.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # fields 14 and 15
+
+
+def machine_busy_seconds():
+    """Busy CPU seconds of all cores (user, nice, system, irq, softirq, steal) from /proc/stat;
+    -1 if unreadable (support.hpp's bench::machine_busy_seconds)."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return -1.0
+    return (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / os.sysconf("SC_CLK_TCK")
 
 
 def report_ns_per_op(name, ns, ops):

@@ -4,8 +4,9 @@
 #   build     compiler, CMake, Ninja, liburing, fmt, Catch2, OpenSSL (libssl-dev, and the openssl
 #             CLI the TLS tests talk to): enough to build and test
 #   http      the http component: libcurl (OpenSSL flavour) and nlohmann-json (part of build)
-#   services  the servers the tests start themselves on loopback: nginx (nginx-light), Python
-#             (http.server); installed without starting their system services
+#   services  the peers the tests start themselves on loopback: nginx (nginx-light), Python
+#             (http.server, aiohttp), Node.js, curl and wrk; installed without starting their
+#             system services
 #   sanitize  Clang and its sanitizer runtimes (asan and tsan presets)
 #   format    clang-format
 #   bench     the peers benchmarks compare against: Python asyncio + uvloop, Asio, valgrind
@@ -17,7 +18,7 @@ for profile in "${@:-build}"; do
     build) packages+=(g++-12 cmake ninja-build pkg-config liburing-dev libfmt-dev catch2 libssl-dev openssl ca-certificates
         libcurl4-openssl-dev nlohmann-json3-dev) ;;
     http) packages+=(libcurl4-openssl-dev nlohmann-json3-dev) ;;
-    services) packages+=(nginx-light python3) ;;
+    services) packages+=(nginx-light python3 python3-aiohttp nodejs curl wrk) ;;
     sanitize) packages+=(clang libclang-rt-14-dev) ;;
     format) packages+=(clang-format) ;;
     bench) packages+=(python3 python3-uvloop libasio-dev valgrind util-linux) ;;

@@ -185,6 +185,7 @@ SessionState::~SessionState() {
         t.session_ = nullptr;
         coring::detail::IntrusiveList<Transfer>::remove(t);
     });
+    pump_.cancel();
     for (Pooled p : pool_) {
         curl_easy_cleanup(p.easy);
     }
@@ -207,7 +208,7 @@ void SessionState::close() noexcept {
     }
     closed_ = true;
     transfers_.for_each([](Transfer& t) {
-        if (t.easy_ != nullptr) {
+        if (t.easy_ != nullptr || t.queued_spec_ != nullptr) {
             t.fail(std::make_exception_ptr(
                     ClientError(t.url_, fmt::format("{}: session closed", t.label()))));
         }
@@ -231,7 +232,7 @@ void SessionState::recycle(CURL* easy, bool clean) noexcept {
 }
 
 std::unique_ptr<Transfer>
-SessionState::start(const std::string& method, const std::string& url, RequestOptions& o) {
+SessionState::start(const std::string& method, const std::string& url, RequestSpec& o) {
     if (closed_) {
         throw ClientError(url, fmt::format("{} {}: session closed", method, url));
     }
@@ -241,14 +242,67 @@ SessionState::start(const std::string& method, const std::string& url, RequestOp
                                ? url
                                : build_url(options_.base_url, url, o.params, method);
     auto t = std::make_unique<Transfer>(*this, method, std::move(full));
+    transfers_.push_back(*t);
+    if (!waiting_.empty() || !has_slot() || !burst_allows()) {
+        // Past `limit` transfers wait here, not in curl: curl re-examines every transfer it
+        // holds pending each time a connection frees, which makes a large burst cost O(n^2)
+        // and stalls the loop (1,000 requests: tens of ms in one iteration). A burst within
+        // the limit is handed to curl kBurst per loop iteration, so timers run in between.
+        t->queued_spec_ = std::make_unique<RequestSpec>(std::move(o));
+        waiting_.push_back(*t);
+        schedule_pump();
+        return t;
+    }
+    admit(*t, o);
+    return t;
+}
+
+bool SessionState::has_slot() const noexcept {
+    return options_.limit == 0 || active_ < options_.limit;
+}
+
+bool SessionState::burst_allows() noexcept {
+    std::uint64_t now = loop_.iteration_count();
+    if (now != burst_iteration_) {
+        burst_iteration_ = now;
+        burst_ = 0;
+    }
+    return burst_++ < kBurst;
+}
+
+void SessionState::schedule_pump() noexcept {
+    if (pump_scheduled_ || closed_) {
+        return;
+    }
+    try {
+        pump_ = loop_.call_soon([this] {
+            pump_scheduled_ = false;
+            admit_waiting();
+            if (!waiting_.empty() && has_slot()) {
+                schedule_pump();
+            }
+        });
+        pump_scheduled_ = true;
+    } catch (...) {
+        // A closed loop: the waiting transfers are failed by close().
+    }
+}
+
+void SessionState::admit(Transfer& t, RequestSpec& o) {
     CURL* easy = nullptr;
     if (!pool_.empty()) {
         Pooled p = pool_.back();
         pool_.pop_back();
         easy = p.easy;
         if (!p.clean) {
-            curl_easy_reset(easy);
-            base_setup(easy);
+            // Undo what a request with a method or body set (setup sets the rest each time).
+            // Not curl_easy_reset: with the cookie engine on, curl 7.88 leaks a list node per
+            // reset, and base_setup would have to run again.
+            curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, nullptr);
+            curl_easy_setopt(easy, CURLOPT_POSTFIELDS, nullptr);
+            curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(-1));
+            curl_easy_setopt(easy, CURLOPT_NOBODY, 0L);
+            curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
         }
     } else {
         easy = curl_easy_init();
@@ -258,20 +312,30 @@ SessionState::start(const std::string& method, const std::string& url, RequestOp
         base_setup(easy);
     }
     try {
-        setup(easy, *t, method, o);
+        setup(easy, t, t.method_, o);
     } catch (...) {
         recycle(easy, false);
         throw;
     }
     if (CURLMcode rc = curl_multi_add_handle(multi_, easy); rc != CURLM_OK) {
         recycle(easy, false);
-        throw ClientError(t->url_, fmt::format("{}: {}", t->label(), curl_multi_strerror(rc)));
+        throw ClientError(t.url_, fmt::format("{}: {}", t.label(), curl_multi_strerror(rc)));
     }
-    t->easy_ = easy;
+    t.easy_ = easy;
     ++active_;
-    transfers_.push_back(*t);
-    t->start_read_timer();
-    return t;
+    t.start_read_timer();
+}
+
+void SessionState::admit_waiting() noexcept {
+    while (!closed_ && !waiting_.empty() && has_slot() && burst_allows()) {
+        Transfer* t = waiting_.pop_front();
+        std::unique_ptr<RequestSpec> spec = std::move(t->queued_spec_);
+        try {
+            admit(*t, *spec);
+        } catch (...) {
+            t->fail(std::current_exception());
+        }
+    }
 }
 
 void SessionState::base_setup(CURL* easy) noexcept {
@@ -310,7 +374,7 @@ void SessionState::base_setup(CURL* easy) noexcept {
     }
 }
 
-void SessionState::setup(CURL* easy, Transfer& t, const std::string& method, RequestOptions& o) {
+void SessionState::setup(CURL* easy, Transfer& t, const std::string& method, RequestSpec& o) {
     // Per request; what every request of the session shares is set by base_setup once per
     // handle. A request that sets more (a method, a body) leaves the handle to be reset.
     const ClientOptions& so = options_;
@@ -330,15 +394,15 @@ void SessionState::setup(CURL* easy, Transfer& t, const std::string& method, Req
     curl_easy_setopt(easy, CURLOPT_PIPEWAIT, so.http2 && https ? 1L : 0L);
 
     // The body.
-    int bodies = (o.data ? 1 : 0) + (o.json.is_null() ? 0 : 1) + (o.form.empty() ? 0 : 1);
+    int bodies = (o.data ? 1 : 0) + (o.json ? 1 : 0) + (o.form.empty() ? 0 : 1);
     if (bodies > 1) {
         throw ValueError(fmt::format("{}: data, json and form are mutually exclusive", t.label()));
     }
     const char* content_type = nullptr;
     if (o.data) {
         t.body_ = std::move(*o.data);
-    } else if (!o.json.is_null()) {
-        t.body_ = o.json.dump();
+    } else if (o.json) {
+        t.body_ = std::move(*o.json);
         content_type = "Content-Type: application/json";
     } else if (!o.form.empty()) {
         t.body_ = form_encode(easy, o.form);
@@ -550,6 +614,53 @@ std::vector<std::string> SessionState::cookies() const {
 
 } // namespace detail
 
+// RequestOptions
+
+nlohmann::json JsonValue::get() const {
+    switch (kind_) {
+    case Kind::null: return nullptr;
+    case Kind::boolean: return i_ != 0;
+    case Kind::integer: return i_;
+    case Kind::number: return d_;
+    case Kind::string: return std::string(s_);
+    case Kind::json: return *j_;
+    }
+    return nullptr;
+}
+
+nlohmann::json JsonBody::get() const {
+    if (value_ != nullptr) {
+        return *value_;
+    }
+    nlohmann::json out = nlohmann::json::object();
+    for (std::size_t i = 0; i < size_; ++i) {
+        out[std::string(members_[i].key)] = members_[i].value.get();
+    }
+    return out;
+}
+
+detail::RequestSpec detail::RequestSpec::from(const RequestOptions& o) {
+    RequestSpec spec;
+    o.headers.for_each([&](std::string_view n, std::string_view v) {
+        spec.headers.add(std::string(n), std::string(v));
+    });
+    o.params.for_each([&](std::string_view n, std::string_view v) {
+        spec.params.emplace_back(std::string(n), std::string(v));
+    });
+    o.form.for_each([&](std::string_view n, std::string_view v) {
+        spec.form.emplace_back(std::string(n), std::string(v));
+    });
+    if (o.data) {
+        spec.data = std::string(*o.data);
+    }
+    if (o.json.has_value()) {
+        spec.json = o.json.get().dump();
+    }
+    spec.timeout = o.timeout;
+    spec.allow_redirects = o.allow_redirects;
+    return spec;
+}
+
 // ClientSession
 
 ClientSession::ClientSession(ClientOptions options)
@@ -563,8 +674,8 @@ ClientSession::ClientSession(EventLoop& loop, ClientOptions options)
 ClientSession::~ClientSession() = default;
 
 Task<ClientResponse>
-ClientSession::request(std::string method, std::string url, RequestOptions options) {
-    std::unique_ptr<detail::Transfer> t = s_->start(method, url, options);
+ClientSession::send(std::string method, std::string url, detail::RequestSpec spec) {
+    std::unique_ptr<detail::Transfer> t = s_->start(method, url, spec);
     // Cancellation: t's destructor stops the transfer as the frame unwinds.
     co_await t->ready_.wait();
     if (!t->headers_done_) {
@@ -573,8 +684,8 @@ ClientSession::request(std::string method, std::string url, RequestOptions optio
     co_return ClientResponse(std::move(t));
 }
 
-Task<ClientResponse> ClientSession::head(std::string url, RequestOptions options) {
-    return request("HEAD", std::move(url), std::move(options));
+Task<ClientResponse> ClientSession::head(std::string url, const RequestOptions& options) {
+    return request("HEAD", std::move(url), options);
 }
 
 Task<> ClientSession::close() {
@@ -595,7 +706,7 @@ const ClientOptions& ClientSession::options() const noexcept {
 }
 
 std::size_t ClientSession::active_transfers() const noexcept {
-    return s_->active_;
+    return s_->active_ + s_->waiting_.size();
 }
 
 // ClientResponse
@@ -639,8 +750,8 @@ ClientResponse::~ClientResponse() = default;
 
 void ClientResponse::raise_for_status() const {
     if (status >= 400) {
-        throw ClientResponseError(
-                url, status, fmt::format("{}, message='{}', url='{}'", status, reason, url));
+        throw ClientResponseError(url, status,
+                                  fmt::format("{} {}: {} {}", method, url, status, reason));
     }
 }
 

@@ -23,7 +23,9 @@ class SessionState;
 
 /// One request from start to its body's end. Owned by the request's coroutine, then by its
 /// ClientResponse; linked in its session while the session knows it.
-class Transfer : public coring::detail::ListHook<> {
+struct WaitingTag;
+
+class Transfer : public coring::detail::ListHook<>, public coring::detail::ListHook<WaitingTag> {
 public:
     Transfer(SessionState& s, std::string method, std::string url);
     Transfer(const Transfer&) = delete;
@@ -63,6 +65,7 @@ public:
     static std::size_t on_write(char* data, std::size_t size, std::size_t n, void* self) noexcept;
 
     SessionState* session_; // null once the session is closed
+    std::unique_ptr<RequestSpec> queued_spec_; // set while waiting for a slot (limit)
     CURL* easy_ = nullptr;  // null once finished or stopped
     curl_slist* request_headers_ = nullptr;
     std::string method_;
@@ -127,10 +130,22 @@ public:
 
     /// Starts a request. Throws: InvalidUrl, ClientError when closed.
     std::unique_ptr<Transfer>
-    start(const std::string& method, const std::string& url, RequestOptions& options);
+    start(const std::string& method, const std::string& url, RequestSpec& options);
 
     /// Stops every transfer with "session closed".
     void close() noexcept;
+
+    /// Gives t an easy handle and hands it to curl. Throws: ValueError, ClientError.
+    void admit(Transfer& t, RequestSpec& o);
+
+    /// Admits waiting transfers while fewer than `limit` are in curl (at most kBurst per loop
+    /// iteration).
+    void admit_waiting() noexcept;
+    bool has_slot() const noexcept;
+    bool burst_allows() noexcept;
+    /// Admits waiting transfers from a call_soon callback.
+    void schedule_pump() noexcept;
+    static constexpr std::size_t kBurst = 32;
 
     /// Returns an easy handle to the pool; clean: it has only base_setup's and setup's
     /// per-request options, so the next request need not reset it.
@@ -155,6 +170,7 @@ public:
     std::vector<Pooled> pool_;           // idle easy handles
     curl_slist* base_headers_ = nullptr; // the session's headers and User-Agent
     coring::detail::IntrusiveList<Transfer> transfers_;
+    coring::detail::IntrusiveList<Transfer, WaitingTag> waiting_; // started past `limit`
     std::size_t active_ = 0; // transfers in the multi handle
     bool closed_ = false;
     bool in_curl_ = false; // inside curl_multi_socket_action (and so maybe in a callback)
@@ -165,12 +181,16 @@ private:
     void watch(SocketEntry& e, bool read, bool write) noexcept;
     void drain_done() noexcept;
     void base_setup(CURL* easy) noexcept;
-    void setup(CURL* easy, Transfer& t, const std::string& method, RequestOptions& o);
+    void setup(CURL* easy, Transfer& t, const std::string& method, RequestSpec& o);
 
     std::vector<SocketEntry*> sockets_; // by fd: the entry whose registrations are current
     std::uint64_t generation_ = 0;
     Handle timer_;
     bool timer_armed_ = false; // timer_ is scheduled and has not run
+    Handle pump_;
+    bool pump_scheduled_ = false;
+    std::uint64_t burst_iteration_ = ~std::uint64_t{0};
+    std::size_t burst_ = 0; // transfers handed to curl in loop iteration burst_iteration_
     std::chrono::steady_clock::time_point timer_due_{};
 };
 

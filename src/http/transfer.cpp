@@ -23,6 +23,8 @@ Transfer::~Transfer() {
 }
 
 void Transfer::detach() noexcept {
+    queued_spec_.reset();
+    coring::detail::ListHook<WaitingTag>::unlink();
     if (easy_ == nullptr) {
         return;
     }
@@ -34,6 +36,10 @@ void Transfer::detach() noexcept {
         curl_multi_remove_handle(session_->multi_, easy);
         --session_->active_;
         session_->recycle(easy, plain_);
+        session_->admit_waiting(); // a slot is free
+        if (!session_->waiting_.empty() && session_->has_slot()) {
+            session_->schedule_pump(); // the burst budget of this iteration is spent
+        }
     } else {
         curl_easy_cleanup(easy);
     }
@@ -261,6 +267,7 @@ std::exception_ptr make_error(const Transfer& t, CURLcode code) {
                 what(fmt::format("more than {} redirects", t.max_redirects_).c_str())));
     case CURLE_OPERATION_TIMEDOUT: {
         bool connecting = detail.starts_with("Connection timed out") ||
+                          detail.starts_with("Connection timeout") ||
                           detail.starts_with("Resolving timed out") ||
                           detail.starts_with("Failed to connect");
         return std::make_exception_ptr(
@@ -283,8 +290,9 @@ std::exception_ptr make_error(const Transfer& t, CURLcode code) {
                 ClientResponseError(url, t.status_, what("malformed response")));
     case CURLE_OUT_OF_MEMORY:
         // curl 7.88 reports a response header over its 100 KiB limit this way.
-        return std::make_exception_ptr(
-                ClientResponseError(url, t.status_, what("response rejected")));
+        return std::make_exception_ptr(ClientResponseError(
+                url, t.status_,
+                what("response rejected (a header over curl's 100 KiB limit, or no memory)")));
     default:
         return std::make_exception_ptr(ClientError(url, what("request failed")));
     }

@@ -10,7 +10,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include <array>
 #include <chrono>
+#include <concepts>
+#include <cstdint>
+#include <type_traits>
 #include <cstddef>
 #include <memory>
 #include <optional>
@@ -85,26 +89,199 @@ struct ClientOptions {
     std::size_t read_buffer = 1 << 20;
 };
 
-/// What one request sends, beyond the method and URL. At most one of data, json and form.
+/// One name/value pair written in place: `{"q", "coroutines"}`.
+struct Field {
+    std::string_view name{};
+    std::string_view value{};
+};
+
+/// Header fields, query parameters or form fields of one request, written in place as a braced
+/// list of pairs, `{{"q", "c++"}, {"page", "2"}}` (at most 16; a pair with an empty name ends
+/// the list), or taken from a Headers or a vector built beforehand (Fields::of). It holds
+/// views: the strings must live until the request call returns (the call copies them).
+///
+/// WORKAROUND(gcc-12): GCC 12 fails on a braced list that needs an array temporary inside a
+/// `co_await` ("array used as initializer": std::vector, std::initializer_list, nlohmann::json
+/// literals) and destroys a braced aggregate temporary with a non-trivial destructor twice; a
+/// trivially destructible class with one defaulted parameter per pair needs neither.
+class Fields {
+public:
+    static constexpr std::size_t max_inline = 16;
+
+    constexpr Fields() noexcept = default;
+
+    /// The pairs written in place, in order.
+    constexpr Fields(Field f0, Field f1 = {}, Field f2 = {}, Field f3 = {}, Field f4 = {},
+                     Field f5 = {}, Field f6 = {}, Field f7 = {}, Field f8 = {}, Field f9 = {},
+                     Field f10 = {}, Field f11 = {}, Field f12 = {}, Field f13 = {},
+                     Field f14 = {}, Field f15 = {}) noexcept // NOLINT: implicit, as a list
+        : inline_{f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15} {
+        while (size_ < max_inline && !inline_[size_].name.empty()) {
+            ++size_;
+        }
+    }
+
+    /// The fields of a Headers object.
+    Fields(const Headers& headers) noexcept : headers_(&headers) {} // NOLINT: implicit
+
+    /// The pairs of a vector built at run time.
+    static Fields of(const std::vector<std::pair<std::string, std::string>>& pairs) noexcept {
+        Fields f;
+        f.pairs_ = &pairs;
+        return f;
+    }
+
+    /// Calls fn(name, value) for each pair, in order.
+    template <class Fn>
+    void for_each(Fn&& fn) const {
+        for (std::size_t i = 0; i < size_; ++i) {
+            fn(inline_[i].name, inline_[i].value);
+        }
+        if (headers_ != nullptr) {
+            for (const auto& [n, v] : *headers_) {
+                fn(std::string_view(n), std::string_view(v));
+            }
+        }
+        if (pairs_ != nullptr) {
+            for (const auto& [n, v] : *pairs_) {
+                fn(std::string_view(n), std::string_view(v));
+            }
+        }
+    }
+
+    bool empty() const noexcept {
+        return size_ == 0 && (headers_ == nullptr || headers_->empty()) &&
+               (pairs_ == nullptr || pairs_->empty());
+    }
+
+private:
+    std::array<Field, max_inline> inline_{};
+    std::size_t size_ = 0;
+    const Headers* headers_ = nullptr;
+    const std::vector<std::pair<std::string, std::string>>* pairs_ = nullptr;
+};
+
+/// A JSON scalar written in place (a string, number, bool or nullptr), or a nlohmann::json
+/// built beforehand (for arrays and nested objects).
+class JsonValue {
+public:
+    constexpr JsonValue() noexcept = default;
+    constexpr JsonValue(std::nullptr_t) noexcept {} // NOLINT: implicit, as a JSON literal
+    constexpr JsonValue(bool b) noexcept : kind_(Kind::boolean), i_(b ? 1 : 0) {} // NOLINT
+    constexpr JsonValue(int i) noexcept : kind_(Kind::integer), i_(i) {}        // NOLINT
+    constexpr JsonValue(long i) noexcept : kind_(Kind::integer), i_(i) {}       // NOLINT
+    constexpr JsonValue(long long i) noexcept : kind_(Kind::integer), i_(i) {}  // NOLINT
+    constexpr JsonValue(unsigned i) noexcept : kind_(Kind::integer), i_(i) {}   // NOLINT
+    constexpr JsonValue(double d) noexcept : kind_(Kind::number), d_(d) {}      // NOLINT
+    constexpr JsonValue(const char* s) noexcept : kind_(Kind::string), s_(s) {} // NOLINT
+    constexpr JsonValue(std::string_view s) noexcept : kind_(Kind::string), s_(s) {} // NOLINT
+    JsonValue(const std::string& s) noexcept : kind_(Kind::string), s_(s) {}    // NOLINT
+    /// A json value built beforehand (an array, an object); it must live until the call
+    /// returns.
+    template <class J>
+        requires std::same_as<J, nlohmann::json>
+    JsonValue(const J& value) noexcept : kind_(Kind::json), j_(&value) {} // NOLINT
+
+    /// The value as nlohmann::json.
+    nlohmann::json get() const;
+
+private:
+    enum class Kind : std::uint8_t { null, boolean, integer, number, string, json };
+    Kind kind_ = Kind::null;
+    long long i_ = 0;
+    double d_ = 0;
+    std::string_view s_{};
+    const nlohmann::json* j_ = nullptr;
+};
+
+/// One member of a JSON object written in place: `{"stars", 5}`.
+struct JsonMember {
+    std::string_view key{};
+    JsonValue value{};
+};
+
+/// A JSON request body: an object written in place, `{{"name", "coring"}, {"stars", 5}}` (at
+/// most 16 members; nested values are JsonValue: scalars, or a nlohmann::json built first), or
+/// any nlohmann::json built beforehand. Views, like Fields (same GCC 12 workaround).
+class JsonBody {
+public:
+    constexpr JsonBody() noexcept = default;
+
+    /// An object of the members written in place, in order.
+    constexpr JsonBody(JsonMember m0, JsonMember m1 = {}, JsonMember m2 = {}, JsonMember m3 = {},
+                       JsonMember m4 = {}, JsonMember m5 = {}, JsonMember m6 = {},
+                       JsonMember m7 = {}, JsonMember m8 = {}, JsonMember m9 = {},
+                       JsonMember m10 = {}, JsonMember m11 = {}, JsonMember m12 = {},
+                       JsonMember m13 = {}, JsonMember m14 = {},
+                       JsonMember m15 = {}) noexcept // NOLINT: implicit, as a JSON literal
+        : members_{m0, m1, m2, m3, m4, m5, m6, m7, m8, m9, m10, m11, m12, m13, m14, m15} {
+        while (size_ < members_.size() && !members_[size_].key.empty()) {
+            ++size_;
+        }
+        object_ = true;
+    }
+
+    /// A json value built beforehand; it must live until the call returns.
+    template <class J>
+        requires std::same_as<J, nlohmann::json>
+    JsonBody(const J& value) noexcept : value_(&value) {} // NOLINT: implicit
+
+    /// Whether a body was given.
+    bool has_value() const noexcept { return object_ || value_ != nullptr; }
+
+    /// The body as nlohmann::json.
+    nlohmann::json get() const;
+
+private:
+    std::array<JsonMember, 16> members_{};
+    std::size_t size_ = 0;
+    bool object_ = false;
+    const nlohmann::json* value_ = nullptr;
+};
+
+/// What one request sends, beyond the method and URL. At most one of data, json and form. It
+/// holds views (strings, lists) that need to live only until the request call returns: the
+/// call copies what it needs, so the options may be temporaries.
 ///
 ///     co_await session.post(url, {.json = {{"name", "coring"}, {"stars", 5}}});
 ///     co_await session.get(url, {.params = {{"q", "c++ coroutines"}}, .timeout = {.total = 2s}});
 struct RequestOptions {
     /// Added to the session's headers, replacing those of the same name.
-    Headers headers{};
+    Fields headers{};
     /// Query parameters, URL-encoded and appended to the URL's query.
-    std::vector<std::pair<std::string, std::string>> params{};
+    Fields params{};
     /// A raw body (Content-Type as the headers say).
-    std::optional<std::string> data{};
-    /// A JSON body (Content-Type: application/json); null means none.
-    nlohmann::json json{};
+    std::optional<std::string_view> data{};
+    /// A JSON body (Content-Type: application/json).
+    JsonBody json{};
     /// A form body (application/x-www-form-urlencoded).
-    std::vector<std::pair<std::string, std::string>> form{};
+    Fields form{};
     /// Limits for this request; unset fields take the session's.
     ClientTimeout timeout{};
     /// Overrides the session's allow_redirects.
     std::optional<bool> allow_redirects{};
 };
+
+// WORKAROUND(gcc-12): see Fields; a braced RequestOptions inside co_await must not need
+// destroying.
+static_assert(std::is_trivially_destructible_v<RequestOptions>);
+
+namespace detail {
+
+/// RequestOptions copied into owned storage when the request is called.
+struct RequestSpec {
+    Headers headers;
+    std::vector<std::pair<std::string, std::string>> params;
+    std::optional<std::string> data;
+    std::optional<std::string> json;
+    std::vector<std::pair<std::string, std::string>> form;
+    ClientTimeout timeout;
+    std::optional<bool> allow_redirects;
+
+    static RequestSpec from(const RequestOptions& o);
+};
+
+} // namespace detail
 
 /// A response's body as a stream (aiohttp's resp.content, a StreamReader): it arrives while the
 /// caller reads it, at most ClientOptions::read_buffer bytes ahead, so a large download needs
@@ -210,31 +387,33 @@ public:
     /// ServerDisconnectedError, TooManyRedirects, ClientResponseError for a malformed response,
     /// TimeoutError; ClientError after close().
     [[nodiscard]] Task<ClientResponse>
-    request(std::string method, std::string url, RequestOptions options = {});
-
-    [[nodiscard]] Task<ClientResponse> get(std::string url, RequestOptions options = {}) {
-        return request("GET", std::move(url), std::move(options));
+    request(std::string method, std::string url, const RequestOptions& options = {}) {
+        return send(std::move(method), std::move(url), detail::RequestSpec::from(options));
     }
 
-    [[nodiscard]] Task<ClientResponse> post(std::string url, RequestOptions options = {}) {
-        return request("POST", std::move(url), std::move(options));
+    [[nodiscard]] Task<ClientResponse> get(std::string url, const RequestOptions& options = {}) {
+        return request("GET", std::move(url), options);
     }
 
-    [[nodiscard]] Task<ClientResponse> put(std::string url, RequestOptions options = {}) {
-        return request("PUT", std::move(url), std::move(options));
+    [[nodiscard]] Task<ClientResponse> post(std::string url, const RequestOptions& options = {}) {
+        return request("POST", std::move(url), options);
     }
 
-    [[nodiscard]] Task<ClientResponse> patch(std::string url, RequestOptions options = {}) {
-        return request("PATCH", std::move(url), std::move(options));
+    [[nodiscard]] Task<ClientResponse> put(std::string url, const RequestOptions& options = {}) {
+        return request("PUT", std::move(url), options);
+    }
+
+    [[nodiscard]] Task<ClientResponse> patch(std::string url, const RequestOptions& options = {}) {
+        return request("PATCH", std::move(url), options);
     }
 
     /// DELETE (`delete` is a C++ keyword).
-    [[nodiscard]] Task<ClientResponse> delete_(std::string url, RequestOptions options = {}) {
-        return request("DELETE", std::move(url), std::move(options));
+    [[nodiscard]] Task<ClientResponse> delete_(std::string url, const RequestOptions& options = {}) {
+        return request("DELETE", std::move(url), options);
     }
 
     /// HEAD: status and headers, no body. Redirects are not followed unless asked, as aiohttp.
-    [[nodiscard]] Task<ClientResponse> head(std::string url, RequestOptions options = {});
+    [[nodiscard]] Task<ClientResponse> head(std::string url, const RequestOptions& options = {});
 
     /// Stops every transfer (their awaiters and body readers get ClientError "session closed"),
     /// closes the connections; later requests throw ClientError. Idempotent. A coroutine as in
@@ -252,6 +431,9 @@ public:
     std::size_t active_transfers() const noexcept;
 
 private:
+    [[nodiscard]] Task<ClientResponse> send(std::string method, std::string url,
+                                            detail::RequestSpec spec);
+
     std::unique_ptr<detail::SessionState> s_;
 };
 

@@ -64,6 +64,16 @@ enum class ParseStatus : std::uint8_t {
 /// version other than HTTP/1.0 and HTTP/1.1 are errors. `storage` holds the header fields;
 /// more fields than limits.max_headers (or than storage holds) is a 431. Re-entrant: after
 /// `partial`, call again with the same bytes and more. noexcept, no allocation.
+///
+/// Details: empty lines (CRLF) before the request line are skipped (RFC 9112 2.2) and counted
+/// in head_size. Transfer codings: only chunked is implemented, so any other coding is a 501;
+/// chunked listed twice or not last, and Transfer-Encoding in an HTTP/1.0 request, are 400s. A
+/// second Host line is a 400 (a missing Host is left to the server). framing is length
+/// whenever Content-Length is present, 0 included; lengths and chunk sizes must be below 2^63.
+/// The answer for a longer input never contradicts a non-partial answer for its prefix. A call
+/// that can only answer partial costs a SIMD scan of `data`, not a parse: parsing starts once
+/// `data` holds CRLF CRLF or a bare LF (or goes past a limit). After partial or error the
+/// contents of `head` are unspecified.
 ParseStatus parse_request_head(std::string_view data,
                                std::span<HeaderField> storage,
                                const ParserLimits& limits,
@@ -88,7 +98,8 @@ public:
         : max_extensions_(max_extensions), max_trailers_(max_trailers) {}
 
     /// Consumes bytes of `in`, appending the body's bytes to `out`; `consumed` is set to how
-    /// many bytes of `in` were used (all of them unless done or error).
+    /// many bytes of `in` were used (all of them unless done or error; on error, the offset of
+    /// the offending byte). Once done or error it stays so, consuming nothing.
     Status decode(std::string_view in, std::size_t& consumed, std::string& out);
 
     /// The body bytes decoded so far.
@@ -99,8 +110,8 @@ private:
     std::size_t max_trailers_;
     std::uint64_t body_size_ = 0;
     std::uint64_t chunk_left_ = 0;
-    std::size_t count_ = 0; // bytes seen in the current size line, extension or trailer section
-    std::uint8_t state_ = 0;
+    std::size_t count_ = 0;  // digits of the size, bytes of the extensions, or trailer bytes
+    std::uint8_t state_ = 0; // a State of parser.cpp: size_first, size_digits, ... failed
 };
 
 } // namespace coring::http
