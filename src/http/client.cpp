@@ -618,12 +618,18 @@ std::vector<std::string> SessionState::cookies() const {
 
 nlohmann::json JsonValue::get() const {
     switch (kind_) {
-    case Kind::null: return nullptr;
-    case Kind::boolean: return i_ != 0;
-    case Kind::integer: return i_;
-    case Kind::number: return d_;
-    case Kind::string: return std::string(s_);
-    case Kind::json: return *j_;
+    case Kind::null:
+        return nullptr;
+    case Kind::boolean:
+        return i_ != 0;
+    case Kind::integer:
+        return i_;
+    case Kind::number:
+        return d_;
+    case Kind::string:
+        return std::string(s_);
+    case Kind::json:
+        return *j_;
     }
     return nullptr;
 }
@@ -750,8 +756,8 @@ ClientResponse::~ClientResponse() = default;
 
 void ClientResponse::raise_for_status() const {
     if (status >= 400) {
-        throw ClientResponseError(url, status,
-                                  fmt::format("{} {}: {} {}", method, url, status, reason));
+        throw ClientResponseError(
+                url, status, fmt::format("{} {}: {} {}", method, url, status, reason));
     }
 }
 

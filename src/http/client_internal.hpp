@@ -64,9 +64,9 @@ public:
     static std::size_t on_header(char* data, std::size_t size, std::size_t n, void* self) noexcept;
     static std::size_t on_write(char* data, std::size_t size, std::size_t n, void* self) noexcept;
 
-    SessionState* session_; // null once the session is closed
+    SessionState* session_;                    // null once the session is closed
     std::unique_ptr<RequestSpec> queued_spec_; // set while waiting for a slot (limit)
-    CURL* easy_ = nullptr;  // null once finished or stopped
+    CURL* easy_ = nullptr;                     // null once finished or stopped
     curl_slist* request_headers_ = nullptr;
     std::string method_;
     std::string url_;
@@ -171,7 +171,7 @@ public:
     curl_slist* base_headers_ = nullptr; // the session's headers and User-Agent
     coring::detail::IntrusiveList<Transfer> transfers_;
     coring::detail::IntrusiveList<Transfer, WaitingTag> waiting_; // started past `limit`
-    std::size_t active_ = 0; // transfers in the multi handle
+    std::size_t active_ = 0;                                      // transfers in the multi handle
     bool closed_ = false;
     bool in_curl_ = false; // inside curl_multi_socket_action (and so maybe in a callback)
 

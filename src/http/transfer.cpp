@@ -6,7 +6,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <charconv>
+#include <cctype>
 
 #include "client_internal.hpp"
 
@@ -113,8 +113,13 @@ std::size_t Transfer::on_header(char* data, std::size_t size, std::size_t n, voi
         t.status_ = 0;
         if (sp != std::string_view::npos) {
             std::string_view rest = line.substr(sp + 1);
-            std::from_chars(
-                    rest.data(), rest.data() + std::min<std::size_t>(rest.size(), 3), t.status_);
+            // Three digits (RFC 9112 4); anything else leaves 0, which the caller sees as no
+            // status (curl rejects such a status line itself).
+            if (rest.size() >= 3 && std::isdigit(static_cast<unsigned char>(rest[0])) &&
+                std::isdigit(static_cast<unsigned char>(rest[1])) &&
+                std::isdigit(static_cast<unsigned char>(rest[2]))) {
+                t.status_ = (rest[0] - '0') * 100 + (rest[1] - '0') * 10 + (rest[2] - '0');
+            }
             if (rest.size() > 4) {
                 t.reason_ = std::string(rest.substr(4));
             }
@@ -129,7 +134,10 @@ std::size_t Transfer::on_header(char* data, std::size_t size, std::size_t n, voi
         for (auto it = t.headers_.begin(); it + 1 != t.headers_.end(); ++it) {
             rebuilt.add(it->first, it->second);
         }
-        rebuilt.add(last.first, last.second + " " + std::string(line.substr(i)));
+        // (A line of only spaces adds nothing: i is npos there.)
+        rebuilt.add(last.first,
+                    i == std::string_view::npos ? last.second
+                                                : last.second + " " + std::string(line.substr(i)));
         t.headers_ = std::move(rebuilt);
     } else {
         std::size_t colon = line.find(':');
@@ -291,7 +299,8 @@ std::exception_ptr make_error(const Transfer& t, CURLcode code) {
     case CURLE_OUT_OF_MEMORY:
         // curl 7.88 reports a response header over its 100 KiB limit this way.
         return std::make_exception_ptr(ClientResponseError(
-                url, t.status_,
+                url,
+                t.status_,
                 what("response rejected (a header over curl's 100 KiB limit, or no memory)")));
     default:
         return std::make_exception_ptr(ClientError(url, what("request failed")));

@@ -13,12 +13,12 @@
 #include <array>
 #include <chrono>
 #include <concepts>
-#include <cstdint>
-#include <type_traits>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -111,10 +111,22 @@ public:
     constexpr Fields() noexcept = default;
 
     /// The pairs written in place, in order.
-    constexpr Fields(Field f0, Field f1 = {}, Field f2 = {}, Field f3 = {}, Field f4 = {},
-                     Field f5 = {}, Field f6 = {}, Field f7 = {}, Field f8 = {}, Field f9 = {},
-                     Field f10 = {}, Field f11 = {}, Field f12 = {}, Field f13 = {},
-                     Field f14 = {}, Field f15 = {}) noexcept // NOLINT: implicit, as a list
+    constexpr Fields(Field f0,
+                     Field f1 = {},
+                     Field f2 = {},
+                     Field f3 = {},
+                     Field f4 = {},
+                     Field f5 = {},
+                     Field f6 = {},
+                     Field f7 = {},
+                     Field f8 = {},
+                     Field f9 = {},
+                     Field f10 = {},
+                     Field f11 = {},
+                     Field f12 = {},
+                     Field f13 = {},
+                     Field f14 = {},
+                     Field f15 = {}) noexcept // NOLINT: implicit, as a list
         : inline_{f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15} {
         while (size_ < max_inline && !inline_[size_].name.empty()) {
             ++size_;
@@ -166,21 +178,31 @@ private:
 class JsonValue {
 public:
     constexpr JsonValue() noexcept = default;
+
     constexpr JsonValue(std::nullptr_t) noexcept {} // NOLINT: implicit, as a JSON literal
+
     constexpr JsonValue(bool b) noexcept : kind_(Kind::boolean), i_(b ? 1 : 0) {} // NOLINT
-    constexpr JsonValue(int i) noexcept : kind_(Kind::integer), i_(i) {}        // NOLINT
-    constexpr JsonValue(long i) noexcept : kind_(Kind::integer), i_(i) {}       // NOLINT
-    constexpr JsonValue(long long i) noexcept : kind_(Kind::integer), i_(i) {}  // NOLINT
-    constexpr JsonValue(unsigned i) noexcept : kind_(Kind::integer), i_(i) {}   // NOLINT
-    constexpr JsonValue(double d) noexcept : kind_(Kind::number), d_(d) {}      // NOLINT
+
+    constexpr JsonValue(int i) noexcept : kind_(Kind::integer), i_(i) {} // NOLINT
+
+    constexpr JsonValue(long i) noexcept : kind_(Kind::integer), i_(i) {} // NOLINT
+
+    constexpr JsonValue(long long i) noexcept : kind_(Kind::integer), i_(i) {} // NOLINT
+
+    constexpr JsonValue(unsigned i) noexcept : kind_(Kind::integer), i_(i) {} // NOLINT
+
+    constexpr JsonValue(double d) noexcept : kind_(Kind::number), d_(d) {} // NOLINT
+
     constexpr JsonValue(const char* s) noexcept : kind_(Kind::string), s_(s) {} // NOLINT
+
     constexpr JsonValue(std::string_view s) noexcept : kind_(Kind::string), s_(s) {} // NOLINT
-    JsonValue(const std::string& s) noexcept : kind_(Kind::string), s_(s) {}    // NOLINT
+
+    JsonValue(const std::string& s) noexcept : kind_(Kind::string), s_(s) {} // NOLINT
     /// A json value built beforehand (an array, an object); it must live until the call
     /// returns.
     template <class J>
-        requires std::same_as<J, nlohmann::json>
-    JsonValue(const J& value) noexcept : kind_(Kind::json), j_(&value) {} // NOLINT
+    requires std::same_as<J, nlohmann::json> JsonValue(const J& value)
+    noexcept : kind_(Kind::json), j_(&value) {} // NOLINT
 
     /// The value as nlohmann::json.
     nlohmann::json get() const;
@@ -208,11 +230,21 @@ public:
     constexpr JsonBody() noexcept = default;
 
     /// An object of the members written in place, in order.
-    constexpr JsonBody(JsonMember m0, JsonMember m1 = {}, JsonMember m2 = {}, JsonMember m3 = {},
-                       JsonMember m4 = {}, JsonMember m5 = {}, JsonMember m6 = {},
-                       JsonMember m7 = {}, JsonMember m8 = {}, JsonMember m9 = {},
-                       JsonMember m10 = {}, JsonMember m11 = {}, JsonMember m12 = {},
-                       JsonMember m13 = {}, JsonMember m14 = {},
+    constexpr JsonBody(JsonMember m0,
+                       JsonMember m1 = {},
+                       JsonMember m2 = {},
+                       JsonMember m3 = {},
+                       JsonMember m4 = {},
+                       JsonMember m5 = {},
+                       JsonMember m6 = {},
+                       JsonMember m7 = {},
+                       JsonMember m8 = {},
+                       JsonMember m9 = {},
+                       JsonMember m10 = {},
+                       JsonMember m11 = {},
+                       JsonMember m12 = {},
+                       JsonMember m13 = {},
+                       JsonMember m14 = {},
                        JsonMember m15 = {}) noexcept // NOLINT: implicit, as a JSON literal
         : members_{m0, m1, m2, m3, m4, m5, m6, m7, m8, m9, m10, m11, m12, m13, m14, m15} {
         while (size_ < members_.size() && !members_[size_].key.empty()) {
@@ -223,8 +255,8 @@ public:
 
     /// A json value built beforehand; it must live until the call returns.
     template <class J>
-        requires std::same_as<J, nlohmann::json>
-    JsonBody(const J& value) noexcept : value_(&value) {} // NOLINT: implicit
+    requires std::same_as<J, nlohmann::json> JsonBody(const J& value)
+    noexcept : value_(&value) {} // NOLINT: implicit
 
     /// Whether a body was given.
     bool has_value() const noexcept { return object_ || value_ != nullptr; }
@@ -408,7 +440,8 @@ public:
     }
 
     /// DELETE (`delete` is a C++ keyword).
-    [[nodiscard]] Task<ClientResponse> delete_(std::string url, const RequestOptions& options = {}) {
+    [[nodiscard]] Task<ClientResponse> delete_(std::string url,
+                                               const RequestOptions& options = {}) {
         return request("DELETE", std::move(url), options);
     }
 
@@ -431,8 +464,8 @@ public:
     std::size_t active_transfers() const noexcept;
 
 private:
-    [[nodiscard]] Task<ClientResponse> send(std::string method, std::string url,
-                                            detail::RequestSpec spec);
+    [[nodiscard]] Task<ClientResponse>
+    send(std::string method, std::string url, detail::RequestSpec spec);
 
     std::unique_ptr<detail::SessionState> s_;
 };
