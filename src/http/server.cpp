@@ -18,6 +18,7 @@
 #include <ctime>
 
 #include "server_internal.hpp"
+#include "splice.hpp"
 
 namespace coring::http {
 
@@ -132,6 +133,9 @@ void append_number(std::string& out, std::uint64_t n) {
 constexpr std::size_t kInitialBuffer = 1024;
 constexpr std::size_t kInitialFields = 32;
 constexpr std::size_t kInlineBody = 16 * 1024; // bodies up to this go out in the head's write
+// serialize_head's length for a body that ends with the connection (a stream to an HTTP/1.0
+// client): neither Content-Length nor Transfer-Encoding.
+constexpr std::size_t kUntilClose = static_cast<std::size_t>(-1);
 
 } // namespace
 
@@ -151,6 +155,14 @@ void Connection::check_deadline(Clock::time_point now) noexcept {
     if (phase_ != Phase::handler && now >= deadline_ && !timed_out_) {
         timed_out_ = true;
         task_.cancel();
+    }
+    if (phase_ == Phase::idle && len_ == 0) {
+        // Idle keep-alive connections are most of a busy server's connections: they keep
+        // only the read buffer the pending read fills. The field table and the response head
+        // (1-2 KiB) are not in use between requests; the next request allocates them again.
+        // Done here, not after each response, to keep mallocs off the busy path.
+        std::vector<HeaderField>().swap(fields_);
+        std::string().swap(out_);
     }
 }
 
@@ -187,12 +199,16 @@ Task<> Connection::run() {
 
     struct Leave {
         Connection& c;
+        bool active = false; // counted in server_.active (it got past max_connections)
 
         ~Leave() {
             coring::detail::IntrusiveList<Connection>::remove(c);
             --c.server_.count;
-            c.server_.slot_free.set();
-            c.server_.slot_free.clear();
+            if (active) {
+                --c.server_.active;
+                c.server_.slot_free.set();
+                c.server_.slot_free.clear();
+            }
             if (c.server_.count == 0 && c.server_.shutting_down) {
                 c.server_.all_closed.set();
             }
@@ -201,12 +217,16 @@ Task<> Connection::run() {
     } leave{*this};
 
     const ServeOptions& opt = server_.options;
-    while (opt.max_connections > 0 && server_.count > opt.max_connections &&
+    // Accepting "pauses": past max_connections this one waits for a slot. Only connections
+    // being served count: with waiting ones counted, two waiters would both still see the
+    // server full after one close, and both proceed after two.
+    while (opt.max_connections > 0 && server_.active >= opt.max_connections &&
            !server_.shutting_down) {
-        co_await server_.slot_free.wait(); // accepting "pauses": this one waits for a slot
+        co_await server_.slot_free.wait();
     }
+    ++server_.active;
+    leave.active = true;
     buf_.resize(kInitialBuffer);
-    fields_.resize(kInitialFields);
     ParseError error;
     try {
         for (;;) {
@@ -216,6 +236,9 @@ Task<> Connection::run() {
             ParseStatus status = ParseStatus::partial;
             for (;;) {
                 if (len_ > 0) {
+                    if (fields_.empty()) {
+                        fields_.resize(kInitialFields); // released while idle (below)
+                    }
                     status = parse_request_head(
                             std::string_view(buf_.data(), len_), fields_, opt.limits, head_, error);
                     if (status == ParseStatus::error && error.status == 431 &&
@@ -242,6 +265,12 @@ Task<> Connection::run() {
                 co_await send_error(error.status, error.reason);
                 co_return;
             }
+            if (head_.version_minor == 1 && !RequestHeaders(head_.headers).contains("Host")) {
+                // RFC 9112 3.2: a server must answer 400 to an HTTP/1.1 request without Host
+                // (the parser leaves this check to the server).
+                co_await send_error(400, "no Host header");
+                co_return;
+            }
             // 2. Its body's framing. A declared body over the limit is refused before reading.
             if (head_.framing == BodyFraming::length && head_.content_length > opt.max_body) {
                 co_await send_error(413, "request body over max_body");
@@ -258,6 +287,8 @@ Task<> Connection::run() {
             body_done_ = head_.framing == BodyFraming::none ||
                          (head_.framing == BodyFraming::length && body_left_ == 0);
             body_taken_ = false;
+            body_.clear();
+            body_error_ = nullptr;
             continue_sent_ = false;
             if (head_.framing == BodyFraming::chunked) {
                 chunked_ = ChunkedDecoder();
@@ -267,10 +298,21 @@ Task<> Connection::run() {
             Request req;
             req.method = head_.method;
             req.target = head_.target;
-            std::size_t q = head_.target.find('?');
-            req.path = head_.target.substr(0, q);
+            std::string_view origin = head_.target;
+            if (std::size_t scheme = origin.find("://");
+                !origin.empty() && origin.front() != '/' && scheme != std::string_view::npos) {
+                // The absolute form ("GET http://host/path", RFC 9112 3.2.2: a server must
+                // accept it): route on its path and query.
+                std::size_t at = origin.find_first_of("/?", scheme + 3);
+                origin = at == std::string_view::npos ? std::string_view() : origin.substr(at);
+            }
+            std::size_t q = origin.find('?');
+            req.path = origin.substr(0, q);
+            if (req.path.empty()) {
+                req.path = "/";
+            }
             if (q != std::string_view::npos) {
-                req.query_string = head_.target.substr(q + 1);
+                req.query_string = origin.substr(q + 1);
             }
             req.version_minor = head_.version_minor;
             req.headers = RequestHeaders(head_.headers);
@@ -296,8 +338,11 @@ Task<> Connection::run() {
                                 req.version_minor,
                                 resp.status));
             }
-            if (!keep) {
-                co_return;
+            if (!keep || !head_.keep_alive) {
+                co_return; // (write_response clears keep_alive for a body framed by the close)
+            }
+            if (body_.capacity() > kInitialBuffer) {
+                body_ = std::string(); // an idle connection keeps no body
             }
             // 4. Pipelined bytes move to the front: the next request starts there.
             std::size_t next = body_at_;
@@ -329,10 +374,25 @@ Task<> Connection::run() {
 }
 
 Task<std::string> Connection::read_body() {
+    // Request::body() reads once; later calls (a middleware that logged the body, then the
+    // handler's json()) get the same bytes, or the same error, as FastAPI's cached body.
     if (body_taken_) {
-        throw RuntimeError("Request::body(): the body was read already");
+        if (body_error_) {
+            std::rethrow_exception(body_error_);
+        }
+        co_return body_;
     }
     body_taken_ = true;
+    try {
+        body_ = co_await receive_body();
+    } catch (const HttpError&) {
+        body_error_ = std::current_exception();
+        throw;
+    }
+    co_return body_;
+}
+
+Task<std::string> Connection::receive_body() {
     const ServeOptions& opt = server_.options;
     std::string body;
     if (body_done_) {
@@ -346,7 +406,8 @@ Task<std::string> Connection::read_body() {
     set_phase(Phase::body, opt.body_timeout);
     try {
         if (head_.framing == BodyFraming::length) {
-            body.resize(static_cast<std::size_t>(head_.content_length));
+            // What is left of it: discard_body may have skipped the part already received.
+            body.resize(static_cast<std::size_t>(body_left_));
             std::size_t have = std::min<std::size_t>(body_left_, len_ - body_at_);
             std::memcpy(body.data(), buf_.data() + body_at_, have);
             body_at_ += have;
@@ -395,10 +456,14 @@ Task<std::string> Connection::read_body() {
         timed_out_ = false;
         body_done_ = true;
         head_.keep_alive = false;
+        // Back to the handler's phase (no deadline): a handler that catches the error goes on
+        // without the sweep cancelling it again, as the expired body deadline would.
+        set_phase(Phase::handler, std::chrono::milliseconds(0));
         throw HttpError(408, "the request body stopped arriving");
     } catch (const HttpError&) {
         body_done_ = true;
         head_.keep_alive = false; // the stream's framing is lost: close after the answer
+        set_phase(Phase::handler, std::chrono::milliseconds(0));
         throw;
     }
     body_done_ = true;
@@ -420,8 +485,7 @@ Task<bool> Connection::discard_body() {
         }
     }
     try {
-        body_taken_ = false;
-        static_cast<void>(co_await read_body());
+        static_cast<void>(co_await receive_body());
         co_return true;
     } catch (const HttpError&) {
         co_return false;
@@ -440,9 +504,9 @@ void Connection::serialize_head(const Request& req,
     out_ += reason_phrase(resp.status);
     out_ += "\r\nDate: ";
     out_ += http_date();
-    if (!server_.options.server_header.empty()) {
+    if (!server_.server_header.empty()) {
         out_ += "\r\nServer: ";
-        out_ += server_.options.server_header;
+        out_ += server_.server_header;
     }
     for (const auto& [name, value] : resp.headers) {
         out_ += "\r\n";
@@ -450,7 +514,7 @@ void Connection::serialize_head(const Request& req,
         out_ += ": ";
         out_ += value;
     }
-    if (!no_body_status(resp.status)) {
+    if (!no_body_status(resp.status) && length != kUntilClose) {
         if (chunked) {
             out_ += "\r\nTransfer-Encoding: chunked";
         } else {
@@ -470,7 +534,7 @@ Task<> Connection::write_response(Request& req, Response& resp, bool keep_alive)
     bool head_only = req.method == "HEAD" || no_body_status(resp.status);
     if (resp.stream_) {
         bool chunked = req.version_minor == 1;
-        serialize_head(req, resp, keep_alive && chunked, 0, chunked);
+        serialize_head(req, resp, keep_alive && chunked, chunked ? 0 : kUntilClose, chunked);
         writer_.write(out_);
         if (!head_only) {
             BodyWriter out(writer_);
@@ -504,9 +568,12 @@ Task<> Connection::write_response(Request& req, Response& resp, bool keep_alive)
         }
         serialize_head(req, resp, keep_alive, static_cast<std::size_t>(st.st_size), false);
         writer_.write(out_);
-        if (!head_only) {
-            // WORKAROUND: no splice operation in coring yet: the file passes through user space
-            // in 64 KiB pieces (issue 14's zero-copy file body is not done).
+        if (!head_only && !server_.options.ssl && st.st_size > 0) {
+            // Plain TCP: page cache -> pipe -> socket with IORING_OP_SPLICE, no copy through
+            // user space (what sendfile is to nginx).
+            co_await splice_file(writer_, file.fileno(), static_cast<std::uint64_t>(st.st_size));
+        } else if (!head_only) {
+            // TLS encrypts in user space anyway: the file is read in 64 KiB pieces.
             for (;;) {
                 std::string piece = co_await file.read(64 * 1024);
                 if (piece.empty()) {
@@ -580,6 +647,8 @@ struct detail::HttpServerState : detail::ServerShared {
     bool shutdown_started = false;
     bool shutdown_done = false;
     Event closed;
+
+    ~HttpServerState() { sweep.cancel(); }
 };
 
 namespace {
@@ -587,15 +656,42 @@ namespace {
 Task<> serve_connection(std::shared_ptr<detail::HttpServerState> st,
                         StreamReader reader,
                         StreamWriter writer) {
+    // The last reference to the server's state may be this connection's: release it from a
+    // loop callback, not while this frame (a task of the state's own Server) is unwinding.
+    struct Release {
+        std::shared_ptr<detail::HttpServerState>& st;
+
+        ~Release() {
+            EventLoop* loop = st->loop;
+            try {
+                loop->call_soon([keep = std::move(st)] {});
+            } catch (...) {
+                // A closed loop: release here.
+            }
+        }
+    } release{st};
+
     detail::Connection conn(*st, std::move(reader), std::move(writer));
     co_await conn.run();
 }
 
-void sweep(std::shared_ptr<detail::HttpServerState> st) {
+// A connection that arrives after the HttpServer is gone.
+Task<> close_unserved(StreamWriter writer) {
+    writer.close();
+    co_return;
+}
+
+// Every 250 ms: connections past their phase's deadline are cut (Connection::check_deadline).
+// Holds the state weakly: the state owns this timer's handle.
+void sweep(const std::weak_ptr<detail::HttpServerState>& weak) {
+    auto st = weak.lock();
+    if (!st) {
+        return;
+    }
     auto now = std::chrono::steady_clock::now();
     st->connections.for_each([now](detail::Connection& c) { c.check_deadline(now); });
     if (!st->shutdown_done) {
-        st->sweep = st->loop->call_later(std::chrono::milliseconds(250), sweep, st);
+        st->sweep = st->loop->call_later(std::chrono::milliseconds(250), sweep, weak);
     }
 }
 
@@ -608,28 +704,28 @@ HttpServer::start(const App& app, std::string host, std::uint16_t port, ServeOpt
     }
     auto st = std::make_shared<detail::HttpServerState>();
     st->app = &app;
-    st->options = std::move(options);
+    st->options = options;
+    st->server_header = std::string(options.server_header);
+    st->options.server_header = st->server_header;
     st->loop = &get_running_loop();
     ServerOptions so;
     so.backlog = st->options.backlog;
     so.reuse_port = st->options.reuse_port;
     so.ssl = st->options.ssl;
     std::weak_ptr<detail::HttpServerState> weak = st;
-    st->server = co_await start_server(
-            [weak](StreamReader r, StreamWriter w) -> Task<> {
-                auto s = weak.lock();
-                if (!s) {
-                    return [](StreamWriter out) -> Task<> {
-                        out.close();
-                        co_return;
-                    }(std::move(w));
-                }
-                return serve_connection(std::move(s), std::move(r), std::move(w));
-            },
-            std::move(host),
-            port,
-            so);
-    st->sweep = st->loop->call_later(std::chrono::milliseconds(250), sweep, st);
+    ClientConnectedCallback on_connection = [weak](StreamReader r, StreamWriter w) -> Task<> {
+        auto s = weak.lock();
+        if (!s) {
+            return close_unserved(std::move(w));
+        }
+        return serve_connection(std::move(s), std::move(r), std::move(w));
+    };
+    // WORKAROUND(gcc-12): a temporary with a non-trivial destructor in a co_await expression
+    // (here the std::function parameter, holding the weak_ptr) is destroyed twice: the call
+    // is a statement of its own, the co_await another.
+    Task<Server> starting = start_server(on_connection, std::move(host), port, so);
+    st->server = co_await std::move(starting);
+    st->sweep = st->loop->call_later(std::chrono::milliseconds(250), sweep, weak);
     co_return HttpServer(std::move(st));
 }
 

@@ -11,6 +11,7 @@
 #include <coring/detail/intrusive_list.hpp>
 
 #include <chrono>
+#include <exception>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -75,7 +76,7 @@ public:
     /// The request loop; returns when the connection is done.
     Task<> run();
 
-    /// Request::body's work.
+    /// Request::body's work: the body, received on the first call, then the same again.
     Task<std::string> read_body();
 
     /// Expires the connection's deadline if it has passed (the server's sweep calls it).
@@ -95,6 +96,7 @@ private:
     Task<> write_response(Request& req, Response& resp, bool keep_alive);
     Task<> send_error(int status, const char* reason);
     Task<bool> discard_body();
+    Task<std::string> receive_body();
     void serialize_head(const Request& req,
                         const Response& resp,
                         bool keep_alive,
@@ -123,6 +125,8 @@ private:
     ChunkedDecoder chunked_;
     bool body_done_ = true;
     bool body_taken_ = false;
+    std::string body_;              // the body read_body returned (for a second call)
+    std::exception_ptr body_error_; // or the HttpError it threw
     bool continue_sent_ = false;
 
     std::string out_; // a response's head (and small body), sent with one write
@@ -132,9 +136,11 @@ private:
 struct ServerShared {
     const App* app;
     ServeOptions options;
+    std::string server_header; // options.server_header's bytes (the option is a view)
     EventLoop* loop;
     coring::detail::IntrusiveList<Connection> connections;
-    std::size_t count = 0;
+    std::size_t count = 0;  // open connections
+    std::size_t active = 0; // those past the max_connections wait
     bool shutting_down = false;
     Event slot_free;  // set when a connection closes (max_connections)
     Event all_closed; // set when count drops to 0 during shutdown

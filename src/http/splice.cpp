@@ -32,6 +32,7 @@ Task<std::size_t> splice_once(int in, std::int64_t off_in, int out, std::size_t 
 
 struct Pipe {
     int fd[2] = {-1, -1};
+
     ~Pipe() {
         if (fd[0] >= 0) {
             ::close(fd[0]);

@@ -102,7 +102,9 @@ std::size_t Transfer::on_header(char* data, std::size_t size, std::size_t n, voi
     while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) {
         line.remove_suffix(1);
     }
-    t.last_data_ = std::chrono::steady_clock::now();
+    if (t.sock_read_.count() > 0) { // the clock only matters for sock_read
+        t.last_data_ = std::chrono::steady_clock::now();
+    }
     if (line.starts_with("HTTP/")) {
         // A status line starts a header block: "HTTP/1.1 200 OK", "HTTP/2 200".
         t.headers_.clear();
@@ -192,7 +194,9 @@ std::size_t Transfer::on_write(char* data, std::size_t size, std::size_t n, void
         t.paused_ = true; // curl keeps this piece and offers it again after CURLPAUSE_CONT
         return CURL_WRITEFUNC_PAUSE;
     }
-    t.last_data_ = std::chrono::steady_clock::now();
+    if (t.sock_read_.count() > 0) { // the clock only matters for sock_read
+        t.last_data_ = std::chrono::steady_clock::now();
+    }
     try {
         t.buf_.append(data, len);
     } catch (...) {
@@ -233,6 +237,9 @@ void Transfer::check_read_timeout() noexcept {
 }
 
 void Transfer::start_read_timer() noexcept {
+    if (sock_read_.count() <= 0) {
+        return;
+    }
     last_data_ = std::chrono::steady_clock::now();
     arm_read_timer();
 }

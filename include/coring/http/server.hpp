@@ -284,14 +284,21 @@ struct ServeOptions {
     /// One line per request ("127.0.0.1:5000 "GET / HTTP/1.1" 200 17") through coring's log
     /// sink at info level; off by default.
     bool access_log = false;
-    /// The Server header; empty for none.
-    std::string server_header = "coring";
+    /// The Server header; empty for none. A view: the string must live until start() returns
+    /// (the server keeps a copy).
+    std::string_view server_header = "coring";
     /// serve(): stop on SIGINT and SIGTERM (graceful shutdown).
     bool handle_signals = true;
     /// listen(2) backlog; SO_REUSEPORT.
     int backlog = 1024;
     bool reuse_port = false;
 };
+
+// WORKAROUND(gcc-12): a braced aggregate temporary with a non-trivial destructor inside a
+// co_await expression is destroyed twice, after its frame slot may have been reused (it broke
+// `co_await HttpServer::start(app, host, port)`, whose `options = {}` is such a temporary): the
+// options hold only trivially destructible members, as ConnectOptions and ServerOptions do.
+static_assert(std::is_trivially_destructible_v<ServeOptions>);
 
 /// A running HTTP server (what start_server's Server is to streams).
 class HttpServer {
