@@ -56,6 +56,8 @@ if [ ${#areas[@]} -eq 0 ]; then
         echo | echo_*) continue ;;       # the echo benchmark's programs: benchmarks/echo_run.sh
         tls | tls_*) continue ;;         # the TLS benchmark's programs: benchmarks/tls_run.sh
         http_client | http_curl_epoll) continue ;; # the HTTP client benchmark's: http_client_run.sh
+        http_server) continue ;;                  # the HTTP server benchmark's: http_server_run.sh
+        http_parser_bench) continue ;;            # standalone: run bench_http_parser_bench
         esac
         areas+=("$area")
     done
