@@ -7,10 +7,9 @@
 // `co_await session.get(url, {.params = ...})`.
 #pragma once
 
-#include <coring/http.hpp>
-
 #include <coring/errors.hpp>
 #include <coring/event_loop.hpp>
+#include <coring/http.hpp>
 #include <coring/sleep.hpp>
 #include <coring/task.hpp>
 
@@ -24,9 +23,27 @@
 
 namespace coring::test {
 
+/// Whether this build runs under AddressSanitizer or ThreadSanitizer: they slow the code down
+/// several times, and ASan's quarantine keeps freed memory (so RSS is no measure of it).
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+inline constexpr bool sanitized = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+inline constexpr bool sanitized = true;
+#else
+inline constexpr bool sanitized = false;
+#endif
+#else
+inline constexpr bool sanitized = false;
+#endif
+
+} // namespace coring::test
+
+namespace coring::test {
+
+using coring::http::ClientResponse;
 using coring::http::ClientSession;
 using coring::http::RequestOptions;
-using coring::http::ClientResponse;
 
 /// A header's first value, or "<absent>" (easier to compare and print than an optional).
 inline std::string header_or(const coring::http::Headers& h, std::string_view name) {
@@ -50,10 +67,8 @@ inline Task<Fetched> fetch(ClientSession& s, std::string url) {
 }
 
 /// Sends a request, reads the body; the exception it ended with, or null.
-inline Task<std::exception_ptr> outcome(ClientSession& s,
-                                        std::string method,
-                                        std::string url,
-                                        RequestOptions o) {
+inline Task<std::exception_ptr>
+outcome(ClientSession& s, std::string method, std::string url, RequestOptions o) {
     try {
         ClientResponse r = co_await s.request(std::move(method), std::move(url), std::move(o));
         static_cast<void>(co_await r.read());
@@ -113,7 +128,8 @@ struct LagProbe {
     }
 
     double max() const {
-        return lateness_ms.empty() ? 0.0 : *std::max_element(lateness_ms.begin(), lateness_ms.end());
+        return lateness_ms.empty() ? 0.0
+                                   : *std::max_element(lateness_ms.begin(), lateness_ms.end());
     }
 
     std::string describe() const {

@@ -6,11 +6,10 @@
 #include <coring/sleep.hpp>
 #include <coring/wait.hpp>
 
-#include <nlohmann/json.hpp>
-
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <nlohmann/json.hpp>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
@@ -252,7 +251,9 @@ Nginx::Nginx(bool with_huge) {
         wrong_host_port = ports[2];
         expired_port = ports[3];
         mtls_port = ports[4];
-        auto p = [](std::uint16_t port) { return std::to_string(port); };
+        auto p = [](std::uint16_t port) {
+            return std::to_string(port);
+        };
         std::string conf;
         conf += "daemon off;\nmaster_process off;\nworker_processes 1;\n";
         conf += "pid " + d + "nginx.pid;\n";
@@ -354,8 +355,14 @@ PythonHttpServer::PythonHttpServer() {
     write_docroot(www, false);
     for (int attempt = 0; attempt < 5; ++attempt) {
         port = free_ports(1)[0];
-        child_ = ChildProcess({"python3", "-m", "http.server", std::to_string(port), "--bind",
-                               "127.0.0.1", "--directory", www},
+        child_ = ChildProcess({"python3",
+                               "-m",
+                               "http.server",
+                               std::to_string(port),
+                               "--bind",
+                               "127.0.0.1",
+                               "--directory",
+                               www},
                               dir_.file("python.log"));
         if (wait_until_listening(port, child_, 20000)) {
             return;
@@ -411,7 +418,8 @@ std::vector<std::pair<std::string, std::string>> parse_query(std::string_view q)
         if (eq == std::string_view::npos) {
             out.emplace_back(percent_decode(part), "");
         } else {
-            out.emplace_back(percent_decode(part.substr(0, eq)), percent_decode(part.substr(eq + 1)));
+            out.emplace_back(percent_decode(part.substr(0, eq)),
+                             percent_decode(part.substr(eq + 1)));
         }
         if (amp == std::string_view::npos) {
             break;
@@ -517,24 +525,38 @@ Task<std::optional<SeenRequest>> read_request(StreamReader& r, StreamWriter& w) 
 
 std::string reason_of(int status) {
     switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 204: return "No Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 303: return "See Other";
-    case 400: return "Bad Request";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 418: return "I'm a teapot";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    default: return "Status";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 303:
+        return "See Other";
+    case 400:
+        return "Bad Request";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 418:
+        return "I'm a teapot";
+    case 500:
+        return "Internal Server Error";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Status";
     }
 }
 
 /// A status line and headers; `headers` is raw "Name: value\r\n" lines.
-std::string head_of(int status, const std::string& headers, std::optional<std::size_t> content_length) {
+std::string
+head_of(int status, const std::string& headers, std::optional<std::size_t> content_length) {
     std::string h = "HTTP/1.1 " + std::to_string(status) + " " + reason_of(status) + "\r\n";
     h += headers;
     if (content_length) {
@@ -546,7 +568,11 @@ std::string head_of(int status, const std::string& headers, std::optional<std::s
 
 // WORKAROUND(gcc-12): no braced temporaries inside co_await expressions (GCC 12 miscompiles
 // them), hence headers as a plain string.
-Task<> respond(StreamWriter& w, const SeenRequest& req, int status, std::string headers, std::string body) {
+Task<> respond(StreamWriter& w,
+               const SeenRequest& req,
+               int status,
+               std::string headers,
+               std::string body) {
     std::string out = head_of(status, headers, body.size());
     if (req.method != "HEAD") {
         out += body;
@@ -592,14 +618,17 @@ Task<bool> route(State& st, const SeenRequest& req, StreamReader& r, StreamWrite
                          {"query", req.query},
                          {"headers", headers},
                          {"body", req.body}};
-        co_await respond(w, req, 200, "Content-Type: application/json\r\n",
+        co_await respond(w,
+                         req,
+                         200,
+                         "Content-Type: application/json\r\n",
                          j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
         co_return true;
     }
     if (path.rfind("/status/", 0) == 0) {
         int status = std::stoi(path.substr(8));
-        co_await respond(w, req, status, "Content-Type: text/plain\r\n",
-                         "status " + std::to_string(status));
+        co_await respond(
+                w, req, status, "Content-Type: text/plain\r\n", "status " + std::to_string(status));
         co_return true;
     }
     if (path.rfind("/redirect/", 0) == 0) {
@@ -610,8 +639,11 @@ Task<bool> route(State& st, const SeenRequest& req, StreamReader& r, StreamWrite
     }
     if (path == "/redirect-to") {
         std::string code = query_value(req, "code");
-        co_await respond(w, req, code.empty() ? 302 : std::stoi(code),
-                         "Location: " + query_value(req, "url") + "\r\n", "redirect");
+        co_await respond(w,
+                         req,
+                         code.empty() ? 302 : std::stoi(code),
+                         "Location: " + query_value(req, "url") + "\r\n",
+                         "redirect");
         co_return true;
     }
     if (path == "/close-after") {
@@ -619,8 +651,8 @@ Task<bool> route(State& st, const SeenRequest& req, StreamReader& r, StreamWrite
         co_return false; // closes the kept-alive connection right after answering
     }
     if (path == "/json-charset") {
-        co_await respond(w, req, 200, "Content-Type: application/json; charset=utf-8\r\n",
-                         "{\"ok\": true}");
+        co_await respond(
+                w, req, 200, "Content-Type: application/json; charset=utf-8\r\n", "{\"ok\": true}");
         co_return true;
     }
     if (path == "/short") {
@@ -629,7 +661,10 @@ Task<bool> route(State& st, const SeenRequest& req, StreamReader& r, StreamWrite
         co_return false; // a clean FIN after 50 of the 100 bytes
     }
     if (path == "/bad-gzip") {
-        co_await respond(w, req, 200, "Content-Type: text/plain\r\nContent-Encoding: gzip\r\n",
+        co_await respond(w,
+                         req,
+                         200,
+                         "Content-Type: text/plain\r\nContent-Encoding: gzip\r\n",
                          "this is not gzip data, not even close to it");
         co_return true;
     }
@@ -677,7 +712,8 @@ Task<bool> route(State& st, const SeenRequest& req, StreamReader& r, StreamWrite
         co_return false;
     }
     if (path == "/bad-chunked") {
-        w.write(head_of(200, "Content-Type: text/plain\r\nTransfer-Encoding: chunked\r\n",
+        w.write(head_of(200,
+                        "Content-Type: text/plain\r\nTransfer-Encoding: chunked\r\n",
                         std::nullopt) +
                 "5\r\nhello\r\n");
         co_await w.drain();
@@ -725,8 +761,8 @@ Task<bool> route(State& st, const SeenRequest& req, StreamReader& r, StreamWrite
         co_return true;
     }
     if (path == "/trickle") {
-        w.write(head_of(200, "Content-Type: text/plain\r\nTransfer-Encoding: chunked\r\n",
-                        std::nullopt));
+        w.write(head_of(
+                200, "Content-Type: text/plain\r\nTransfer-Encoding: chunked\r\n", std::nullopt));
         co_await w.drain();
         for (int i = 0; i < 10; ++i) {
             co_await coring::sleep(5ms);
@@ -738,8 +774,7 @@ Task<bool> route(State& st, const SeenRequest& req, StreamReader& r, StreamWrite
         co_return true;
     }
     if (path == "/html-json") {
-        co_await respond(w, req, 200, "Content-Type: text/html; charset=utf-8\r\n",
-                         "{\"a\": 1}");
+        co_await respond(w, req, 200, "Content-Type: text/html; charset=utf-8\r\n", "{\"a\": 1}");
         co_return true;
     }
     co_await respond(w, req, 404, "Content-Type: text/plain\r\n", "no route " + path);

@@ -21,10 +21,11 @@
 namespace coring::test {
 
 /// The docroot files nginx and http.server serve (the same bytes the tests compare with).
-std::string index_html();     // /index.html: a small page (text/html)
-std::string one_mib_file();   // /big.bin: 1 MiB of a repeating pattern; /small.bin, /medium.bin: its first 8 KiB, 40 KiB
-std::string json_file();      // /data.json: ~20 KiB of JSON (compresses well)
-std::string lines_file();     // /lines.txt: lines of text, the last one without "\n"
+std::string index_html();   // /index.html: a small page (text/html)
+std::string one_mib_file(); // /big.bin: 1 MiB of a repeating pattern; /small.bin, /medium.bin: its
+                            // first 8 KiB, 40 KiB
+std::string json_file();    // /data.json: ~20 KiB of JSON (compresses well)
+std::string lines_file();   // /lines.txt: lines of text, the last one without "\n"
 inline constexpr std::size_t huge_file_size = std::size_t{1} << 30; // /huge.bin: sparse, zeros
 
 /// Writes the docroot files into dir (huge.bin only when with_huge).
@@ -37,13 +38,17 @@ class ChildProcess {
 public:
     ChildProcess() = default;
     ChildProcess(std::vector<std::string> argv, const std::string& log_path);
+
     ChildProcess(ChildProcess&& o) noexcept : pid_(std::exchange(o.pid_, -1)) {}
+
     ChildProcess& operator=(ChildProcess&& o) noexcept;
+
     ~ChildProcess() { stop(); }
 
     /// Whether it has exited (reaps it then).
     bool exited();
     void stop() noexcept;
+
     pid_t pid() const noexcept { return pid_; }
 
 private:

@@ -2,9 +2,8 @@
 // Tests of http/client.hpp: ClientSession against nginx (HTTP/1.1, HTTPS, HTTP/2, gzip), python's
 // http.server and an in-process server: request options, redirects, cookies, connection limits,
 // loop lag and close (after aiohttp's tests/test_client_functional.py).
-#include <coring/http/client.hpp>
-
 #include <coring/gather.hpp>
+#include <coring/http/client.hpp>
 #include <coring/sleep.hpp>
 #include <coring/task.hpp>
 
@@ -13,8 +12,8 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdlib>
-#include <set>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -28,9 +27,9 @@ using namespace std::chrono_literals;
 using coring::Task;
 using coring::TaskHandle;
 using coring::http::ClientOptions;
+using coring::http::ClientResponse;
 using coring::http::ClientSession;
 using coring::http::RequestOptions;
-using coring::http::ClientResponse;
 using coring::test::Fetched;
 using coring::test::Nginx;
 using coring::test::TestServer;
@@ -360,15 +359,18 @@ TEST_CASE("HTTP client: params are URL-encoded and appended to the query", "[htt
         {
             ClientSession session;
             RequestOptions ro;
-            ro.params = {{"q", "c++ coroutines"}, {"a&b", "x=y/z?"}, {"utf8", "\xc3\xa9t\xc3\xa9"},
+            ro.params = {{"q", "c++ coroutines"},
+                         {"a&b", "x=y/z?"},
+                         {"utf8", "\xc3\xa9t\xc3\xa9"},
                          {"empty", ""}};
             nlohmann::json j = co_await echo(session, "GET", srv.url("/echo"), std::move(ro));
             std::string query = j["query"];
             INFO("query sent: " << query);
             auto pairs = coring::test::parse_query(query);
-            std::vector<std::pair<std::string, std::string>> want{
-                    {"q", "c++ coroutines"}, {"a&b", "x=y/z?"}, {"utf8", "\xc3\xa9t\xc3\xa9"},
-                    {"empty", ""}};
+            std::vector<std::pair<std::string, std::string>> want{{"q", "c++ coroutines"},
+                                                                  {"a&b", "x=y/z?"},
+                                                                  {"utf8", "\xc3\xa9t\xc3\xa9"},
+                                                                  {"empty", ""}};
             CHECK(pairs == want);
             // Only unreserved characters and %XX escapes (and '+' for a space) in the query.
             CHECK(query.find(' ') == std::string::npos);
@@ -574,8 +576,7 @@ TEST_CASE("HTTP client: a 303 answer to a POST is followed with a GET", "[http]"
     });
 }
 
-TEST_CASE("HTTP client: a 307 answer to a POST is followed with the same POST and body",
-          "[http]") {
+TEST_CASE("HTTP client: a 307 answer to a POST is followed with the same POST and body", "[http]") {
     coring::test::run_test([&]() -> Task<> {
         TestServer srv = co_await TestServer::start();
         {
@@ -596,8 +597,8 @@ TEST_CASE("HTTP client: a 307 answer to a POST is followed with the same POST an
             // 302 turns a POST into a GET, as browsers (and aiohttp) do.
             RequestOptions ro;
             ro.data = "payload";
-            ClientResponse r = co_await session.post(srv.url("/redirect-to?url=/echo"),
-                                                     std::move(ro));
+            ClientResponse r =
+                    co_await session.post(srv.url("/redirect-to?url=/echo"), std::move(ro));
             nlohmann::json j = co_await r.json();
             CHECK(j["method"] == "GET");
             co_await session.close();
@@ -655,7 +656,8 @@ TEST_CASE("HTTP client: cookies the server sets are sent back and listed", "[htt
         {
             ClientSession session;
             CHECK(session.cookies().empty());
-            Fetched set = co_await coring::test::fetch(session, srv.url("/set-cookie?token=abc123"));
+            Fetched set =
+                    co_await coring::test::fetch(session, srv.url("/set-cookie?token=abc123"));
             CHECK(set.status == 200);
             nlohmann::json j = co_await echo(session, srv.url("/echo"));
             CHECK(j["headers"]["cookie"] == "token=abc123");
@@ -715,8 +717,10 @@ TEST_CASE("HTTP client: 1,000 concurrent requests never open more than limit con
     });
 }
 
+// Hidden ([.]) from discovery: tests/CMakeLists.txt runs it on its own (RUN_SERIAL), since a
+// test running beside it on the other core makes the loop wait for the CPU, not the client.
 TEST_CASE("HTTP client: the loop stays responsive during 1,000 concurrent requests",
-          "[http][nginx]") {
+          "[http][nginx][lag][.]") {
     CORING_REQUIRE_NGINX();
     Nginx nginx;
     coring::test::run_test([&]() -> Task<> {
@@ -739,23 +743,13 @@ TEST_CASE("HTTP client: the loop stays responsive during 1,000 concurrent reques
         CHECK(good == 1000);
         INFO("timer lateness over " << probe.lateness_ms.size() << " ticks: median "
                                     << probe.quantile(0.5) << " ms, p99 " << probe.quantile(0.99)
-                                    << " ms, max " << probe.max() << " ms; ticks: "
-                                    << probe.describe());
+                                    << " ms, max " << probe.max()
+                                    << " ms; ticks: " << probe.describe());
         CHECK(probe.lateness_ms.size() >= 3);
         // The issue's bound is 5 ms. The suite runs two tests at once on two cores, beside
         // nginx's worker, so a tick now and then waits for the CPU, not for the client: most
         // ticks must be within the bound, none far past it (sanitizer builds run ~4x slower).
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-        constexpr double slow = 4.0;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-        constexpr double slow = 4.0;
-#else
-        constexpr double slow = 1.0;
-#endif
-#else
-        constexpr double slow = 1.0;
-#endif
+        constexpr double slow = coring::test::sanitized ? 4.0 : 1.0;
         CHECK(probe.quantile(0.5) <= 2.0 * slow);
         CHECK(probe.quantile(0.9) <= 5.0 * slow);
         CHECK(probe.max() <= 50.0 * slow);
@@ -788,10 +782,10 @@ TEST_CASE("HTTP client: close() fails in-flight requests and later ones with Cli
             ClientSession session;
             bool headers_never = false;
             bool headers_stall = false;
-            auto waiting = coring::create_task(get_and_read(session, srv.url("/never"),
-                                                            &headers_never));
-            auto reading = coring::create_task(get_and_read(session, srv.url("/stall-body"),
-                                                            &headers_stall));
+            auto waiting =
+                    coring::create_task(get_and_read(session, srv.url("/never"), &headers_never));
+            auto reading = coring::create_task(
+                    get_and_read(session, srv.url("/stall-body"), &headers_stall));
             for (int i = 0; i < 200 && !headers_stall; ++i) {
                 co_await coring::sleep(5ms);
             }
@@ -809,7 +803,8 @@ TEST_CASE("HTTP client: close() fails in-flight requests and later ones with Cli
             CHECK(!headers_never);
             CHECK(session.active_transfers() == 0);
 
-            std::exception_ptr later = co_await coring::test::get_outcome(session, srv.url("/echo"));
+            std::exception_ptr later =
+                    co_await coring::test::get_outcome(session, srv.url("/echo"));
             INFO("after close: " << coring::test::what_of(later));
             CHECK(coring::test::holds<coring::http::ClientError>(later));
             co_await session.close(); // idempotent
@@ -832,8 +827,8 @@ TEST_CASE("HTTP client: destroying a session fails its pending and queued reques
             std::vector<TaskHandle<std::exception_ptr>> tasks;
             bool flags[5] = {false, false, false, false, false};
             for (int i = 0; i < 5; ++i) {
-                tasks.push_back(coring::create_task(get_and_read(*session, srv.url("/never"),
-                                                                 &flags[i])));
+                tasks.push_back(
+                        coring::create_task(get_and_read(*session, srv.url("/never"), &flags[i])));
             }
             for (int i = 0; i < 2000 && srv.requests().empty(); ++i) {
                 co_await coring::sleep(1ms);
@@ -931,6 +926,7 @@ TEST_CASE("HTTP client: a proxy from the options or, with trust_env, the environ
             ::unsetenv("HTTP_PROXY");
         }
     } env_guard;
+
     coring::test::run_test([&]() -> Task<> {
         TestServer proxy = co_await TestServer::start();
         TestServer target = co_await TestServer::start();
@@ -1017,13 +1013,19 @@ TEST_CASE("HTTP client: loop lag by request count (diagnostic)", "[.][http][lag-
                 auto probing = coring::create_task(probe.run());
                 co_await coring::sleep(5ms);
                 auto start = std::chrono::steady_clock::now();
-                std::vector<std::string> urls(static_cast<std::size_t>(n), nginx.http_url("/index.html"));
+                std::vector<std::string> urls(static_cast<std::size_t>(n),
+                                              nginx.http_url("/index.html"));
                 std::vector<Fetched> got = co_await fetch_all(session, urls);
                 CHECK(got.size() == urls.size());
-                double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+                double ms = std::chrono::duration<double, std::milli>(
+                                    std::chrono::steady_clock::now() - start)
+                                    .count();
                 probe.stop = true;
                 co_await probing;
-                WARN("n=" << n << " limit=" << limit << ": " << ms << " ms total, " << probe.lateness_ms.size() << " ticks, lateness median " << probe.quantile(0.5) << " ms, max " << probe.max() << " ms; ticks: " << probe.describe());
+                WARN("n=" << n << " limit=" << limit << ": " << ms << " ms total, "
+                          << probe.lateness_ms.size() << " ticks, lateness median "
+                          << probe.quantile(0.5) << " ms, max " << probe.max()
+                          << " ms; ticks: " << probe.describe());
                 co_await session.close();
             });
         }

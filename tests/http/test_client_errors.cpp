@@ -2,11 +2,9 @@
 // Tests of http/errors.hpp: which exception each failure raises (bad URLs, refused and
 // unresolvable hosts, certificates, servers that hang up, break the body or loop redirects,
 // HTTP error statuses) and the three time limits (after aiohttp's client_exceptions).
-#include <coring/http/errors.hpp>
-
-#include <coring/http/client.hpp>
-
 #include <coring/errors.hpp>
+#include <coring/http/client.hpp>
+#include <coring/http/errors.hpp>
 #include <coring/sleep.hpp>
 #include <coring/task.hpp>
 #include <coring/wait.hpp>
@@ -34,9 +32,9 @@
 using namespace std::chrono_literals;
 using coring::Task;
 using coring::http::ClientOptions;
+using coring::http::ClientResponse;
 using coring::http::ClientSession;
 using coring::http::RequestOptions;
-using coring::http::ClientResponse;
 using coring::test::holds;
 using coring::test::Nginx;
 using coring::test::TestServer;
@@ -74,8 +72,8 @@ struct Timed {
 Task<Timed> timed_get(ClientSession& s, std::string url, RequestOptions o) {
     auto start = std::chrono::steady_clock::now();
     std::exception_ptr e = co_await coring::test::outcome(s, "GET", std::move(url), std::move(o));
-    co_return Timed{e,
-                    std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()};
+    co_return Timed{
+            e, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()};
 }
 
 RequestOptions with_timeout(coring::http::ClientTimeout t) {
@@ -89,9 +87,15 @@ RequestOptions with_timeout(coring::http::ClientTimeout t) {
 TEST_CASE("HTTP errors: a malformed or non-HTTP URL raises InvalidUrl naming it", "[http]") {
     coring::test::run_test([&]() -> Task<> {
         ClientSession session;
-        for (std::string url : {"127.0.0.1/index.html", "ftp://127.0.0.1/file", "http://",
-                                "garbage", "http://exa mple.org/", "", "file:///etc/passwd",
-                                "http://[::1/", "https://:80/"}) {
+        for (std::string url : {"127.0.0.1/index.html",
+                                "ftp://127.0.0.1/file",
+                                "http://",
+                                "garbage",
+                                "http://exa mple.org/",
+                                "",
+                                "file:///etc/passwd",
+                                "http://[::1/",
+                                "https://:80/"}) {
             std::exception_ptr e = co_await coring::test::get_outcome(session, url);
             INFO("URL '" << url << "' gave: " << what_of(e));
             CHECK(holds<coring::http::InvalidUrl>(e));
@@ -293,7 +297,8 @@ TEST_CASE("HTTP errors: a redirect loop raises TooManyRedirects", "[http][nginx]
             CHECK(holds<coring::http::TooManyRedirects>(e));
             CHECK(holds<coring::http::ClientResponseError>(e));
             CHECK(names(e, url));
-            std::exception_ptr n = co_await coring::test::get_outcome(session, nginx.http_url("/loop"));
+            std::exception_ptr n =
+                    co_await coring::test::get_outcome(session, nginx.http_url("/loop"));
             INFO(what_of(n));
             CHECK(holds<coring::http::TooManyRedirects>(n));
             co_await session.close();
@@ -306,7 +311,8 @@ TEST_CASE("HTTP errors: a redirect loop raises TooManyRedirects", "[http][nginx]
             CHECK(ok.status == 200);
             CHECK(ok.redirects == 2);
             static_cast<void>(co_await ok.read());
-            std::exception_ptr e = co_await coring::test::get_outcome(session, srv.url("/redirect/3"));
+            std::exception_ptr e =
+                    co_await coring::test::get_outcome(session, srv.url("/redirect/3"));
             INFO(what_of(e));
             CHECK(holds<coring::http::TooManyRedirects>(e));
             co_await session.close();
@@ -447,16 +453,16 @@ TEST_CASE("HTTP timeouts: total bounds a slow answer and a slow body", "[http]")
             CHECK(t.seconds < 5.0);
 
             // The headers come in time, the body does not.
-            Timed b = co_await timed_get(session, srv.url("/stall-body"),
-                                         with_timeout({.total = 300ms}));
+            Timed b = co_await timed_get(
+                    session, srv.url("/stall-body"), with_timeout({.total = 300ms}));
             INFO(what_of(b.error) << " after " << b.seconds << " s");
             CHECK(holds<coring::TimeoutError>(b.error));
             CHECK(b.seconds >= 0.25);
             CHECK(b.seconds < 5.0);
 
             // Fast enough: no error.
-            Timed ok = co_await timed_get(session, srv.url("/sleep?ms=10"),
-                                          with_timeout({.total = 5s}));
+            Timed ok = co_await timed_get(
+                    session, srv.url("/sleep?ms=10"), with_timeout({.total = 5s}));
             CHECK(!ok.error);
             CHECK(session.active_transfers() == 0);
             co_await session.close();
@@ -470,8 +476,8 @@ TEST_CASE("HTTP timeouts: total bounds a slow answer and a slow body", "[http]")
             CHECK(holds<coring::TimeoutError>(t.error));
             CHECK(t.seconds < 5.0);
             // A request's own limit replaces it.
-            Timed l = co_await timed_get(session, srv.url("/sleep?ms=600"),
-                                         with_timeout({.total = 5s}));
+            Timed l = co_await timed_get(
+                    session, srv.url("/sleep?ms=600"), with_timeout({.total = 5s}));
             INFO(what_of(l.error));
             CHECK(!l.error);
             co_await session.close();
@@ -532,16 +538,16 @@ TEST_CASE("HTTP timeouts: sock_read bounds a pause of the server, not of the rea
             CHECK(h.seconds < 5.0);
 
             // Headers, 10 bytes, then nothing.
-            Timed b = co_await timed_get(session, srv.url("/stall-body"),
-                                         with_timeout({.sock_read = 300ms}));
+            Timed b = co_await timed_get(
+                    session, srv.url("/stall-body"), with_timeout({.sock_read = 300ms}));
             INFO("body: " << what_of(b.error) << " after " << b.seconds << " s");
             CHECK(holds<coring::TimeoutError>(b.error));
             CHECK(b.seconds >= 0.25);
             CHECK(b.seconds < 5.0);
 
             // Pieces 5 ms apart never pause for 300 ms.
-            Timed t = co_await timed_get(session, srv.url("/trickle"),
-                                         with_timeout({.sock_read = 300ms}));
+            Timed t = co_await timed_get(
+                    session, srv.url("/trickle"), with_timeout({.sock_read = 300ms}));
             INFO("trickle: " << what_of(t.error));
             CHECK(!t.error);
 
@@ -619,8 +625,8 @@ TEST_CASE("HTTP errors: a redirect to a scheme other than http or https is not f
             // ftp:// pointing at the test server itself: were it followed, curl would wait for
             // an FTP greeting that never comes (the 5 s total limit then fires).
             std::string ftp = "ftp://127.0.0.1:" + std::to_string(srv.port()) + "/x";
-            for (std::string target : {ftp, std::string("file:///etc/passwd"),
-                                       std::string("gopher://127.0.0.1/")}) {
+            for (std::string target :
+                 {ftp, std::string("file:///etc/passwd"), std::string("gopher://127.0.0.1/")}) {
                 std::string url = srv.url("/redirect-to?url=" + target);
                 RequestOptions ro;
                 ro.timeout.total = 5s;
@@ -645,8 +651,8 @@ TEST_CASE("HTTP timeouts: a zero limit means none and each error names its limit
             o.timeout.total = 200ms;
             ClientSession session(std::move(o));
             // The request's zero total lifts the session's 200 ms.
-            Timed z = co_await timed_get(session, srv.url("/sleep?ms=500"),
-                                         with_timeout({.total = 0ms}));
+            Timed z = co_await timed_get(
+                    session, srv.url("/sleep?ms=500"), with_timeout({.total = 0ms}));
             INFO("total 0: " << what_of(z.error));
             CHECK(!z.error);
             CHECK(z.seconds >= 0.45);
@@ -655,8 +661,8 @@ TEST_CASE("HTTP timeouts: a zero limit means none and each error names its limit
             INFO("total: " << what_of(t.error));
             CHECK(what_of(t.error).find("total") != std::string::npos);
 
-            Timed s = co_await timed_get(session, srv.url("/never"),
-                                         with_timeout({.total = 0ms, .sock_read = 200ms}));
+            Timed s = co_await timed_get(
+                    session, srv.url("/never"), with_timeout({.total = 0ms, .sock_read = 200ms}));
             INFO("sock_read: " << what_of(s.error));
             CHECK(holds<coring::TimeoutError>(s.error));
             CHECK(what_of(s.error).find("sock_read") != std::string::npos);

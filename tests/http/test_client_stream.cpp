@@ -1,9 +1,8 @@
 // SPDX-License-Identifier: MIT
 // Tests of ResponseContent (aiohttp's resp.content): reading in pieces, lines and exact sizes, a
 // 1 GiB download in flat memory, and cancelling requests mid-transfer a thousand times.
-#include <coring/http/client.hpp>
-
 #include <coring/errors.hpp>
+#include <coring/http/client.hpp>
 #include <coring/sleep.hpp>
 #include <coring/task.hpp>
 
@@ -27,9 +26,9 @@ using namespace std::chrono_literals;
 using coring::Task;
 using coring::TaskHandle;
 using coring::http::ClientOptions;
+using coring::http::ClientResponse;
 using coring::http::ClientSession;
 using coring::http::RequestOptions;
-using coring::http::ClientResponse;
 using coring::test::Nginx;
 using coring::test::TestServer;
 
@@ -125,7 +124,9 @@ TEST_CASE("HTTP content: readline returns each line with its newline", "[http][n
                 }
                 lines.push_back(line);
             }
-            std::vector<std::string> want{"first line\n", "second line\n", "\n",
+            std::vector<std::string> want{"first line\n",
+                                          "second line\n",
+                                          "\n",
                                           "fourth line, after an empty one\n",
                                           "last line, no newline"};
             CHECK(lines == want);
@@ -210,7 +211,8 @@ TEST_CASE("HTTP content: a 1 GiB download streams in flat memory", "[http][nginx
     coring::test::run_test([&]() -> Task<> {
         ClientSession session;
         // Warm up first-use allocations.
-        coring::test::Fetched warm = co_await coring::test::fetch(session, nginx.http_url("/big.bin"));
+        coring::test::Fetched warm =
+                co_await coring::test::fetch(session, nginx.http_url("/big.bin"));
         CHECK(warm.status == 200);
         const std::size_t before = coring::test::vm_rss();
         auto start = std::chrono::steady_clock::now();
@@ -238,7 +240,9 @@ TEST_CASE("HTTP content: a 1 GiB download streams in flat memory", "[http][nginx
                          << peak / 1024 / 1024 << " MiB");
         CHECK(total == coring::test::huge_file_size);
         CHECK(zeros);
-        CHECK(peak - before < std::size_t{64} << 20);
+        if (!coring::test::sanitized) { // ASan's quarantine holds 256 MiB of freed blocks
+            CHECK(peak - before < std::size_t{64} << 20);
+        }
         CHECK(seconds < 40.0);
         WARN("1 GiB download: " << seconds << " s, RSS growth " << (peak - before) / 1024
                                 << " KiB");
@@ -272,10 +276,9 @@ Task<int> cancel_batches(ClientSession& s,
         // Wait until every request is in flight where we want it: the server has it (headers
         // wait), or its headers are in (body read).
         for (int i = 0; i < 2000; ++i) {
-            bool ready = wait_for_headers
-                                 ? got_headers == per_batch
-                                 : srv.requests().size() - requests_before ==
-                                           static_cast<std::size_t>(per_batch);
+            bool ready = wait_for_headers ? got_headers == per_batch
+                                          : srv.requests().size() - requests_before ==
+                                                    static_cast<std::size_t>(per_batch);
             if (ready) {
                 break;
             }
@@ -323,7 +326,8 @@ TEST_CASE("HTTP cancellation: 1,000 requests cancelled mid-transfer leak nothing
             // The session still works, and the server saw every cancelled connection close.
             coring::test::Fetched f = co_await coring::test::fetch(session, srv.url("/echo"));
             CHECK(f.status == 200);
-            coring::test::Fetched g = co_await coring::test::fetch(session, srv.url("/bytes?n=100000"));
+            coring::test::Fetched g =
+                    co_await coring::test::fetch(session, srv.url("/bytes?n=100000"));
             CHECK(g.body.size() == 100000);
             for (int i = 0; i < 2000 && srv.open_connections() > 1; ++i) {
                 co_await coring::sleep(1ms);
@@ -372,7 +376,8 @@ TEST_CASE("HTTP cancellation: a cancelled request's session keeps serving HTTP/2
             ClientResponse c = co_await session.get(nginx.https_url("/big.bin"));
             c.close();
             CHECK(session.active_transfers() == 0);
-            coring::test::Fetched f = co_await coring::test::fetch(session, nginx.https_url("/big.bin"));
+            coring::test::Fetched f =
+                    co_await coring::test::fetch(session, nginx.https_url("/big.bin"));
             CHECK(f.body == coring::test::one_mib_file());
             CHECK(f.version == (h2 ? "HTTP/2" : "HTTP/1.1"));
             co_await session.close();
@@ -389,7 +394,8 @@ TEST_CASE("HTTP cancellation: cancelling HTTP/2 streams leaves the others on the
         ClientOptions o;
         o.ssl.cafile = coring::test::tls_files().ca;
         ClientSession session(std::move(o));
-        coring::test::Fetched warm = co_await coring::test::fetch(session, nginx.https_url("/index.html"));
+        coring::test::Fetched warm =
+                co_await coring::test::fetch(session, nginx.https_url("/index.html"));
         CHECK(warm.version == "HTTP/2");
         const std::string conn = coring::test::header_or(warm.headers, "x-connection");
         int cancelled = 0;
@@ -454,7 +460,8 @@ TEST_CASE("HTTP cancellation: cancelling HTTP/2 streams leaves the others on the
         CHECK(in_flight_at_cancel == survivors_total); // the test did test something
         CHECK(session.active_transfers() == 0);
         // Still the same connection afterwards.
-        coring::test::Fetched after = co_await coring::test::fetch(session, nginx.https_url("/index.html"));
+        coring::test::Fetched after =
+                co_await coring::test::fetch(session, nginx.https_url("/index.html"));
         CHECK(after.status == 200);
         CHECK(coring::test::header_or(after.headers, "x-connection") == conn);
         co_await session.close();
