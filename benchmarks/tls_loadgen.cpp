@@ -48,6 +48,8 @@
 #include <string>
 #include <vector>
 
+#include "support.hpp"
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -145,68 +147,10 @@ Options parse(int argc, char** argv) {
     return o;
 }
 
-/// utime + stime of pid in seconds (/proc/PID/stat), -1 if unreadable.
-double process_cpu_seconds(int pid) {
-    char path[64];
-    std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
-    std::FILE* f = std::fopen(path, "r");
-    if (f == nullptr) {
-        return -1;
-    }
-    char buf[1024];
-    std::size_t n = std::fread(buf, 1, sizeof buf - 1, f);
-    std::fclose(f);
-    buf[n] = '\0';
-    const char* p = std::strrchr(buf, ')');
-    if (p == nullptr) {
-        return -1;
-    }
-    ++p;
-    for (int field = 3; field < 14; ++field) { // to field 14, utime
-        p = std::strchr(p + 1, ' ');
-        if (p == nullptr) {
-            return -1;
-        }
-    }
-    char* end = nullptr;
-    unsigned long long utime = std::strtoull(p, &end, 10);
-    unsigned long long stime = std::strtoull(end, nullptr, 10);
-    return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
-/// Busy CPU seconds of all cores (steal included), from /proc/stat; -1 if unreadable.
-double machine_busy_seconds() {
-    std::FILE* f = std::fopen("/proc/stat", "r");
-    if (f == nullptr) {
-        return -1;
-    }
-    unsigned long long v[8] = {};
-    int n = std::fscanf(f,
-                        "cpu %llu %llu %llu %llu %llu %llu %llu %llu",
-                        &v[0],
-                        &v[1],
-                        &v[2],
-                        &v[3],
-                        &v[4],
-                        &v[5],
-                        &v[6],
-                        &v[7]);
-    std::fclose(f);
-    if (n != 8) {
-        return -1;
-    }
-    unsigned long long busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
-    return static_cast<double>(busy) / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
-double self_cpu_seconds() {
-    rusage u{};
-    getrusage(RUSAGE_SELF, &u);
-    auto sec = [](const timeval& t) {
-        return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
-    };
-    return sec(u.ru_utime) + sec(u.ru_stime);
-}
+// CPU time of a process, of this one, and of the whole machine: benchmarks/support.hpp.
+using bench::cpu_seconds;
+using bench::machine_busy_seconds;
+using bench::process_cpu_seconds;
 
 void run_hook(const std::string& cmd) {
     if (cmd.empty()) {
@@ -531,14 +475,14 @@ private:
         latencies_.clear();
         latencies_.reserve(std::min<std::size_t>(max_samples, 1u << 20));
         window_start_ = Clock::now();
-        self_cpu0_ = self_cpu_seconds();
+        self_cpu0_ = cpu_seconds();
         busy0_ = machine_busy_seconds();
         server_cpu0_ = o_.server_pid ? process_cpu_seconds(o_.server_pid) : -1;
     }
 
     void end_window() {
         window_end_ = Clock::now();
-        self_cpu1_ = self_cpu_seconds();
+        self_cpu1_ = cpu_seconds();
         busy1_ = machine_busy_seconds();
         server_cpu1_ = o_.server_pid ? process_cpu_seconds(o_.server_pid) : -1;
     }

@@ -23,7 +23,7 @@ import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tls_aggregate import fmt, ratio  # noqa: E402
+from tls_aggregate import fmt, ratio, read_dump  # noqa: E402
 
 MAX_OTHERS = float(os.environ.get("HTTP_BENCH_MAX_OTHERS", "10"))
 
@@ -159,13 +159,7 @@ def callgrind_counts(directory):
         for dump in glob.glob(os.path.join(directory, f"{client}.{row}.*.out.*")):
             if dump.endswith(".txt"):
                 continue
-            total, trigger = None, None
-            with open(dump, errors="replace") as f:
-                for line in f:
-                    if line.startswith("desc: Trigger:"):
-                        trigger = line.split(":", 2)[2].strip()
-                    elif line.startswith("summary:") or line.startswith("totals:"):
-                        total = int(line.split()[1])
+            total, trigger = read_dump(dump)
             if trigger and "http_get" in trigger and total is not None:
                 counts[(client, row)] = (total, requests)
     return counts

@@ -20,7 +20,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from http_aggregate import read  # noqa: E402  (same raw layout: name, row, round, BENCH ...)
-from tls_aggregate import fmt, ratio  # noqa: E402
+from tls_aggregate import fmt, ratio, read_dump  # noqa: E402
 
 SERVERS = ["coring", "nginx", "node", "aiohttp", "fastapi"]
 LABELS = {"coring": "coring http::App", "nginx": "nginx (return 200)", "node": "Node http",
@@ -155,11 +155,7 @@ def callgrind_counts(directory):
             dump = os.path.join(directory, f"{server}.{path}.out.1")
             if not os.path.isfile(dump):
                 continue
-            total = None
-            with open(dump, errors="replace") as d:
-                for l in d:
-                    if l.startswith("summary:") or l.startswith("totals:"):
-                        total = int(l.split()[1])
+            total, _ = read_dump(dump)
             if total is not None and requests:
                 counts[(server, path)] = (total, requests)
     return counts

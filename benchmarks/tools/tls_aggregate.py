@@ -107,6 +107,18 @@ def tables(raw_path):
     print("\n".join(out))
 
 
+def read_dump(path):
+    """A callgrind dump's (total instructions, trigger); either None when absent."""
+    total, trigger = None, None
+    with open(path, errors="replace") as f:
+        for line in f:
+            if line.startswith("desc: Trigger:"):
+                trigger = line.split(":", 2)[2].strip()
+            elif line.startswith("summary:") or line.startswith("totals:"):
+                total = int(line.split()[1])
+    return total, trigger
+
+
 def callgrind_counts(directory):
     """{(server, mode): (instructions, requests)}."""
     counts = {}
@@ -125,13 +137,7 @@ def callgrind_counts(directory):
         for dump in glob.glob(os.path.join(directory, f"{server}.*.out.*")):
             if dump.endswith(".txt"):
                 continue
-            total, trigger = None, None
-            with open(dump, errors="replace") as f:
-                for line in f:
-                    if line.startswith("desc: Trigger:"):
-                        trigger = line.split(":", 2)[2].strip()
-                    elif line.startswith("summary:") or line.startswith("totals:"):
-                        total = int(line.split()[1])
+            total, trigger = read_dump(dump)
             if trigger == f"dump {mode}" and total is not None:
                 counts[(server, mode)] = (total, requests)
     return counts

@@ -278,9 +278,6 @@ void SessionState::schedule_pump() noexcept {
         pump_ = loop_.call_soon([this] {
             pump_scheduled_ = false;
             admit_waiting();
-            if (!waiting_.empty() && has_slot()) {
-                schedule_pump();
-            }
         });
         pump_scheduled_ = true;
     } catch (...) {
@@ -335,6 +332,9 @@ void SessionState::admit_waiting() noexcept {
         } catch (...) {
             t->fail(std::current_exception());
         }
+    }
+    if (!waiting_.empty() && has_slot()) {
+        schedule_pump(); // this iteration's burst budget is spent: the rest go in the next
     }
 }
 

@@ -78,7 +78,6 @@ public:
     std::string reason_;
     std::string version_;
     Headers headers_;
-    int redirect_blocks_ = 0; // header blocks of redirects followed so far
     bool follow_ = true;
     bool plain_ = true; // a GET without body: the easy handle needs no reset for the next one
     int max_redirects_ = 10;
@@ -139,7 +138,7 @@ public:
     void admit(Transfer& t, RequestSpec& o);
 
     /// Admits waiting transfers while fewer than `limit` are in curl (at most kBurst per loop
-    /// iteration).
+    /// iteration; the rest from a call_soon callback).
     void admit_waiting() noexcept;
     bool has_slot() const noexcept;
     bool burst_allows() noexcept;

@@ -37,9 +37,6 @@ void Transfer::detach() noexcept {
         --session_->active_;
         session_->recycle(easy, plain_);
         session_->admit_waiting(); // a slot is free
-        if (!session_->waiting_.empty() && session_->has_slot()) {
-            session_->schedule_pump(); // the burst budget of this iteration is spent
-        }
     } else {
         curl_easy_cleanup(easy);
     }
@@ -163,7 +160,6 @@ void Transfer::end_of_header_block() noexcept {
     bool redirect =
             status_ == 301 || status_ == 302 || status_ == 303 || status_ == 307 || status_ == 308;
     if (follow_ && redirect && headers_.contains("Location")) {
-        ++redirect_blocks_;
         return; // curl follows it (or fails with TooManyRedirects past the limit)
     }
     headers_complete();

@@ -23,23 +23,14 @@
 
 namespace coring::test {
 
-/// Whether this build runs under AddressSanitizer or ThreadSanitizer: they slow the code down
-/// several times, and ASan's quarantine keeps freed memory (so RSS is no measure of it).
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-inline constexpr bool sanitized = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+/// Whether this build runs under AddressSanitizer or ThreadSanitizer (coring_set_sanitizers
+/// defines CORING_SANITIZER_BUILD): they slow the code down several times, and ASan's
+/// quarantine keeps freed memory (so RSS is no measure of it).
+#ifdef CORING_SANITIZER_BUILD
 inline constexpr bool sanitized = true;
 #else
 inline constexpr bool sanitized = false;
 #endif
-#else
-inline constexpr bool sanitized = false;
-#endif
-
-} // namespace coring::test
-
-namespace coring::test {
 
 using coring::http::ClientResponse;
 using coring::http::ClientSession;
