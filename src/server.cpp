@@ -122,7 +122,19 @@ void ServerState::start_serving() {
         return;
     }
     serving_ = true;
+    arm_idle_listeners();
+}
+
+bool ServerState::below_limit() const noexcept {
+    return options_.max_connections == 0 ||
+           open_connections_ + accepts_in_flight_ < options_.max_connections;
+}
+
+void ServerState::arm_idle_listeners() noexcept {
     for (auto& l : listeners_) {
+        if (!below_limit()) {
+            return; // paused: the backlog holds the next connections until one closes
+        }
         if (!l->accept_in_flight && !l->retry_pending) {
             arm(*l);
         }
@@ -140,7 +152,9 @@ void ServerState::arm(Listener& l) noexcept {
         report("could not queue an accept", EIO);
         return;
     }
-    bool multishot = use_multishot(*loop_);
+    // With a connection limit every accept is single: a multishot accept could hand over
+    // more connections than the limit leaves room for before its cancel reached the kernel.
+    bool multishot = options_.max_connections == 0 && use_multishot(*loop_);
 #if CORING_HAS_MULTISHOT_ACCEPT
     if (multishot) {
         io_uring_prep_multishot_accept(sqe, l.fd, nullptr, nullptr, SOCK_CLOEXEC);
@@ -153,6 +167,7 @@ void ServerState::arm(Listener& l) noexcept {
     loop_->ring().track(sqe, &l);
     l.multishot = multishot;
     l.accept_in_flight = true;
+    ++accepts_in_flight_;
     add_ref();
 }
 
@@ -173,9 +188,10 @@ void ServerState::on_accept(Completion* c, int res, unsigned flags) noexcept {
     if (!(flags & IORING_CQE_F_MORE)) {
         // The accept (multishot or single) has ended: arm the next, or finish closing.
         l.accept_in_flight = false;
+        --s.accepts_in_flight_;
         if (s.serving_) {
-            if (!l.retry_pending) {
-                s.arm(l);
+            if (!l.retry_pending && s.below_limit()) {
+                s.arm(l); // (at max_connections, connection_closed arms it again)
             }
         } else if (s.closed_) {
             s.listener_done(l);
@@ -197,6 +213,7 @@ void ServerState::accepted(int fd) noexcept {
         return;
     }
     t->attach_server(*this);
+    ++open_connections_;
     TransportRef reader_ref(adopt_ref, t);
     TransportRef writer_ref(retain_ref, t);
     try {
@@ -263,7 +280,7 @@ void ServerState::on_retry(TimerNode* node, bool discard) noexcept {
     auto& l = static_cast<Listener&>(*node);
     ServerState& s = *l.server;
     l.retry_pending = false;
-    if (!discard && s.serving_ && !l.accept_in_flight) {
+    if (!discard && s.serving_ && !l.accept_in_flight && s.below_limit()) {
         s.arm(l);
     }
     s.release();
@@ -354,6 +371,10 @@ void ServerState::abort_clients() noexcept {
 }
 
 void ServerState::connection_closed(StreamTransport&) noexcept {
+    --open_connections_;
+    if (serving_ && options_.max_connections > 0) {
+        arm_idle_listeners(); // accepting resumes below max_connections
+    }
     maybe_wake_closed();
 }
 
@@ -372,6 +393,7 @@ void ServerState::on_loop_close() noexcept {
     for (auto& l : listeners_) {
         if (l->accept_in_flight) {
             l->accept_in_flight = false;
+            --accepts_in_flight_;
             ++held;
         }
     }

@@ -96,6 +96,10 @@ private:
     ~ServerState();
 
     void arm(Listener& l) noexcept;
+    /// Arms the listeners without an accept, as far as max_connections leaves room.
+    void arm_idle_listeners() noexcept;
+    /// Whether max_connections leaves room for one more accept in flight.
+    bool below_limit() const noexcept;
     void accepted(int fd) noexcept;
     void accept_failed(Listener& l, int err) noexcept;
     void listener_done(Listener& l) noexcept;
@@ -110,6 +114,8 @@ private:
     ServerOptions options_;
     std::vector<std::unique_ptr<Listener>> listeners_;
     std::size_t listeners_open_ = 0; // listening fds not closed yet
+    std::size_t accepts_in_flight_ = 0;
+    std::size_t open_connections_ = 0; // connections_.size(), which walks the list
     std::uint32_t refs_ = 1;
     std::uint32_t handles_ = 1;
     std::string unix_path_;

@@ -435,6 +435,10 @@ struct ServerOptions {
     SslContextRef ssl{};
     std::chrono::milliseconds ssl_handshake_timeout = default_ssl_handshake_timeout;
     std::chrono::milliseconds ssl_shutdown_timeout = default_ssl_shutdown_timeout;
+    /// At most this many accepted connections open at once (0: no limit). At the limit the
+    /// server stops accepting (new connections wait in the listen backlog) and accepts again
+    /// when one closes; accepts are then single, not multishot, so the limit is never passed.
+    std::size_t max_connections = 0;
 };
 
 namespace detail {
