@@ -558,7 +558,14 @@ void StreamTransport::on_send(Completion* c, int res, unsigned) noexcept {
     if (res >= 0) {
         t.sending_.consume(static_cast<std::size_t>(res));
         if (t.sending_.empty()) {
-            t.sending_.shrink_if_idle(keep_send_capacity);
+            if (t.release_send_buffers_) {
+                t.sending_.reset();
+                if (t.wbuf_.empty()) {
+                    t.wbuf_.reset(); // a filter's plaintext buffer, or the idle half
+                }
+            } else {
+                t.sending_.shrink_if_idle(keep_send_capacity);
+            }
         }
         if (t.aborted_) {
             t.sending_.clear();

@@ -236,12 +236,17 @@ App& App::use(Middleware m) {
 }
 
 App& App::on_startup(std::function<Task<>()> hook) {
-    r_->startup_.push_back(std::move(hook));
+    r_->hooks_.push_back({std::move(hook), {}});
     return *this;
 }
 
 App& App::on_shutdown(std::function<Task<>()> hook) {
-    r_->shutdown_.push_back(std::move(hook));
+    r_->hooks_.push_back({{}, std::move(hook)});
+    return *this;
+}
+
+App& App::lifespan(std::function<Task<>()> startup, std::function<Task<>()> shutdown) {
+    r_->hooks_.push_back({std::move(startup), std::move(shutdown)});
     return *this;
 }
 

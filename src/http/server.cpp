@@ -10,6 +10,8 @@
 
 #include <fmt/format.h>
 
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -143,6 +145,10 @@ Connection::Connection(ServerShared& server, StreamReader reader, StreamWriter w
     if (auto p = writer_.peername()) {
         peer_ = *p;
     }
+    // Most of a busy server's connections are idle keep-alive ones: once a response is sent
+    // the transport's send buffer (4 KiB at least) goes back to the thread's pool, and the
+    // next response takes one from there (a pool pop, no malloc).
+    writer_.transport().set_release_send_buffers(true);
 }
 
 void Connection::set_phase(Phase p, std::chrono::milliseconds timeout) noexcept {
@@ -150,7 +156,27 @@ void Connection::set_phase(Phase p, std::chrono::milliseconds timeout) noexcept 
     deadline_ = timeout.count() > 0 ? Clock::now() + timeout : Clock::time_point::max();
 }
 
+Connection::SendMark Connection::send_mark() const noexcept {
+    SendMark m;
+    m.buffered = writer_.get_write_buffer_size();
+    m.spliced = spliced_;
+    int fd = writer_.fd();
+    if (fd < 0 || ::ioctl(fd, SIOCOUTQ, &m.queued) != 0) {
+        m.queued = -1;
+    }
+    return m;
+}
+
 void Connection::check_deadline(Clock::time_point now) noexcept {
+    if (phase_ == Phase::send && server_.options.send_timeout.count() > 0) {
+        // The deadline is for a send that makes no progress: while nothing waits to be sent
+        // (a streamed body's producer is busy) or the client takes bytes, it moves on.
+        SendMark mark = send_mark();
+        if ((mark.buffered == 0 && !splicing_) || !(mark == last_send_)) {
+            last_send_ = mark;
+            deadline_ = now + server_.options.send_timeout;
+        }
+    }
     if (phase_ != Phase::handler && now >= deadline_ && !timed_out_) {
         timed_out_ = true;
         task_.cancel();
@@ -173,6 +199,7 @@ void Connection::begin_shutdown() noexcept {
 }
 
 void Connection::abort() noexcept {
+    abort_ = true;
     task_.cancel();
 }
 
@@ -198,33 +225,23 @@ Task<> Connection::run() {
 
     struct Leave {
         Connection& c;
-        bool active = false; // counted in server_.active (it got past max_connections)
 
         ~Leave() {
             coring::detail::IntrusiveList<Connection>::remove(c);
             --c.server_.count;
-            if (active) {
-                --c.server_.active;
-                c.server_.slot_free.set();
-                c.server_.slot_free.clear();
-            }
             if (c.server_.count == 0 && c.server_.shutting_down) {
                 c.server_.all_closed.set();
             }
-            c.writer_.close();
+            if (c.abort_) {
+                c.writer_.abort(); // close() would wait for a client that takes nothing
+            } else {
+                c.writer_.close();
+            }
         }
     } leave{*this};
 
     const ServeOptions& opt = server_.options;
-    // Accepting "pauses": past max_connections this one waits for a slot. Only connections
-    // being served count: with waiting ones counted, two waiters would both still see the
-    // server full after one close, and both proceed after two.
-    while (opt.max_connections > 0 && server_.active >= opt.max_connections &&
-           !server_.shutting_down) {
-        co_await server_.slot_free.wait();
-    }
-    ++server_.active;
-    leave.active = true;
+    // (max_connections is the listener's: past it, start_server's Server accepts no more.)
     buf_.resize(kInitialBuffer);
     ParseError error;
     try {
@@ -358,6 +375,10 @@ Task<> Connection::run() {
         }
         task_.uncancel();
         timed_out_ = false;
+        if (phase_ == Phase::send) {
+            abort_ = true; // send_timeout: the client stopped reading
+            co_return;
+        }
     } catch (const std::system_error&) {
         co_return; // the client reset or went away
     } catch (const IncompleteReadError&) {
@@ -530,6 +551,10 @@ void Connection::serialize_head(const Request& req,
 }
 
 Task<> Connection::write_response(Request& req, Response& resp, bool keep_alive) {
+    if (phase_ != Phase::send) {
+        set_phase(Phase::send, server_.options.send_timeout);
+        last_send_ = SendMark{};
+    }
     bool head_only = req.method == "HEAD" || no_body_status(resp.status);
     if (resp.stream_) {
         bool chunked = req.version_minor == 1;
@@ -570,7 +595,15 @@ Task<> Connection::write_response(Request& req, Response& resp, bool keep_alive)
         if (!head_only && !server_.options.ssl && st.st_size > 0) {
             // Plain TCP: page cache -> pipe -> socket with IORING_OP_SPLICE, no copy through
             // user space (what sendfile is to nginx).
-            co_await splice_file(writer_, file.fileno(), static_cast<std::uint64_t>(st.st_size));
+            splicing_ = true;
+            try {
+                co_await splice_file(
+                        writer_, file.fileno(), static_cast<std::uint64_t>(st.st_size), &spliced_);
+            } catch (...) {
+                splicing_ = false;
+                throw;
+            }
+            splicing_ = false;
         } else if (!head_only) {
             // TLS encrypts in user space anyway: the file is read in 64 KiB pieces.
             for (;;) {
@@ -691,13 +724,71 @@ void sweep(const std::weak_ptr<detail::HttpServerState>& weak) {
     }
 }
 
+// The shutdown hooks in reverse order: the plain ones, and the lifespan() pairs among the
+// first `started` hooks (those whose startup half completed). quiet: log their errors (after
+// a failed startup, whose error is the one to throw) instead of throwing the first.
+Task<> run_shutdown_hooks(const detail::RouterImpl& r, std::size_t started, bool quiet) {
+    const auto& hooks = r.hooks_;
+    for (std::size_t i = hooks.size(); i-- > 0;) {
+        const auto& h = hooks[i];
+        if (!h.shutdown || (h.startup && i >= started)) {
+            continue;
+        }
+        if (!quiet) {
+            co_await h.shutdown();
+            continue;
+        }
+        std::exception_ptr error;
+        try {
+            co_await h.shutdown();
+        } catch (...) {
+            error = std::current_exception();
+        }
+        if (error) {
+            std::string what = "unknown error";
+            try {
+                std::rethrow_exception(error);
+            } catch (const std::exception& e) {
+                what = e.what();
+            } catch (...) {
+            }
+            log(LogLevel::error,
+                fmt::format("a shutdown hook after a failed startup threw: {}", what));
+        }
+    }
+}
+
 } // namespace
 
 Task<HttpServer>
 HttpServer::start(const App& app, std::string host, std::uint16_t port, ServeOptions options) {
-    for (const auto& hook : app.r_->startup_) {
-        co_await hook();
+    // Lifespan (aiohttp's runner.setup/cleanup): a failed startup, or a server that cannot
+    // listen, releases what the hooks before it acquired, then the error is rethrown.
+    std::size_t started = 0;
+    std::exception_ptr error;
+    std::optional<HttpServer> server;
+    try {
+        for (const auto& hook : app.r_->hooks_) {
+            if (hook.startup) {
+                co_await hook.startup();
+            }
+            ++started;
+        }
+        Task<HttpServer> listening = listen(app, std::move(host), port, options);
+        HttpServer listening_server = co_await std::move(listening);
+        server.emplace(std::move(listening_server));
+    } catch (...) {
+        error = std::current_exception();
     }
+    if (error) {
+        co_await run_shutdown_hooks(*app.r_, started, true);
+        std::rethrow_exception(error);
+    }
+    co_return std::move(*server);
+}
+
+Task<HttpServer>
+HttpServer::listen(const App& app, std::string host, std::uint16_t port, ServeOptions options) {
     auto st = std::make_shared<detail::HttpServerState>();
     st->app = &app;
     st->options = options;
@@ -708,6 +799,9 @@ HttpServer::start(const App& app, std::string host, std::uint16_t port, ServeOpt
     so.backlog = st->options.backlog;
     so.reuse_port = st->options.reuse_port;
     so.ssl = st->options.ssl;
+    // Accepting pauses at the limit (the listen backlog holds the next connections) and
+    // resumes when one closes.
+    so.max_connections = st->options.max_connections;
     std::weak_ptr<detail::HttpServerState> weak = st;
     ClientConnectedCallback on_connection = [weak](StreamReader r, StreamWriter w) -> Task<> {
         auto s = weak.lock();
@@ -776,10 +870,7 @@ Task<> HttpServer::shutdown() {
     }
     st->sweep.cancel();
     st->shutdown_done = true;
-    const auto& hooks = st->app->r_->shutdown_;
-    for (auto it = hooks.rbegin(); it != hooks.rend(); ++it) {
-        co_await (*it)();
-    }
+    co_await run_shutdown_hooks(*st->app->r_, st->app->r_->hooks_.size(), false);
     st->closed.set();
 }
 

@@ -51,8 +51,14 @@ public:
     std::unordered_map<std::string, std::vector<std::size_t>, Hash, std::equal_to<>> static_;
     std::vector<std::size_t> dynamic_;
     std::vector<Middleware> middleware_;
-    std::vector<std::function<Task<>()>> startup_;
-    std::vector<std::function<Task<>()>> shutdown_;
+
+    /// One lifespan hook, or a lifespan() pair (both set).
+    struct Hook {
+        std::function<Task<>()> startup;
+        std::function<Task<>()> shutdown;
+    };
+
+    std::vector<Hook> hooks_; // in the order added
 };
 
 struct ServerShared;
@@ -67,6 +73,7 @@ public:
         head,    // a request's head is arriving (header_timeout)
         body,    // the handler reads the body (body_timeout)
         handler, // the handler runs; no deadline
+        send,    // a response is being sent (send_timeout while it makes no progress)
     };
 
     Connection(ServerShared& server, StreamReader reader, StreamWriter writer);
@@ -103,6 +110,17 @@ private:
                         std::size_t length,
                         bool chunked);
 
+    // The send phase's progress as the last sweep saw it (check_deadline).
+    struct SendMark {
+        std::size_t buffered = 0; // the writer's buffer
+        int queued = 0;           // unsent bytes in the kernel's socket buffer (SIOCOUTQ)
+        std::uint64_t spliced = 0;
+
+        bool operator==(const SendMark&) const = default;
+    };
+
+    SendMark send_mark() const noexcept;
+
     ServerShared& server_;
     StreamReader reader_;
     StreamWriter writer_;
@@ -111,6 +129,10 @@ private:
     std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
     bool timed_out_ = false;
     bool closing_ = false; // graceful shutdown: answer what is in flight, then close
+    bool abort_ = false;   // leave with abort(): what is buffered would never be taken
+    bool splicing_ = false;
+    std::uint64_t spliced_ = 0; // bytes a file body moved to the socket
+    SendMark last_send_{};
 
     // The read buffer: bytes [0, len_) received; the current request's head starts at 0.
     std::string buf_;
@@ -139,10 +161,8 @@ struct ServerShared {
     std::string server_header; // options.server_header's bytes (the option is a view)
     EventLoop* loop;
     coring::detail::IntrusiveList<Connection> connections;
-    std::size_t count = 0;  // open connections
-    std::size_t active = 0; // those past the max_connections wait
+    std::size_t count = 0; // open connections
     bool shutting_down = false;
-    Event slot_free;  // set when a connection closes (max_connections)
     Event all_closed; // set when count drops to 0 during shutdown
     TimerHandle sweep;
 };

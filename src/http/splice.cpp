@@ -43,7 +43,7 @@ struct Pipe {
 
 } // namespace
 
-Task<> splice_file(StreamWriter& writer, int file_fd, std::uint64_t size) {
+Task<> splice_file(StreamWriter& writer, int file_fd, std::uint64_t size, std::uint64_t* progress) {
     // Let what is buffered (the response's head) leave first: drain waits until the buffer is
     // at the low-water mark, here 0.
     auto [low, high] = writer.get_write_buffer_limits();
@@ -71,6 +71,9 @@ Task<> splice_file(StreamWriter& writer, int file_fd, std::uint64_t size) {
                 throw std::system_error(EPIPE, std::system_category(), "splice to the socket");
             }
             in_pipe -= sent;
+            if (progress != nullptr) {
+                *progress += sent;
+            }
         }
     }
 }

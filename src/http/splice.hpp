@@ -13,7 +13,11 @@ namespace coring::http::detail {
 /// Sends `size` bytes of the open regular file `file_fd`, from offset 0, to the plain TCP socket
 /// under `writer`, after the bytes already written to it (it waits until the writer's buffer has
 /// gone out, so nothing interleaves). Throws: std::system_error ("splice ...") on an I/O error
-/// or a file that ended early; CancelledError.
-[[nodiscard]] Task<> splice_file(StreamWriter& writer, int file_fd, std::uint64_t size);
+/// or a file that ended early; CancelledError. `progress` (if not null) counts the bytes
+/// moved to the socket as they go.
+[[nodiscard]] Task<> splice_file(StreamWriter& writer,
+                                 int file_fd,
+                                 std::uint64_t size,
+                                 std::uint64_t* progress = nullptr);
 
 } // namespace coring::http::detail

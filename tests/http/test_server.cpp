@@ -321,6 +321,85 @@ TEST_CASE("HttpServer: startup and shutdown hooks run once, in order", "[http][s
     });
 }
 
+TEST_CASE("HttpServer: a failed startup releases what succeeded and rethrows", "[http][server]") {
+    coring::test::run_test([]() -> Task<> {
+        coring::test::LogCapture logs;
+        std::vector<std::string> trace;
+        App app;
+        add_routes(app);
+        app.lifespan(
+                [&trace]() -> Task<> {
+                    trace.push_back("open A");
+                    co_return;
+                },
+                [&trace]() -> Task<> {
+                    trace.push_back("close A");
+                    co_return;
+                });
+        app.on_startup([&trace]() -> Task<> {
+            trace.push_back("start B");
+            co_await coring::sleep(1ms);
+            throw std::runtime_error("B failed");
+        });
+        app.lifespan(
+                [&trace]() -> Task<> {
+                    trace.push_back("open C");
+                    co_return;
+                },
+                [&trace]() -> Task<> {
+                    trace.push_back("close C");
+                    co_return;
+                });
+        app.on_shutdown([&trace]() -> Task<> {
+            trace.push_back("stop D");
+            throw std::runtime_error("D failed too");
+        });
+        std::uint16_t port = coring::test::unused_port();
+        ServeOptions o;
+        o.handle_signals = false;
+        // serve() (and HttpServer::start) rethrow the startup error after the shutdown hooks
+        // that release what succeeded: the plain one (D) and A's pair, not C's (never opened).
+        std::string what;
+        try {
+            Task<> serving = coring::http::serve(app, "127.0.0.1", port, o);
+            co_await std::move(serving);
+        } catch (const std::runtime_error& e) {
+            what = e.what();
+        }
+        CHECK(what == "B failed");
+        CHECK(trace == std::vector<std::string>{"open A", "start B", "stop D", "close A"});
+        CHECK(logs.contains("D failed too"));
+        // Nothing listens.
+        CO_CHECK_THROWS_AS(coring::open_connection("127.0.0.1", port), std::system_error);
+    });
+}
+
+TEST_CASE("HttpServer: a server that cannot listen runs the shutdown hooks", "[http][server]") {
+    coring::test::run_test([]() -> Task<> {
+        std::vector<std::string> trace;
+        App app;
+        add_routes(app);
+        app.lifespan(
+                [&trace]() -> Task<> {
+                    trace.push_back("open");
+                    co_return;
+                },
+                [&trace]() -> Task<> {
+                    trace.push_back("close");
+                    co_return;
+                });
+        HttpServer first = co_await start(app);
+        CHECK(trace == std::vector<std::string>{"open"});
+        ServeOptions o;
+        o.handle_signals = false;
+        Task<HttpServer> second = HttpServer::start(app, "127.0.0.1", first.port(), o);
+        CO_CHECK_THROWS_AS(std::move(second), std::system_error); // EADDRINUSE
+        CHECK(trace == std::vector<std::string>{"open", "open", "close"});
+        co_await first.shutdown();
+        CHECK(trace == std::vector<std::string>{"open", "open", "close", "close"});
+    });
+}
+
 TEST_CASE("HttpServer: keep-alive serves many requests on one connection", "[http][server]") {
     coring::test::run_test([]() -> Task<> {
         App app;

@@ -5,6 +5,7 @@
 #include <coring/errors.hpp>
 #include <coring/gather.hpp>
 #include <coring/http/server.hpp>
+#include <coring/net/socket.hpp>
 #include <coring/sleep.hpp>
 #include <coring/streams.hpp>
 #include <coring/task.hpp>
@@ -16,7 +17,9 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <utility>
@@ -79,6 +82,19 @@ std::size_t vm_rss_kib() {
         }
     }
     return 0;
+}
+
+// Sockets this process holds (clients and server alike), from /proc/self/fd.
+std::size_t open_sockets() {
+    std::size_t n = 0;
+    for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
+        std::error_code ec;
+        auto target = std::filesystem::read_symlink(e.path(), ec);
+        if (!ec && target.native().rfind("socket:", 0) == 0) {
+            ++n;
+        }
+    }
+    return n;
 }
 
 } // namespace
@@ -325,7 +341,7 @@ TEST_CASE("HttpServer: a body that stops arriving is a 408 after body_timeout", 
     });
 }
 
-TEST_CASE("HttpServer: past max_connections a connection waits until one closes",
+TEST_CASE("HttpServer: at max_connections accepting pauses until a connection closes",
           "[http][server]") {
     coring::test::run_test([]() -> Task<> {
         App app;
@@ -334,6 +350,7 @@ TEST_CASE("HttpServer: past max_connections a connection waits until one closes"
         o.max_connections = 5;
         o.keepalive_timeout = 30s;
         HttpServer server = co_await start(app, std::move(o));
+        std::size_t base = open_sockets(); // the listener and whatever the test harness holds
         std::vector<std::pair<coring::StreamReader, coring::StreamWriter>> conns;
         for (int i = 0; i < 5; ++i) {
             auto c = co_await coring::open_connection("127.0.0.1", server.port());
@@ -342,9 +359,10 @@ TEST_CASE("HttpServer: past max_connections a connection waits until one closes"
             CHECK(r.body == "hello");
             conns.push_back(std::move(c));
         }
-        // The 6th and 7th: accepted by the kernel, not served.
+        CHECK(open_sockets() == base + 5 + 5); // 5 clients, 5 accepted
+        // The 6th to 8th: connected in the kernel's backlog, neither accepted nor served.
         std::vector<std::pair<coring::StreamReader, coring::StreamWriter>> waiting;
-        for (int i = 0; i < 2; ++i) {
+        for (int i = 0; i < 3; ++i) {
             auto c = co_await coring::open_connection("127.0.0.1", server.port());
             c.second.write("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
             co_await c.second.drain();
@@ -353,16 +371,26 @@ TEST_CASE("HttpServer: past max_connections a connection waits until one closes"
         ReadAll none = co_await coring::test::read_to_eof(waiting[0].first, 300ms);
         CHECK(none.data.empty());
         CHECK(!none.eof);
-        // One closes: exactly one waiter is served.
+        // The server never holds more than 5 accepted sockets: 8 clients + 5.
+        CHECK(open_sockets() == base + 8 + 5);
+        CHECK(server.connection_count() == 5);
+        // One closes: exactly one waiter is accepted and served.
         conns[0].second.close();
         auto r6 = co_await coring::wait_for(coring::test::read_one_response(waiting[0].first), 5s);
         CHECK(r6.body == "hello");
         ReadAll still = co_await coring::test::read_to_eof(waiting[1].first, 300ms);
         CHECK(still.data.empty());
-        // Another closes: the last one is served.
+        CHECK(open_sockets() == base + 7 + 5); // one client closed, one accepted in its place
+        CHECK(server.connection_count() == 5);
+        // Two more close: the other two are served.
         conns[1].second.close();
+        conns[2].second.close();
         auto r7 = co_await coring::wait_for(coring::test::read_one_response(waiting[1].first), 5s);
         CHECK(r7.body == "hello");
+        auto r8 = co_await coring::wait_for(coring::test::read_one_response(waiting[2].first), 5s);
+        CHECK(r8.body == "hello");
+        CHECK(server.connection_count() == 5);
+        CHECK(open_sockets() == base + 5 + 5);
         for (auto& c : conns) {
             c.second.close();
         }
@@ -371,6 +399,53 @@ TEST_CASE("HttpServer: past max_connections a connection waits until one closes"
         }
         co_await server.shutdown();
         CHECK(server.connection_count() == 0);
+    });
+}
+
+TEST_CASE("HttpServer: a client that stops reading is cut after send_timeout", "[http][server]") {
+    coring::test::run_test([]() -> Task<> {
+        App app;
+        app.get("/big", [](Request&) -> Task<Response> {
+            co_return Response::text(std::string(8 << 20, 'x'));
+        });
+        app.get("/stream", [](Request&) -> Task<Response> {
+            co_return Response::stream([](coring::http::BodyWriter& out) -> Task<> {
+                std::string piece(256 * 1024, 'y');
+                for (int i = 0; i < 32; ++i) {
+                    co_await out.write(piece);
+                }
+            });
+        });
+        ServeOptions o;
+        o.send_timeout = 500ms;
+        o.keepalive_timeout = 30s;
+        HttpServer server = co_await start(app, std::move(o));
+
+        // A client that reads keeps its response going however long it takes.
+        ReadAll all = co_await raw_exchange(
+                server.port(), "GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 20s);
+        auto rs = split_responses(all.data);
+        REQUIRE(rs.size() == 1);
+        CHECK(rs[0].body.size() == std::size_t{8} << 20);
+
+        // Slow-read attackers: a tiny receive window, a request for a big body, never a read.
+        const std::array<const char*, 2> paths{"/big", "/stream"};
+        for (const char* path : paths) {
+            INFO(path);
+            coring::Socket sock(AF_INET, SOCK_STREAM);
+            sock.setsockopt(SOL_SOCKET, SO_RCVBUF, 4096);
+            co_await coring::sock_connect(sock,
+                                          coring::SocketAddress::ip("127.0.0.1", server.port()));
+            std::string request = std::string("GET ") + path + " HTTP/1.1\r\nHost: x\r\n\r\n";
+            co_await coring::sock_sendall(sock, request);
+            auto t0 = Clock::now();
+            while (server.connection_count() > 0 && Clock::now() - t0 < 15s) {
+                co_await coring::sleep(50ms);
+            }
+            CHECK(server.connection_count() == 0); // aborted: the fd is not held either
+            CHECK(Clock::now() - t0 >= 400ms);     // not before send_timeout
+        }
+        co_await server.shutdown();
     });
 }
 

@@ -281,6 +281,11 @@ public:
 
     void set_write_buffer_limits(std::optional<std::size_t> high, std::optional<std::size_t> low);
 
+    /// Whether the send buffers go back to the pool as soon as everything written is sent
+    /// (instead of keeping up to 256 KiB for the next write): for servers with many idle
+    /// keep-alive connections (coring::http's). The next write takes a buffer again.
+    void set_release_send_buffers(bool on) noexcept { release_send_buffers_ = on; }
+
     std::size_t high_water() const noexcept { return high_water_; }
 
     std::size_t low_water() const noexcept { return low_water_; }
@@ -473,6 +478,7 @@ private:
     bool eof_requested_ = false;  // write_eof() was called
     bool eof_sent_ = false;       // the shutdown (or pipe close) was done
     bool shutdown_in_flight_ = false;
+    bool release_send_buffers_ = false; // set_release_send_buffers
 
     // A filter (TLS): the transport's own recv of wire bytes, made while a reader waits.
     std::unique_ptr<StreamFilter> filter_;

@@ -231,9 +231,20 @@ public:
     /// Adds middleware; the first added is the outermost.
     App& use(Middleware m);
 
-    /// Lifespan: run once before the server accepts, and after it stopped (in reverse order).
+    /// Lifespan: startup hooks run once, in the order added, before the server accepts;
+    /// shutdown hooks after it stopped, in reverse order (of all the hooks added).
+    ///
+    /// When a startup hook throws (or the server cannot listen), HttpServer::start and serve()
+    /// rethrow that error after the shutdown hooks that release what succeeded: every
+    /// on_shutdown hook (aiohttp's on_shutdown/on_cleanup, which run after a failed startup
+    /// too: write them to cope with a resource that was never opened) and the shutdown half
+    /// of each lifespan() pair whose startup half completed. An error a shutdown hook throws
+    /// then is logged, not thrown.
     App& on_startup(std::function<Task<>()> hook);
     App& on_shutdown(std::function<Task<>()> hook);
+    /// A startup hook and the shutdown hook that undoes it (aiohttp's cleanup_ctx, Starlette's
+    /// lifespan context): the shutdown half runs only when the startup half completed.
+    App& lifespan(std::function<Task<>()> startup, std::function<Task<>()> shutdown);
 
     /// Runs the request through middleware and routing (what the server does per request;
     /// also useful in tests). Errors become responses: HttpError its status, anything else 500.
@@ -276,6 +287,9 @@ struct ServeOptions {
     std::chrono::milliseconds keepalive_timeout{5'000};
     /// The longest pause while a body is read (408 past it).
     std::chrono::milliseconds body_timeout{30'000};
+    /// How long sending a response may make no progress while the client reads nothing (a
+    /// slow-read attack) before the connection is aborted (nginx's send_timeout; 0: no limit).
+    std::chrono::milliseconds send_timeout{60'000};
     /// Connections open at once; past it accepting pauses until one closes (0: no limit).
     std::size_t max_connections = 10'000;
     /// Graceful shutdown: how long in-flight requests may take before their connections are
@@ -330,6 +344,10 @@ public:
 
 private:
     explicit HttpServer(std::shared_ptr<detail::HttpServerState> s) noexcept : s_(std::move(s)) {}
+
+    // start()'s second half: listens and starts the timeout sweep.
+    [[nodiscard]] static Task<HttpServer>
+    listen(const App& app, std::string host, std::uint16_t port, ServeOptions options);
 
     std::shared_ptr<detail::HttpServerState> s_;
 };
