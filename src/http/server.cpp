@@ -339,10 +339,15 @@ Task<> Connection::run() {
 
             bool keep = head_.keep_alive && !closing_ && !server_.shutting_down;
             if (!body_done_) {
-                // The handler left (part of) the body: skip it to reach the next request, if
-                // it is small; otherwise (or when the client waits for 100 Continue) close.
-                keep = keep && !(head_.expect_continue && !continue_sent_) &&
-                       co_await discard_body();
+                // The handler left (part of) the body. What is buffered is skipped now; a rest
+                // of at most max_discard bytes after the answer (keep-alive); a larger one, or
+                // one the client holds back for a 100 Continue never sent, closes (uvicorn's
+                // and aiohttp's choices): the answer never waits for the body.
+                skip_buffered_body();
+                if (!body_done_) {
+                    keep = keep && !(head_.expect_continue && !continue_sent_) &&
+                           (head_.framing == BodyFraming::chunked || body_left_ <= opt.max_discard);
+                }
             }
             co_await write_response(req, resp, keep);
             if (opt.access_log) {
@@ -353,6 +358,14 @@ Task<> Connection::run() {
                                 req.target,
                                 req.version_minor,
                                 resp.status));
+            }
+            if (!body_done_) {
+                // The rest of the unread body: skipped (bounded), or the connection closes.
+                bool skipped = keep && head_.keep_alive && co_await discard_rest();
+                if (!skipped) {
+                    co_await linger();
+                    co_return;
+                }
             }
             if (!keep || !head_.keep_alive) {
                 co_return; // (write_response clears keep_alive for a body framed by the close)
@@ -491,24 +504,108 @@ Task<std::string> Connection::receive_body() {
     co_return body;
 }
 
-Task<bool> Connection::discard_body() {
+// Skips the part of an unread body already in buf_.
+void Connection::skip_buffered_body() {
     if (head_.framing == BodyFraming::length) {
         std::size_t have = std::min<std::size_t>(body_left_, len_ - body_at_);
         body_at_ += have;
         body_left_ -= have;
-        if (body_left_ == 0) {
-            body_done_ = true;
-            co_return true;
-        }
-        if (body_left_ > server_.options.max_body) {
-            co_return false;
-        }
+        body_done_ = body_left_ == 0;
+        return;
     }
+    std::string dropped;
+    std::size_t used = 0;
+    auto st = chunked_.decode(
+            std::string_view(buf_.data() + body_at_, len_ - body_at_), used, dropped);
+    body_at_ += used;
+    if (st == ChunkedDecoder::Status::error) {
+        head_.keep_alive = false; // the framing is lost: close after the answer
+    }
+    body_done_ = st == ChunkedDecoder::Status::done;
+}
+
+// After the answer: reads and drops the rest of an unread body, at most max_discard more
+// bytes within one body_timeout. true when it ended (the next request may follow in buf_).
+Task<bool> Connection::discard_rest() {
+    const ServeOptions& opt = server_.options;
+    set_phase(Phase::body, opt.body_timeout); // one deadline for the whole rest
+    // The request is answered: buf_ no longer holds anything the handler sees.
+    len_ = body_at_ = 0;
+    std::size_t wire = 0;
+    std::string dropped;
     try {
-        static_cast<void>(co_await receive_body());
-        co_return true;
-    } catch (const HttpError&) {
+        while (!body_done_) {
+            if (wire > opt.max_discard) {
+                co_return false;
+            }
+            std::size_t n = co_await reader_.read_into(
+                    std::span<char>(buf_.data() + len_, buf_.size() - len_));
+            if (n == 0) {
+                co_return false;
+            }
+            len_ += n;
+            wire += n;
+            if (head_.framing == BodyFraming::length) {
+                std::size_t have = std::min<std::size_t>(body_left_, len_ - body_at_);
+                body_at_ += have;
+                body_left_ -= have;
+                body_done_ = body_left_ == 0;
+            } else {
+                std::size_t used = 0;
+                dropped.clear();
+                auto st = chunked_.decode(
+                        std::string_view(buf_.data() + body_at_, len_ - body_at_), used, dropped);
+                body_at_ += used;
+                if (st == ChunkedDecoder::Status::error) {
+                    co_return false;
+                }
+                body_done_ = st == ChunkedDecoder::Status::done;
+            }
+            if (!body_done_) {
+                len_ = body_at_ = 0; // all of it was body
+            }
+        }
+    } catch (const CancelledError&) {
+        if (!timed_out_) {
+            throw;
+        }
+        task_.uncancel();
+        timed_out_ = false;
         co_return false;
+    }
+    co_return true;
+}
+
+// Closing with a request body still arriving (nginx's lingering close): half-close after the
+// answer, then drop what the client still sends until it closes or linger_timeout passes, so
+// the client reads the answer rather than a reset caused by unread bytes.
+Task<> Connection::linger() {
+    const ServeOptions& opt = server_.options;
+    if (opt.linger_timeout.count() <= 0 || !writer_.can_write_eof() || buf_.empty()) {
+        co_return;
+    }
+    set_phase(Phase::linger, opt.linger_timeout);
+    try {
+        writer_.write_eof();
+        std::size_t total = 0;
+        while (total <= opt.max_body) {
+            std::size_t n = co_await reader_.read_into(std::span<char>(buf_.data(), buf_.size()));
+            if (n == 0) {
+                break;
+            }
+            total += n;
+        }
+    } catch (const CancelledError&) {
+        if (!timed_out_) {
+            throw;
+        }
+        task_.uncancel();
+        timed_out_ = false;
+    } catch (const std::system_error&) {
+        // reset by the client: nothing left to wait for
+    }
+    if (writer_.get_write_buffer_size() > 0) {
+        abort_ = true; // the client does not take the answer either
     }
 }
 

@@ -74,6 +74,7 @@ public:
         body,    // the handler reads the body (body_timeout)
         handler, // the handler runs; no deadline
         send,    // a response is being sent (send_timeout while it makes no progress)
+        linger,  // closing: the rest of an unread body is dropped (linger_timeout)
     };
 
     Connection(ServerShared& server, StreamReader reader, StreamWriter writer);
@@ -102,7 +103,9 @@ private:
     void set_phase(Phase p, std::chrono::milliseconds timeout) noexcept;
     Task<> write_response(Request& req, Response& resp, bool keep_alive);
     Task<> send_error(int status, const char* reason);
-    Task<bool> discard_body();
+    void skip_buffered_body();
+    Task<bool> discard_rest();
+    Task<> linger();
     Task<std::string> receive_body();
     void serialize_head(const Request& req,
                         const Response& resp,

@@ -22,6 +22,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -446,6 +447,115 @@ TEST_CASE("HttpServer: a client that stops reading is cut after send_timeout", "
             CHECK(Clock::now() - t0 >= 400ms);     // not before send_timeout
         }
         co_await server.shutdown();
+    });
+}
+
+TEST_CASE("HttpServer: a small unread body is skipped after the answer, the connection goes on",
+          "[http][server]") {
+    coring::test::run_test([]() -> Task<> {
+        App app;
+        add_routes(app);
+        app.post("/ignore", [](Request&) -> Task<std::string> { co_return "ignored"; });
+        ServeOptions o;
+        o.max_discard = 64 * 1024;
+        HttpServer server = co_await start(app, std::move(o));
+        auto [reader, writer] = co_await coring::open_connection("127.0.0.1", server.port());
+        const std::array<std::string_view, 2> framings{"length", "chunked"};
+        for (std::string_view te : framings) {
+            INFO(te);
+            // The head and 100 bytes of a 20,000-byte body: the answer comes before the rest.
+            std::string part(100, 'a');
+            if (te == "length") {
+                writer.write("POST /ignore HTTP/1.1\r\nHost: x\r\nContent-Length: 20000\r\n\r\n" +
+                             part);
+            } else {
+                writer.write(
+                        "POST /ignore HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                        "64\r\n" +
+                        part + "\r\n");
+            }
+            auto r = co_await coring::wait_for(coring::test::read_one_response(reader), 5s);
+            CHECK(r.status == 200);
+            CHECK(r.body == "ignored");
+            CHECK(!r.has_header("Connection: close"));
+            // The rest of the body, then the next request on the same connection.
+            std::string rest(19900, 'b');
+            if (te == "length") {
+                writer.write(rest);
+            } else {
+                writer.write("4dbc\r\n" + rest + "\r\n0\r\n\r\n");
+            }
+            writer.write("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+            r = co_await coring::wait_for(coring::test::read_one_response(reader), 5s);
+            CHECK(r.status == 200);
+            CHECK(r.body == "hello");
+        }
+        writer.close();
+        co_await server.shutdown();
+    });
+}
+
+TEST_CASE("HttpServer: a large or slow unread body closes the connection after the answer",
+          "[http][server]") {
+    coring::test::run_test([]() -> Task<> {
+        App app;
+        add_routes(app);
+        app.post("/ignore", [](Request&) -> Task<std::string> { co_return "ignored"; });
+        ServeOptions o;
+        o.max_discard = 64 * 1024;
+        o.max_body = 64 << 20;
+        o.body_timeout = 300ms;
+        o.linger_timeout = 500ms;
+        HttpServer server = co_await start(app, std::move(o));
+        {
+            // 10 MiB announced, 64 KiB sent, then nothing: answered at once with
+            // Connection: close, and closed without waiting for the body.
+            auto t0 = Clock::now();
+            auto [reader, writer] = co_await coring::open_connection("127.0.0.1", server.port());
+            writer.write("POST /ignore HTTP/1.1\r\nHost: x\r\nContent-Length: 10485760\r\n\r\n" +
+                         std::string(64 * 1024, 'a'));
+            co_await writer.drain();
+            ReadAll r = co_await coring::test::read_to_eof(reader, 5s);
+            auto rs = split_responses(r.data);
+            REQUIRE(rs.size() == 1);
+            CHECK(rs[0].status == 200);
+            CHECK(rs[0].body == "ignored");
+            CHECK(rs[0].has_header("Connection: close"));
+            CHECK(r.eof);
+            CHECK(Clock::now() - t0 < 4s);
+            writer.close();
+        }
+        {
+            // A small body that stops arriving: answered (keep-alive), then closed once
+            // body_timeout has passed, not held open by the missing bytes.
+            auto [reader, writer] = co_await coring::open_connection("127.0.0.1", server.port());
+            writer.write(
+                    "POST /ignore HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n0123456789");
+            co_await writer.drain();
+            auto resp = co_await coring::wait_for(coring::test::read_one_response(reader), 5s);
+            CHECK(resp.status == 200);
+            CHECK(resp.body == "ignored");
+            ReadAll rest = co_await coring::test::read_to_eof(reader, 5s);
+            CHECK(rest.data.empty());
+            CHECK(rest.eof);
+            writer.close();
+        }
+        {
+            // A client that waits for 100 Continue gets the answer and the close instead.
+            auto [reader, writer] = co_await coring::open_connection("127.0.0.1", server.port());
+            writer.write("POST /ignore HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n"
+                         "Expect: 100-continue\r\n\r\n");
+            co_await writer.drain();
+            ReadAll r = co_await coring::test::read_to_eof(reader, 5s);
+            auto rs = split_responses(r.data);
+            REQUIRE(rs.size() == 1);
+            CHECK(rs[0].status == 200);
+            CHECK(rs[0].has_header("Connection: close"));
+            CHECK(r.eof);
+            writer.close();
+        }
+        co_await server.shutdown();
+        CHECK(server.connection_count() == 0);
     });
 }
 

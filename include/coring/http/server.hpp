@@ -280,6 +280,14 @@ struct ServeOptions {
     ParserLimits limits{};
     /// The largest request body accepted (413 past it).
     std::size_t max_body = 1 << 20;
+    /// A handler that answers without reading the whole body: the server skips at most this
+    /// many more bytes of it, after the answer and within body_timeout, to keep the connection;
+    /// a larger (or slower) body closes it instead.
+    std::size_t max_discard = 64 * 1024;
+    /// Closing with a request body still arriving, the server half-closes, then reads and
+    /// drops what comes for at most this long before closing (nginx's lingering close), so
+    /// that the client reads the answer instead of a reset. 0: close at once.
+    std::chrono::milliseconds linger_timeout{2'000};
     /// Time to receive a request's head once its first byte is in (408 and close past it: the
     /// slowloris defence).
     std::chrono::milliseconds header_timeout{10'000};
