@@ -649,8 +649,11 @@ void Connection::serialize_head(const Request& req,
 
 Task<> Connection::write_response(Request& req, Response& resp, bool keep_alive) {
     if (phase_ != Phase::send) {
-        set_phase(Phase::send, server_.options.send_timeout);
-        last_send_ = SendMark{};
+        // No clock read on this path: the sweep's first look at the send sets its deadline
+        // (the sentinel mark differs from any real one), so send_timeout counts from there.
+        phase_ = Phase::send;
+        deadline_ = Clock::time_point::max();
+        last_send_ = SendMark{.buffered = 0, .queued = -2, .spliced = 0};
     }
     bool head_only = req.method == "HEAD" || no_body_status(resp.status);
     if (resp.stream_) {
