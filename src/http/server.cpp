@@ -344,6 +344,7 @@ Task<> Connection::run() {
                 // one the client holds back for a 100 Continue never sent, closes (uvicorn's
                 // and aiohttp's choices): the answer never waits for the body.
                 skip_buffered_body();
+                keep = keep && head_.keep_alive; // (a malformed chunked body clears it)
                 if (!body_done_) {
                     keep = keep && !(head_.expect_continue && !continue_sent_) &&
                            (head_.framing == BodyFraming::chunked || body_left_ <= opt.max_discard);
