@@ -9,7 +9,8 @@
 #             system services
 #   sanitize  Clang and its sanitizer runtimes (asan and tsan presets)
 #   format    clang-format
-#   bench     the peers benchmarks compare against: Python asyncio + uvloop, Asio, valgrind
+#   bench     the peers benchmarks compare against: Python asyncio + uvloop, Asio, valgrind,
+#             Debian's http-parser (beside the HTTP request parser)
 set -euo pipefail
 
 packages=()
@@ -21,7 +22,7 @@ for profile in "${@:-build}"; do
     services) packages+=(nginx-light python3 python3-aiohttp nodejs curl wrk) ;;
     sanitize) packages+=(clang libclang-rt-14-dev) ;;
     format) packages+=(clang-format) ;;
-    bench) packages+=(python3 python3-uvloop libasio-dev valgrind util-linux) ;;
+    bench) packages+=(python3 python3-uvloop libasio-dev valgrind util-linux libhttp-parser-dev) ;;
     *)
         echo "deps.sh: unknown profile '$profile'" >&2
         exit 2
