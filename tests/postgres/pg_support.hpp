@@ -1,0 +1,19 @@
+// SPDX-License-Identifier: MIT
+// Where the postgres tests find the fixture server that tests/postgres/pg_server.sh started.
+#pragma once
+
+#include <string>
+
+namespace coring::test {
+
+/// The Unix-socket DSN of the test server ($CORING_PG_INFO/dsn). Throws std::runtime_error
+/// naming what is missing when the server is not there: the tests fail, never skip.
+std::string pg_dsn();
+
+/// The TCP DSN of the test server (postgresql://postgres@127.0.0.1:PORT/postgres).
+std::string pg_dsn_tcp();
+
+/// The test server's TCP port.
+int pg_port();
+
+} // namespace coring::test
