@@ -14,7 +14,9 @@
 #include <libpq-fe.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
+#include <deque>
 #include <list>
 #include <unordered_map>
 
@@ -37,6 +39,7 @@ struct ConnState {
 
     std::list<Entry> lru;
     std::unordered_map<std::string, std::list<Entry>::iterator> cache;
+    std::deque<Notification> notifications; // received, not yet read by next_notification
 
     ConnState() = default;
     ConnState(const ConnState&) = delete;
@@ -85,6 +88,14 @@ void check_open(ConnState& s) {
 
 ResultPtr own(PGresult* r) {
     return ResultPtr(r, [](pg_result* p) { PQclear(p); });
+}
+
+// Moves the notifications libpq has parsed into the connection's queue.
+void collect_notifies(ConnState& s) {
+    while (PGnotify* n = PQnotifies(s.conn)) {
+        s.notifications.push_back(Notification{n->relname, n->extra, n->be_pid});
+        PQfreemem(n);
+    }
 }
 
 std::string field(const PGresult* r, int code) {
@@ -169,6 +180,7 @@ Task<ResultPtr> read_results(ConnState& s) {
         int ev = co_await wait_readable(PQsocket(s.conn));
         (void)ev;
     }
+    collect_notifies(s);
     if (PQstatus(s.conn) == CONNECTION_BAD) {
         std::string why = "connection lost";
         if (error) {
@@ -478,8 +490,15 @@ bool Connection::is_closed() const noexcept {
 }
 
 Task<> Connection::close() {
-    if (state_) {
-        state_->finish();
+    if (state_ && state_->conn != nullptr) {
+        if (state_->busy) {
+            // An operation is waiting on the socket: closing it under that wait would leave the
+            // wait hanging. Shut the socket down instead; the operation sees the hang-up, throws
+            // ConnectionError and closes the connection itself.
+            ::shutdown(PQsocket(state_->conn), SHUT_RDWR);
+        } else {
+            state_->finish();
+        }
     }
     co_return;
 }
@@ -592,6 +611,7 @@ void consume_pipeline(ConnState& s, PipelineState& p) {
             --p.unfinished;
             continue;
         }
+        collect_notifies(s);
         ResultPtr owned = own(r);
         ExecStatusType st = PQresultStatus(r);
         if (st == PGRES_PIPELINE_SYNC) {
@@ -792,6 +812,258 @@ Task<> Connection::end_transaction(bool commit) {
     }
     if (failed) {
         coring::log(LogLevel::debug, "postgres: rollback failed");
+    }
+}
+
+namespace {
+
+std::string quote_identifier(ConnState& s, const std::string& name) {
+    char* q = PQescapeIdentifier(s.conn, name.c_str(), name.size());
+    if (q == nullptr) {
+        throw InterfaceError("invalid identifier: " + trimmed(PQerrorMessage(s.conn)));
+    }
+    std::string out = q;
+    PQfreemem(q);
+    return out;
+}
+
+// COPY FROM STDIN: start, send data in chunks (waiting for writability when libpq's buffer is
+// full), end, read the status.
+Task<ResultPtr> copy_in(ConnState& s, const std::string& sql, const std::string& data) {
+    if (PQsendQuery(s.conn, sql.c_str()) == 0) {
+        lost(s, "send failed");
+    }
+    co_await flush_all(s);
+    // Wait for the CopyInResponse (or an error, e.g. no such table).
+    PGresult* start = nullptr;
+    for (;;) {
+        if (PQconsumeInput(s.conn) == 0) {
+            lost(s, "connection lost");
+        }
+        if (PQisBusy(s.conn) == 0) {
+            start = PQgetResult(s.conn);
+            break;
+        }
+        int ev = co_await wait_readable(PQsocket(s.conn));
+        (void)ev;
+    }
+    if (start == nullptr || PQresultStatus(start) != PGRES_COPY_IN) {
+        ResultPtr owned = start != nullptr ? own(start) : nullptr;
+        std::exception_ptr e = owned && PQresultStatus(owned.get()) == PGRES_FATAL_ERROR
+                                       ? error_of(owned.get())
+                                       : nullptr;
+        ResultPtr rest = co_await read_results(s);
+        if (e) {
+            std::rethrow_exception(e);
+        }
+        throw InterfaceError("COPY did not start");
+    }
+    PQclear(start);
+    std::size_t off = 0;
+    std::exception_ptr cancelled;
+    try {
+        while (off < data.size()) {
+            std::size_t n = std::min<std::size_t>(data.size() - off, 1 << 16);
+            int r = PQputCopyData(s.conn, data.data() + off, static_cast<int>(n));
+            if (r < 0) {
+                lost(s, "send failed");
+            }
+            if (r == 0) {
+                int ev = co_await ReadinessAwaiter(PQsocket(s.conn), POLLIN | POLLOUT);
+                if ((ev & POLLIN) != 0 && PQconsumeInput(s.conn) == 0) {
+                    lost(s, "connection lost");
+                }
+                continue;
+            }
+            off += n;
+            if (PQflush(s.conn) < 0) {
+                lost(s, "send failed");
+            }
+        }
+    } catch (const CancelledError&) {
+        cancelled = std::current_exception();
+    }
+    // Ending the COPY with an error message makes the server abort it (and roll it back).
+    for (;;) {
+        int r = PQputCopyEnd(s.conn, cancelled ? "cancelled by the client" : nullptr);
+        if (r < 0) {
+            lost(s, "send failed");
+        }
+        if (r == 1) {
+            break;
+        }
+        int ev = co_await wait_writable(PQsocket(s.conn));
+        (void)ev;
+    }
+    co_await flush_all(s);
+    if (cancelled) {
+        try {
+            ResultPtr ignored = co_await read_results(s);
+        } catch (const PostgresError&) {
+        }
+        std::rethrow_exception(cancelled);
+    }
+    ResultPtr r = co_await read_results(s);
+    co_return r;
+}
+
+// COPY TO STDOUT: collects the rows as they arrive.
+Task<std::string> copy_out(ConnState& s, const std::string& sql) {
+    if (PQsendQuery(s.conn, sql.c_str()) == 0) {
+        lost(s, "send failed");
+    }
+    co_await flush_all(s);
+    PGresult* start = nullptr;
+    for (;;) {
+        if (PQconsumeInput(s.conn) == 0) {
+            lost(s, "connection lost");
+        }
+        if (PQisBusy(s.conn) == 0) {
+            start = PQgetResult(s.conn);
+            break;
+        }
+        int ev = co_await wait_readable(PQsocket(s.conn));
+        (void)ev;
+    }
+    if (start == nullptr || PQresultStatus(start) != PGRES_COPY_OUT) {
+        ResultPtr owned = start != nullptr ? own(start) : nullptr;
+        std::exception_ptr e = owned && PQresultStatus(owned.get()) == PGRES_FATAL_ERROR
+                                       ? error_of(owned.get())
+                                       : nullptr;
+        ResultPtr rest = co_await read_results(s);
+        if (e) {
+            std::rethrow_exception(e);
+        }
+        throw InterfaceError("COPY did not start");
+    }
+    PQclear(start);
+    std::string out;
+    std::exception_ptr cancelled;
+    bool cancel_sent = false;
+    for (;;) {
+        char* buf = nullptr;
+        int n = PQgetCopyData(s.conn, &buf, 1);
+        if (n > 0) {
+            if (!cancelled) {
+                out.append(buf, static_cast<std::size_t>(n));
+            }
+            PQfreemem(buf);
+            continue;
+        }
+        if (n == -1) {
+            break; // done: the final status follows
+        }
+        if (n == -2) {
+            lost(s, "COPY failed");
+        }
+        if (cancelled && !cancel_sent) {
+            cancel_sent = true;
+            PGcancel* pc = PQgetCancel(s.conn);
+            if (pc != nullptr) {
+                co_await to_thread([pc] {
+                    char err[256];
+                    PQcancel(pc, err, sizeof err);
+                    PQfreeCancel(pc);
+                });
+            }
+        }
+        try {
+            int ev = co_await wait_readable(PQsocket(s.conn));
+            (void)ev;
+        } catch (const CancelledError&) {
+            if (cancelled) {
+                s.finish();
+                throw;
+            }
+            cancelled = std::current_exception();
+        }
+        if (PQconsumeInput(s.conn) == 0) {
+            lost(s, "connection lost");
+        }
+    }
+    if (cancelled) {
+        try {
+            ResultPtr ignored = co_await read_results(s);
+        } catch (const PostgresError&) {
+        }
+        std::rethrow_exception(cancelled);
+    }
+    ResultPtr r = co_await read_results(s);
+    co_return out;
+}
+
+} // namespace
+
+Task<std::string>
+Connection::copy_in_impl(std::string table, std::vector<std::string> columns, std::string data) {
+    if (!state_) {
+        throw ConnectionError("the connection is closed");
+    }
+    ConnState& s = *state_;
+    BusyGuard guard(s);
+    std::string sql = "COPY " + quote_identifier(s, table);
+    if (!columns.empty()) {
+        sql += " (";
+        for (std::size_t i = 0; i < columns.size(); ++i) {
+            sql += (i != 0 ? ", " : "") + quote_identifier(s, columns[i]);
+        }
+        sql += ")";
+    }
+    sql += " FROM STDIN";
+    ResultPtr r = co_await copy_in(s, sql, data);
+    co_return r ? std::string(PQcmdStatus(r.get())) : std::string();
+}
+
+Task<std::string> Connection::copy_from_query(std::string sql) {
+    if (!state_) {
+        throw ConnectionError("the connection is closed");
+    }
+    ConnState& s = *state_;
+    BusyGuard guard(s);
+    std::string copy = "COPY (" + sql + ") TO STDOUT";
+    std::string out = co_await copy_out(s, copy);
+    co_return out;
+}
+
+Task<> Connection::listen(std::string channel) {
+    if (!state_ || state_->conn == nullptr) {
+        throw ConnectionError("the connection is closed");
+    }
+    std::string sql = "LISTEN " + quote_identifier(*state_, channel);
+    std::string status = co_await execute_impl(std::move(sql), {}, {}, std::nullopt);
+    (void)status;
+}
+
+Task<> Connection::unlisten(std::string channel) {
+    if (!state_ || state_->conn == nullptr) {
+        throw ConnectionError("the connection is closed");
+    }
+    std::string sql = "UNLISTEN " + quote_identifier(*state_, channel);
+    std::string status = co_await execute_impl(std::move(sql), {}, {}, std::nullopt);
+    (void)status;
+}
+
+Task<Notification> Connection::next_notification() {
+    if (!state_) {
+        throw ConnectionError("the connection is closed");
+    }
+    ConnState& s = *state_;
+    BusyGuard guard(s);
+    for (;;) {
+        if (!s.notifications.empty()) {
+            Notification n = std::move(s.notifications.front());
+            s.notifications.pop_front();
+            co_return n;
+        }
+        if (PQconsumeInput(s.conn) == 0) {
+            lost(s, "connection lost");
+        }
+        collect_notifies(s);
+        if (!s.notifications.empty()) {
+            continue;
+        }
+        int ev = co_await wait_readable(PQsocket(s.conn));
+        (void)ev;
     }
 }
 

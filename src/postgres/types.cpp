@@ -82,6 +82,47 @@ std::string format_timestamp(std::int64_t us) {
                        frac);
 }
 
+void append_copy_row(std::string& out, const Params& row) {
+    bool first = true;
+    for (const auto& v : row.values) {
+        if (!first) {
+            out += '\t';
+        }
+        first = false;
+        if (v.null) {
+            out += "\\N";
+            continue;
+        }
+        if (v.binary) { // bytea: hex input form, its backslash escaped for COPY
+            out += "\\\\x";
+            for (char c : v.data) {
+                out += fmt::format("{:02x}", static_cast<unsigned char>(c));
+            }
+            continue;
+        }
+        for (char c : v.data) {
+            switch (c) {
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            case '\r':
+                out += "\\r";
+                break;
+            default:
+                out += c;
+                break;
+            }
+        }
+    }
+    out += '\n';
+}
+
 namespace {
 
 template <class T>

@@ -58,6 +58,14 @@ static_assert(std::is_trivially_destructible_v<TransactionOptions>);
 
 class Connection;
 
+/// A NOTIFY received on a channel this connection LISTENs to (asyncpg's listener callback
+/// arguments: pid, channel, payload).
+struct Notification {
+    std::string channel;
+    std::string payload;
+    int pid = 0; ///< the server process that sent it
+};
+
 /// Connects to a PostgreSQL server (asyncpg.connect). dsn is a libpq connection string, as a
 /// URI ("postgresql://user:pw@host:5432/db?sslmode=require") or key=value pairs ("host=/run/
 /// postgresql dbname=app"); TLS is libpq's (sslmode). A host name is resolved off the loop
@@ -250,6 +258,40 @@ public:
     template <class Body>
     [[nodiscard]] Task<> transaction(TransactionOptions options, Body body);
 
+    /// Subscribes to channel: runs LISTEN with the name quoted (asyncpg's add_listener, without
+    /// the callback: notifications are read with next_notification()).
+    [[nodiscard]] Task<> listen(std::string channel);
+
+    /// Runs UNLISTEN for channel.
+    [[nodiscard]] Task<> unlisten(std::string channel);
+
+    /// The next notification, waiting for one if none has arrived: notifications that arrive
+    /// while other queries run are kept, in order, until read here. It is an operation like a
+    /// query: a connection waiting here runs nothing else (dedicate one to listening).
+    /// Cancellation: safe, nothing is lost (wrap in coring::wait_for for a deadline).
+    /// Throws: ConnectionError; InterfaceError when another operation runs.
+    [[nodiscard]] Task<Notification> next_notification();
+
+    /// Bulk-loads rows, a range of tuples, into table with COPY ... FROM STDIN (asyncpg's
+    /// copy_records_to_table); columns names the target columns, all of them when empty.
+    /// Values are encoded as for query parameters, NULL included. Returns the status ("COPY
+    /// 1000"). Throws: as execute(). Cancellation: the COPY is aborted, the connection stays
+    /// usable.
+    template <class Rows>
+    [[nodiscard]] Task<std::string> copy_records_to_table(std::string_view table,
+                                                          const Rows& rows,
+                                                          std::vector<std::string> columns = {}) {
+        std::string data;
+        for (const auto& r : rows) {
+            detail::append_copy_row(data, detail::tuple_params(r));
+        }
+        return copy_in_impl(std::string(table), std::move(columns), std::move(data));
+    }
+
+    /// Runs COPY (sql) TO STDOUT and returns its output in COPY's text format, one line per row
+    /// (asyncpg's copy_from_query, collected in memory). Throws: as execute().
+    [[nodiscard]] Task<std::string> copy_from_query(std::string sql);
+
     /// Whether a transaction() block of this connection is running.
     bool is_in_transaction() const noexcept;
 
@@ -275,6 +317,8 @@ private:
     Task<> executemany_impl(std::string sql,
                             std::vector<detail::Params> batch,
                             std::optional<std::chrono::milliseconds> timeout);
+    Task<std::string>
+    copy_in_impl(std::string table, std::vector<std::string> columns, std::string data);
     Task<> begin_transaction(TransactionOptions options);
     Task<> end_transaction(bool commit);
 

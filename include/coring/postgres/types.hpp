@@ -59,6 +59,9 @@ struct Params {
     }
 };
 
+/// Appends one row in COPY's text format (tab-separated, \N for NULL, escaped) to out.
+void append_copy_row(std::string& out, const Params& row);
+
 std::string format_double(double v);
 std::string format_timestamp(std::int64_t micros_since_unix_epoch);
 
