@@ -596,6 +596,7 @@ struct PipelineState {
     std::size_t unfinished = 0; // queries whose end (a null PQgetResult) was not read yet
     bool synced = false;        // the PGRES_PIPELINE_SYNC result was read
     std::exception_ptr error;
+    std::vector<ResultPtr>* results = nullptr; // where to keep each query's result, if anywhere
 };
 
 void consume_pipeline(ConnState& s, PipelineState& p) {
@@ -616,8 +617,12 @@ void consume_pipeline(ConnState& s, PipelineState& p) {
         ExecStatusType st = PQresultStatus(r);
         if (st == PGRES_PIPELINE_SYNC) {
             p.synced = true;
-        } else if (st == PGRES_FATAL_ERROR && !p.error) {
-            p.error = error_of(r);
+        } else if (st == PGRES_FATAL_ERROR) {
+            if (!p.error) {
+                p.error = error_of(r);
+            }
+        } else if (p.results != nullptr && st != PGRES_PIPELINE_ABORTED) {
+            p.results->push_back(std::move(owned));
         }
     }
 }
@@ -641,36 +646,21 @@ Task<> finish_pipeline(ConnState& s, PipelineState& p, bool sync_sent) {
     PQexitPipelineMode(s.conn);
 }
 
+// Runs count queries in pipeline mode, send_one(i) sending the i-th; one sync at the end.
+// Results are read whenever the socket is full; with results, every query's result is kept.
+template <class SendOne>
 Task<>
-pipeline_batch(ConnState& s, const std::string& sql, const std::vector<detail::Params>& batch) {
-    std::string name;
-    if (s.options.statement_cache_size > 0) {
-        name = co_await cached_statement(s, sql);
-    } else {
-        name = fmt::format("coring_m{}", s.next_name++);
-        if (PQsendPrepare(s.conn, name.c_str(), sql.c_str(), 0, nullptr) == 0) {
-            lost(s, "send failed");
-        }
-        co_await flush_all(s);
-        ResultPtr made = co_await read_results(s);
-    }
+pipelined(ConnState& s, std::size_t count, SendOne send_one, std::vector<ResultPtr>* results) {
     if (PQenterPipelineMode(s.conn) == 0) {
         lost(s, "could not enter pipeline mode");
     }
     PipelineState p;
+    p.results = results;
     bool sync_sent = false;
     std::exception_ptr cancelled;
     try {
-        std::size_t i = 0;
-        for (const auto& params : batch) {
-            ParamArrays a(params);
-            if (PQsendQueryPrepared(s.conn,
-                                    name.c_str(),
-                                    a.count(),
-                                    a.values.data(),
-                                    a.lengths.data(),
-                                    a.formats.data(),
-                                    0) == 0) {
+        for (std::size_t i = 0; i < count;) {
+            if (send_one(i) == 0) {
                 lost(s, "send failed");
             }
             ++p.unfinished;
@@ -726,7 +716,74 @@ pipeline_batch(ConnState& s, const std::string& sql, const std::vector<detail::P
     }
 }
 
+Task<>
+pipeline_batch(ConnState& s, const std::string& sql, const std::vector<detail::Params>& batch) {
+    std::string name;
+    if (s.options.statement_cache_size > 0) {
+        name = co_await cached_statement(s, sql);
+    } else {
+        name = fmt::format("coring_m{}", s.next_name++);
+        if (PQsendPrepare(s.conn, name.c_str(), sql.c_str(), 0, nullptr) == 0) {
+            lost(s, "send failed");
+        }
+        co_await flush_all(s);
+        ResultPtr made = co_await read_results(s);
+    }
+    auto send_one = [&](std::size_t i) {
+        ParamArrays a(batch[i]);
+        return PQsendQueryPrepared(s.conn,
+                                   name.c_str(),
+                                   a.count(),
+                                   a.values.data(),
+                                   a.lengths.data(),
+                                   a.formats.data(),
+                                   0);
+    };
+    co_await pipelined(s, batch.size(), send_one, nullptr);
+}
+
 } // namespace
+
+Task<std::vector<QueryResult>> Connection::run_pipeline_impl(std::vector<std::string> sqls,
+                                                             std::vector<detail::Params> params) {
+    if (!state_) {
+        throw ConnectionError("the connection is closed");
+    }
+    ConnState& s = *state_;
+    BusyGuard guard(s);
+    std::vector<QueryResult> out;
+    if (sqls.empty()) {
+        co_return out;
+    }
+    std::vector<ResultPtr> results;
+    results.reserve(sqls.size());
+    auto send_one = [&](std::size_t i) {
+        ParamArrays a(params[i]);
+        return PQsendQueryParams(s.conn,
+                                 sqls[i].c_str(),
+                                 a.count(),
+                                 a.types.data(),
+                                 a.values.data(),
+                                 a.lengths.data(),
+                                 a.formats.data(),
+                                 1);
+    };
+    std::optional<ms> t = effective_timeout(s, std::nullopt);
+    if (!t) {
+        co_await pipelined(s, sqls.size(), send_one, &results);
+    } else {
+        Timeout scope = coring::timeout(*t);
+        auto body = [&]() -> Task<> {
+            return pipelined(s, sqls.size(), send_one, &results);
+        };
+        co_await scope.run(body);
+    }
+    out.reserve(results.size());
+    for (auto& r : results) {
+        out.push_back(QueryResult{PQcmdStatus(r.get()), rows_of(r)});
+    }
+    co_return out;
+}
 
 Task<> Connection::executemany_impl(std::string sql,
                                     std::vector<detail::Params> batch,

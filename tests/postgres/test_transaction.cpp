@@ -182,3 +182,34 @@ TEST_CASE("executemany cancelled mid-batch leaves a usable connection", "[postgr
         co_await conn.close();
     });
 }
+
+TEST_CASE("run_pipeline: N statements, one sync, N results in order", "[postgres]") {
+    coring::test::run_test([]() -> Task<> {
+        auto conn = co_await pg::connect(coring::test::pg_dsn());
+        std::string st = co_await conn.execute("CREATE TEMP TABLE p (v int)");
+        pg::Pipeline p;
+        p.add("INSERT INTO p VALUES ($1)", 1);
+        p.add("INSERT INTO p VALUES ($1), ($2)", 2, 3);
+        p.add("SELECT sum(v)::int AS s FROM p");
+        for (int i = 0; i < 1000; ++i) {
+            p.add("SELECT $1::int AS i", i);
+        }
+        CHECK(p.size() == 1003);
+        auto results = co_await conn.run_pipeline(std::move(p));
+        REQUIRE(results.size() == 1003);
+        CHECK(results[0].status == "INSERT 0 1");
+        CHECK(results[1].status == "INSERT 0 2");
+        REQUIRE(results[2].rows.size() == 1);
+        CHECK(results[2].rows[0].get<int>("s") == 6);
+        CHECK(results[1002].rows[0].get<int>("i") == 999);
+        // An error fails the whole pipeline (one implicit transaction).
+        pg::Pipeline bad;
+        bad.add("INSERT INTO p VALUES (100)");
+        bad.add("SELECT 1/0");
+        bad.add("INSERT INTO p VALUES (200)");
+        CO_CHECK_THROWS_AS(conn.run_pipeline(std::move(bad)), pg::PostgresError);
+        int sum = co_await conn.fetchval<int>("SELECT sum(v)::int FROM p");
+        CHECK(sum == 6);
+        co_await conn.close();
+    });
+}

@@ -58,6 +58,34 @@ static_assert(std::is_trivially_destructible_v<TransactionOptions>);
 
 class Connection;
 
+/// The outcome of one query of a Pipeline: its command status and its rows.
+struct QueryResult {
+    std::string status; ///< "SELECT 1", "INSERT 0 1", ...
+    std::vector<Row> rows;
+};
+
+/// Statements to send together in libpq's pipeline mode (psycopg 3's pipeline; asyncpg has
+/// none): Connection::run_pipeline sends them all, then one sync, then reads every result.
+///
+///     coring::postgres::Pipeline p;
+///     p.add("INSERT INTO t VALUES ($1)", 1);
+///     p.add("SELECT count(*) FROM t");
+///     auto results = co_await conn.run_pipeline(std::move(p));
+class Pipeline {
+public:
+    /// Queues sql with its parameters.
+    template <class... Args>
+    void add(std::string_view sql, const Args&... args);
+
+    /// How many statements are queued.
+    std::size_t size() const noexcept { return sqls_.size(); }
+
+private:
+    friend class Connection;
+    std::vector<std::string> sqls_;
+    std::vector<detail::Params> params_;
+};
+
 /// A NOTIFY received on a channel this connection LISTENs to (asyncpg's listener callback
 /// arguments: pid, channel, payload).
 struct Notification {
@@ -241,6 +269,15 @@ public:
         return executemany_impl(std::string(sql), std::move(batch), std::nullopt);
     }
 
+    /// Sends every statement of pipeline without waiting for each other, one sync, then reads
+    /// their results, in order. Like executemany, the statements run in one implicit
+    /// transaction when no transaction() block is open: an error fails (and rolls back) them
+    /// all, and the first error is thrown.
+    /// Throws: as execute().
+    [[nodiscard]] Task<std::vector<QueryResult>> run_pipeline(Pipeline pipeline) {
+        return run_pipeline_impl(std::move(pipeline.sqls_), std::move(pipeline.params_));
+    }
+
     /// Runs body, a callable returning Task<>, in a transaction (asyncpg's `async with
     /// conn.transaction():`): BEGIN with options, then COMMIT when body completes, ROLLBACK
     /// when it throws or is cancelled (and the exception goes on). Nested calls use savepoints.
@@ -319,6 +356,8 @@ private:
                             std::optional<std::chrono::milliseconds> timeout);
     Task<std::string>
     copy_in_impl(std::string table, std::vector<std::string> columns, std::string data);
+    Task<std::vector<QueryResult>> run_pipeline_impl(std::vector<std::string> sqls,
+                                                     std::vector<detail::Params> params);
     Task<> begin_transaction(TransactionOptions options);
     Task<> end_transaction(bool commit);
 
@@ -360,6 +399,12 @@ Task<> Connection::transaction(TransactionOptions options, Body body) {
     }
     co_await end_transaction(false);
     std::rethrow_exception(error);
+}
+
+template <class... Args>
+void Pipeline::add(std::string_view sql, const Args&... args) {
+    sqls_.emplace_back(sql);
+    params_.push_back(detail::make_params(args...));
 }
 
 template <class... Args>
