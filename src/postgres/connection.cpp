@@ -146,10 +146,9 @@ Task<> flush_all(ConnState& s) {
 Task<ResultPtr> read_results(ConnState& s) {
     ResultPtr last;
     std::exception_ptr error;
+    // Parse what is buffered first and wait only when libpq needs more: right after sending,
+    // that saves a recv() that could only fail with EAGAIN.
     for (;;) {
-        if (PQconsumeInput(s.conn) == 0) {
-            lost(s, "connection lost");
-        }
         bool done = false;
         while (PQisBusy(s.conn) == 0) {
             PGresult* r = PQgetResult(s.conn);
@@ -179,6 +178,9 @@ Task<ResultPtr> read_results(ConnState& s) {
         }
         int ev = co_await wait_readable(PQsocket(s.conn));
         (void)ev;
+        if (PQconsumeInput(s.conn) == 0) {
+            lost(s, "connection lost");
+        }
     }
     collect_notifies(s);
     if (PQstatus(s.conn) == CONNECTION_BAD) {
