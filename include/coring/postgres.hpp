@@ -4,5 +4,6 @@
 
 #include <coring/postgres/connection.hpp>
 #include <coring/postgres/errors.hpp>
+#include <coring/postgres/pool.hpp>
 #include <coring/postgres/row.hpp>
 #include <coring/postgres/types.hpp>

@@ -27,8 +27,9 @@ namespace detail {
 struct ConnState {
     PGconn* conn = nullptr;
     ConnectOptions options;
-    bool busy = false; // an operation runs (asyncpg: "another operation is in progress")
-    int tx_depth = 0;  // running transaction() blocks: 0 none, 1 BEGIN, >1 savepoints
+    std::uint64_t queries = 0; // operations run (BusyGuard counts them)
+    bool busy = false;         // an operation runs (asyncpg: "another operation is in progress")
+    int tx_depth = 0;          // running transaction() blocks: 0 none, 1 BEGIN, >1 savepoints
     std::uint64_t next_name = 0;
 
     // The statement cache: most recently used first; by SQL text.
@@ -236,6 +237,7 @@ struct BusyGuard {
             throw InterfaceError("cannot perform operation: another operation is in progress");
         }
         s.busy = true;
+        ++s.queries;
     }
 
     BusyGuard(const BusyGuard&) = delete;
@@ -514,6 +516,10 @@ int Connection::get_server_pid() const {
 
 std::size_t Connection::statement_cache_count() const noexcept {
     return state_ ? state_->lru.size() : 0;
+}
+
+std::uint64_t Connection::query_count() const noexcept {
+    return state_ ? state_->queries : 0;
 }
 
 bool Connection::is_in_transaction() const noexcept {

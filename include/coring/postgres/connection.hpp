@@ -332,8 +332,12 @@ public:
     /// Whether a transaction() block of this connection is running.
     bool is_in_transaction() const noexcept;
 
+    /// How many queries (operations) the connection has run; a Pool's max_queries counts them.
+    std::uint64_t query_count() const noexcept;
+
 private:
     friend class PreparedStatement;
+    friend class Pool;
     friend Task<Connection> connect(std::string dsn, ConnectOptions options);
     explicit Connection(std::unique_ptr<detail::ConnState> state) noexcept;
 
