@@ -5,12 +5,13 @@
 // Usage: bench_pg_client "<dsn>" [case...]
 //   cases: select1 (20,000 sequential SELECT 1), param (20,000 SELECT $1::int + 1),
 //          executemany (50,000 rows of (int, text)), fetch (100,000 rows), pipeline (100,000
-//          SELECT 1, 256 per sync); all of them by default.
+//          SELECT 1, 256 per sync), cancel (20 cancelled pg_sleep(10)); all by default.
 // Start a server with tests/postgres/pg_server.sh start DIR and pass "$(cat DIR/dsn)" (Unix
 // socket) or "$(cat DIR/dsn_tcp)" (loopback TCP).
 #include <coring/coring.hpp>
 #include <coring/postgres.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -123,6 +124,32 @@ coring::Task<int> run(std::string dsn, std::vector<std::string> cases) {
             }
         });
         report("pipeline", static_cast<std::size_t>(batches) * per, "query", f);
+    }
+    if (wants("cancel")) {
+        // Cancelling a running pg_sleep(10): time from cancel() to the task's CancelledError
+        // (cancel request on the executor, server stops, connection drained), then reuse.
+        std::vector<double> ms;
+        for (int i = 0; i < 20; ++i) {
+            auto t = coring::create_task(conn.execute("SELECT pg_sleep(10)"));
+            co_await coring::sleep(std::chrono::milliseconds(20));
+            auto t0 = std::chrono::steady_clock::now();
+            t.cancel();
+            try {
+                co_await t;
+            } catch (const coring::CancelledError&) {
+            }
+            ms.push_back(
+                    std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                            .count());
+            int v = co_await conn.fetchval<int>("SELECT 1");
+            (void)v;
+        }
+        std::sort(ms.begin(), ms.end());
+        std::printf(
+                "cancel       %8zu runs   median %.2f ms  max %.2f ms (cancel -> CancelledError)\n",
+                ms.size(),
+                ms[ms.size() / 2],
+                ms.back());
     }
     co_await conn.close();
     co_return 0;

@@ -34,7 +34,7 @@ struct PoolOptions {
     /// timeout=None).
     std::chrono::milliseconds acquire_timeout{0};
     /// How each connection is made.
-    ConnectOptions connect;
+    ConnectOptions connect{};
 };
 
 static_assert(std::is_trivially_destructible_v<PoolOptions>);
