@@ -56,6 +56,8 @@ if [ "$(id -u)" -eq 0 ]; then
     chown -R postgres: "$root"
 fi
 chmod 755 "$root"
+# The server user may not be able to enter the caller's directory (a build tree under /root).
+cd "$root"
 as_pg "$bindir/initdb" -D "$root/data" -A trust -U postgres -E UTF8 --locale=C.UTF-8 --no-sync \
     >"$root/initdb.log" 2>&1 || {
     cat "$root/initdb.log" >&2
