@@ -518,6 +518,30 @@ std::size_t Connection::statement_cache_count() const noexcept {
     return state_ ? state_->lru.size() : 0;
 }
 
+bool Connection::check_idle() noexcept {
+    if (is_closed()) {
+        return false;
+    }
+    ConnState& s = *state_;
+    if (s.busy) {
+        return true;
+    }
+    // Read while there is something: a terminated session is a FATAL message, then EOF, which
+    // only the next read sees.
+    for (int i = 0; i < 8; ++i) {
+        pollfd p{PQsocket(s.conn), POLLIN, 0};
+        if (::poll(&p, 1, 0) <= 0) {
+            break;
+        }
+        if (PQconsumeInput(s.conn) == 0 || PQstatus(s.conn) == CONNECTION_BAD) {
+            s.finish();
+            return false;
+        }
+        collect_notifies(s);
+    }
+    return true;
+}
+
 std::uint64_t Connection::query_count() const noexcept {
     return state_ ? state_->queries : 0;
 }

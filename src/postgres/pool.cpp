@@ -137,6 +137,58 @@ Task<PooledConnection> Pool::acquire() {
     return acquire(state_->options.acquire_timeout);
 }
 
+namespace {
+
+// Runs the session reset; false when it failed (the connection is then broken or unusable).
+// Kept apart from acquire()'s loop: no co_await sits in a try block there (GCC 12 mishandles
+// exceptions around co_await in loops; docs/pitfalls.md).
+Task<bool> reset_session(Connection& conn) {
+    bool ok = true;
+    try {
+        std::string st = co_await conn.execute(reset_sql);
+        (void)st;
+    } catch (const std::exception&) {
+        ok = false;
+    }
+    co_return ok && !conn.is_closed();
+}
+
+// Gives a semaphore slot back unless dismissed (a lease took it over).
+struct SlotGuard {
+    PoolState* state;
+    bool armed = true;
+
+    explicit SlotGuard(PoolState* s) noexcept : state(s) {}
+
+    SlotGuard(const SlotGuard&) = delete;
+    SlotGuard& operator=(const SlotGuard&) = delete;
+
+    ~SlotGuard() {
+        if (armed) {
+            state->slots.release();
+        }
+    }
+};
+
+// Counts a connection being opened as open, until it turns out it could not be.
+struct OpeningGuard {
+    PoolState* state;
+    bool armed = true;
+
+    explicit OpeningGuard(PoolState* s) noexcept : state(s) { ++state->open; }
+
+    OpeningGuard(const OpeningGuard&) = delete;
+    OpeningGuard& operator=(const OpeningGuard&) = delete;
+
+    ~OpeningGuard() {
+        if (armed) {
+            --state->open;
+        }
+    }
+};
+
+} // namespace
+
 Task<PooledConnection> Pool::acquire(std::chrono::milliseconds timeout) {
     std::shared_ptr<PoolState> s = state_;
     if (s->closing) {
@@ -153,48 +205,30 @@ Task<PooledConnection> Pool::acquire(std::chrono::milliseconds timeout) {
         bool got = co_await s->slots.acquire();
         (void)got;
     }
-    // Holding a slot from here on: give it back on every way out but a lease.
-    std::exception_ptr error;
-    try {
-        while (!s->idle.empty()) {
-            std::unique_ptr<PoolEntry> e = std::move(s->idle.back());
-            s->idle.pop_back();
-            if (s->worn_out(*e)) {
-                --s->open;
-                continue;
-            }
-            if (e->dirty) {
-                std::exception_ptr reset_failed;
-                try {
-                    std::string st = co_await e->conn.execute(reset_sql);
-                    (void)st;
-                } catch (const std::exception&) {
-                    reset_failed = std::current_exception();
-                }
-                if (reset_failed || e->conn.is_closed()) {
-                    --s->open; // broken: replace it
-                    continue;
-                }
-                e->dirty = false;
-            }
-            ++s->leased;
-            co_return PooledConnection(s, std::move(e));
+    SlotGuard slot(s.get()); // holding a slot from here on: back on every way out but a lease
+    std::unique_ptr<PoolEntry> entry;
+    while (!entry && !s->idle.empty()) {
+        std::unique_ptr<PoolEntry> e = std::move(s->idle.back());
+        s->idle.pop_back();
+        bool usable = e->conn.check_idle() && !s->worn_out(*e);
+        if (usable && e->dirty) {
+            usable = co_await reset_session(e->conn);
         }
-        ++s->open;
-        std::unique_ptr<PoolEntry> fresh;
-        try {
-            fresh = co_await open_entry(s->dsn, s->options.connect);
-        } catch (...) {
-            --s->open;
-            throw;
+        if (usable) {
+            e->dirty = false;
+            entry = std::move(e);
+        } else {
+            --s->open; // closed by e's destructor; replaced below if no other is idle
         }
-        ++s->leased;
-        co_return PooledConnection(s, std::move(fresh));
-    } catch (...) {
-        error = std::current_exception();
     }
-    s->slots.release();
-    std::rethrow_exception(error);
+    if (!entry) {
+        OpeningGuard opening(s.get());
+        entry = co_await open_entry(s->dsn, s->options.connect);
+        opening.armed = false;
+    }
+    ++s->leased;
+    slot.armed = false;
+    co_return PooledConnection(s, std::move(entry));
 }
 
 Task<std::string> Pool::execute_impl(std::string sql, detail::Params params) {

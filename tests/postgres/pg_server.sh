@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # A throwaway PostgreSQL 15 for the postgres tests and examples (a CTest fixture).
-# Usage: pg_server.sh start INFO_DIR | stop INFO_DIR
+# Usage: pg_server.sh start INFO_DIR | stop INFO_DIR | restart INFO_DIR
 #   start: initdb into a fresh temporary directory (as the `postgres` OS user when run as root:
 #          initdb refuses root), trust authentication, fsync off, a private Unix socket directory,
 #          TCP on 127.0.0.1 at the first free port from a base derived from INFO_DIR; writes
 #          INFO_DIR/dsn (Unix socket), INFO_DIR/dsn_tcp, INFO_DIR/port, INFO_DIR/datadir.
+#          INFO_DIR/script (this script's path, for tests that start servers of their own).
 #   stop:  pg_ctl stop and remove the temporary directory.
+#   restart: pg_ctl restart (fast shutdown: sessions are terminated), same port and socket.
 set -euo pipefail
 cmd="${1:?start|stop}"
 info="${2:?INFO_DIR}"
 bindir="${CORING_PG_BINDIR:-/usr/lib/postgresql/15/bin}"
+self="$(realpath "$0")"
 
 as_pg() {
     if [ "$(id -u)" -eq 0 ]; then
@@ -34,6 +37,12 @@ stop() {
 case "$cmd" in
 stop)
     stop
+    exit 0
+    ;;
+restart)
+    root="$(cat "$info/datadir")"
+    cd "$root"
+    as_pg "$bindir/pg_ctl" -D "$root/data" -l "$root/server.log" -m fast -w -t 60 restart >/dev/null
     exit 0
     ;;
 start) ;;
@@ -82,6 +91,7 @@ for i in $(seq 0 30); do
         as_pg "$bindir/psql" -X -q -h "$root/sock" -p "$port" -U postgres -d postgres \
             -c "CREATE ROLE coring_pw LOGIN PASSWORD 'coring-secret'" >/dev/null
         echo "$port" >"$info/port"
+        echo "$self" >"$info/script"
         echo "host=$root/sock port=$port user=postgres dbname=postgres" >"$info/dsn"
         echo "postgresql://postgres@127.0.0.1:$port/postgres" >"$info/dsn_tcp"
         echo "pg_server.sh: PostgreSQL on port $port, socket in $root/sock"

@@ -41,4 +41,17 @@ int pg_port() {
     return std::stoi(info_file("port"));
 }
 
+std::string pg_script() {
+    return info_file("script");
+}
+
+std::string read_line(const std::string& path) {
+    std::ifstream in(path);
+    std::string line;
+    if (!in || !std::getline(in, line) || line.empty()) {
+        throw std::runtime_error(path + " is missing or empty");
+    }
+    return line;
+}
+
 } // namespace coring::test

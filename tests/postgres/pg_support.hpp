@@ -16,4 +16,10 @@ std::string pg_dsn_tcp();
 /// The test server's TCP port.
 int pg_port();
 
+/// The path of pg_server.sh, for tests that run a server of their own.
+std::string pg_script();
+
+/// The first line of the file at path. Throws std::runtime_error naming it when missing.
+std::string read_line(const std::string& path);
+
 } // namespace coring::test

@@ -8,6 +8,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
+#include <cstdlib>
 #include <set>
 #include <string>
 #include <vector>
@@ -189,4 +192,40 @@ TEST_CASE("pool: close waits for the acquired connections", "[postgres]") {
         co_await closing;
         CHECK(pool.get_size() == 0);
     });
+}
+
+TEST_CASE("pool: the server restarts in the middle, the pool recovers", "[postgres]") {
+    // A server of its own: restarting the shared fixture would break the tests running beside.
+    std::string script = coring::test::pg_script();
+    char dir_template[] = "/tmp/coring-pg-restart.XXXXXX";
+    REQUIRE(::mkdtemp(dir_template) != nullptr);
+    std::string info = dir_template;
+    std::string start = "bash '" + script + "' start '" + info + "' >/dev/null";
+    REQUIRE(std::system(start.c_str()) == 0);
+    std::string dsn = coring::test::read_line(info + "/dsn");
+    coring::test::run_test([&]() -> Task<> {
+        pg::PoolOptions opts;
+        opts.min_size = 2;
+        opts.max_size = 2;
+        auto pool = co_await pg::Pool::create(dsn, opts);
+        int v = co_await pool.fetchval<int>("SELECT 1");
+        CHECK(v == 1);
+        auto leased = co_await pool.acquire();
+        std::string restart = "bash '" + script + "' restart '" + info + "'";
+        int rc = co_await coring::to_thread([restart] { return std::system(restart.c_str()); });
+        REQUIRE(rc == 0);
+        // The leased connection is gone: its next query says so, and it is not reused.
+        CO_CHECK_THROWS_AS(leased->fetch("SELECT 1"), pg::ConnectionError);
+        leased.release();
+        // The idle one is dead too: acquire finds out on its reset and opens new connections.
+        for (int i = 0; i < 4; ++i) {
+            int w = co_await pool.fetchval<int>("SELECT $1::int", i);
+            CHECK(w == i);
+        }
+        CHECK(pool.get_size() <= 2);
+        co_await pool.close();
+    });
+    std::string stop = "bash '" + script + "' stop '" + info + "'";
+    CHECK(std::system(stop.c_str()) == 0);
+    ::rmdir(info.c_str());
 }

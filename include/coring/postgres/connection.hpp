@@ -341,6 +341,11 @@ private:
     friend Task<Connection> connect(std::string dsn, ConnectOptions options);
     explicit Connection(std::unique_ptr<detail::ConnState> state) noexcept;
 
+    // For a Pool, on an idle connection: reads whatever the server sent meanwhile without
+    // waiting (a FATAL termination, EOF) and says whether the connection is still usable; a
+    // dead one is closed.
+    bool check_idle() noexcept;
+
     // prepared: the name of a statement made by prepare(), or empty for sql through the
     // statement cache.
     Task<std::string> execute_impl(std::string sql,
