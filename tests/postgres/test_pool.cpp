@@ -212,7 +212,12 @@ TEST_CASE("pool: the server restarts in the middle, the pool recovers", "[postgr
         CHECK(v == 1);
         auto leased = co_await pool.acquire();
         std::string restart = "bash '" + script + "' restart '" + info + "'";
-        int rc = co_await coring::to_thread([restart] { return std::system(restart.c_str()); });
+        // A named closure: GCC 12 destroys a lambda temporary holding a std::string twice when
+        // it sits inside the co_await expression (docs/pitfalls.md).
+        auto run_restart = [restart] {
+            return std::system(restart.c_str());
+        };
+        int rc = co_await coring::to_thread(run_restart);
         REQUIRE(rc == 0);
         // The leased connection is gone: its next query says so, and it is not reused.
         CO_CHECK_THROWS_AS(leased->fetch("SELECT 1"), pg::ConnectionError);
