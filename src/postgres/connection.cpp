@@ -870,7 +870,7 @@ Task<> Connection::begin_transaction(TransactionOptions options) {
     } else {
         sql = fmt::format("SAVEPOINT coring_sp_{}", depth);
     }
-    std::string status = co_await execute_impl(std::move(sql), {}, {}, std::nullopt);
+    std::string status = co_await execute(sql); // no braced temporaries inside co_await (GCC 12)
     (void)status;
     ++state_->tx_depth;
 }
@@ -885,7 +885,8 @@ Task<> Connection::end_transaction(bool commit) {
                 "{} coring_sp_{}", commit ? "RELEASE SAVEPOINT" : "ROLLBACK TO SAVEPOINT", depth);
     }
     if (commit) {
-        std::string status = co_await execute_impl(std::move(sql), {}, {}, std::nullopt);
+        std::string status =
+                co_await execute(sql); // no braced temporaries inside co_await (GCC 12)
         (void)status;
         co_return;
     }
@@ -894,7 +895,8 @@ Task<> Connection::end_transaction(bool commit) {
     }
     std::exception_ptr failed;
     try {
-        std::string status = co_await execute_impl(std::move(sql), {}, {}, std::nullopt);
+        std::string status =
+                co_await execute(sql); // no braced temporaries inside co_await (GCC 12)
         (void)status;
     } catch (const std::exception&) {
         failed = std::current_exception(); // the body's exception is the one to report
@@ -1119,7 +1121,7 @@ Task<> Connection::listen(std::string channel) {
         throw ConnectionError("the connection is closed");
     }
     std::string sql = "LISTEN " + quote_identifier(*state_, channel);
-    std::string status = co_await execute_impl(std::move(sql), {}, {}, std::nullopt);
+    std::string status = co_await execute(sql); // no braced temporaries inside co_await (GCC 12)
     (void)status;
 }
 
@@ -1128,7 +1130,7 @@ Task<> Connection::unlisten(std::string channel) {
         throw ConnectionError("the connection is closed");
     }
     std::string sql = "UNLISTEN " + quote_identifier(*state_, channel);
-    std::string status = co_await execute_impl(std::move(sql), {}, {}, std::nullopt);
+    std::string status = co_await execute(sql); // no braced temporaries inside co_await (GCC 12)
     (void)status;
 }
 

@@ -233,21 +233,25 @@ Task<PooledConnection> Pool::acquire(std::chrono::milliseconds timeout) {
 
 Task<std::string> Pool::execute_impl(std::string sql, detail::Params params) {
     PooledConnection c = co_await acquire();
-    std::string st = co_await c->execute_impl(std::move(sql), {}, std::move(params), std::nullopt);
+    // The call outside the co_await: its argument temporaries stay out of it (GCC 12).
+    Task<std::string> query = c->execute_impl(std::move(sql), {}, std::move(params), std::nullopt);
+    std::string st = co_await std::move(query);
     co_return st;
 }
 
 Task<std::vector<Row>> Pool::fetch_impl(std::string sql, detail::Params params) {
     PooledConnection c = co_await acquire();
-    std::vector<Row> rows =
-            co_await c->fetch_impl(std::move(sql), {}, std::move(params), std::nullopt);
+    Task<std::vector<Row>> query =
+            c->fetch_impl(std::move(sql), {}, std::move(params), std::nullopt);
+    std::vector<Row> rows = co_await std::move(query);
     co_return rows;
 }
 
 Task<std::optional<Row>> Pool::fetchrow_impl(std::string sql, detail::Params params) {
     PooledConnection c = co_await acquire();
-    std::optional<Row> row =
-            co_await c->fetchrow_impl(std::move(sql), {}, std::move(params), std::nullopt);
+    Task<std::optional<Row>> query =
+            c->fetchrow_impl(std::move(sql), {}, std::move(params), std::nullopt);
+    std::optional<Row> row = co_await std::move(query);
     co_return row;
 }
 
