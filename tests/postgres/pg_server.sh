@@ -31,7 +31,7 @@ stop() {
         as_pg "$bindir/pg_ctl" -D "$root/data" -m immediate -w stop >/dev/null 2>&1 || true
     fi
     rm -rf "$root"
-    rm -f "$info/datadir" "$info/dsn" "$info/dsn_tcp" "$info/port"
+    rm -f "$info/datadir" "$info/dsn" "$info/dsn_tcp" "$info/port" "$info/script"
 }
 
 case "$cmd" in

@@ -200,6 +200,21 @@ TEST_CASE("pool: the server restarts in the middle, the pool recovers", "[postgr
     char dir_template[] = "/tmp/coring-pg-restart.XXXXXX";
     REQUIRE(::mkdtemp(dir_template) != nullptr);
     std::string info = dir_template;
+
+    // Stops the server and removes its files however the test ends.
+    struct ServerGuard {
+        std::string script;
+        std::string info;
+
+        ~ServerGuard() {
+            std::string stop = "bash '" + script + "' stop '" + info + "'";
+            if (std::system(stop.c_str()) != 0) {
+                WARN("could not stop the restart test's server: " << info);
+            }
+            ::rmdir(info.c_str());
+        }
+    } guard{script, info};
+
     std::string start = "bash '" + script + "' start '" + info + "' >/dev/null";
     REQUIRE(std::system(start.c_str()) == 0);
     std::string dsn = coring::test::read_line(info + "/dsn");
@@ -230,7 +245,4 @@ TEST_CASE("pool: the server restarts in the middle, the pool recovers", "[postgr
         CHECK(pool.get_size() <= 2);
         co_await pool.close();
     });
-    std::string stop = "bash '" + script + "' stop '" + info + "'";
-    CHECK(std::system(stop.c_str()) == 0);
-    ::rmdir(info.c_str());
 }
