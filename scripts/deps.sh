@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # Installs the Debian packages coring needs that are missing. Usage: deps.sh PROFILE...
 #   build     compiler, CMake, Ninja, liburing, fmt, Catch2, OpenSSL (libssl-dev, and the openssl
-#             CLI the TLS tests talk to): enough to build and test
+#             CLI the TLS tests talk to), libpq and the PostgreSQL 15 server the postgres tests
+#             start themselves: enough to build and test
 #   http      the http component: libcurl (OpenSSL flavour) and nlohmann-json (part of build)
 #   services  the peers the tests start themselves on loopback: nginx (nginx-light), Python
 #             (http.server, aiohttp), Node.js, curl and wrk; installed without starting their
@@ -17,7 +18,7 @@ packages=()
 for profile in "${@:-build}"; do
     case "$profile" in
     build) packages+=(g++-12 cmake ninja-build pkg-config liburing-dev libfmt-dev catch2 libssl-dev openssl ca-certificates
-        libcurl4-openssl-dev nlohmann-json3-dev) ;;
+        libcurl4-openssl-dev nlohmann-json3-dev libpq-dev postgresql-15) ;;
     http) packages+=(libcurl4-openssl-dev nlohmann-json3-dev) ;;
     services) packages+=(nginx-light python3 python3-aiohttp nodejs curl wrk) ;;
     sanitize) packages+=(clang libclang-rt-14-dev) ;;

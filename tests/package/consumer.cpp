@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // A tiny coring program built against an installed or vendored coring.
 #include <coring/coring.hpp>
+#include <coring/postgres.hpp>
 #include <coring/tls.hpp>
 
 #include <chrono>
@@ -18,6 +19,10 @@ int main() {
     auto ctx = coring::tls::SslContext::client();
     if (ctx.verify_mode() != coring::tls::VerifyMode::required || !ctx.check_hostname()) {
         return 2;
+    }
+    // The postgres component links (libpq comes with it).
+    if (coring::postgres::type_name(coring::postgres::oids::int4) != "int4") {
+        return 3;
     }
     int v = coring::run(answer());
     std::printf("coring %s says %d\n", CORING_VERSION, v);

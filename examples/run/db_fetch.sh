@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# db_fetch against the test suite's throwaway PostgreSQL (the coring_pg CTest fixture, which
+# writes its DSN to $CORING_PG_INFO/dsn).
+set -euo pipefail
+bin="$1"
+dsn_file="${CORING_PG_INFO:?CORING_PG_INFO is not set: run through ctest}/dsn"
+[ -s "$dsn_file" ] || { echo "db_fetch.sh: $dsn_file is missing: the test server is not running" >&2; exit 1; }
+timeout 30 "$bin/db_fetch" "$(cat "$dsn_file")"
