@@ -125,7 +125,9 @@ CheckedRunResult run_checked(const std::function<Task<>()>& make,
     {
         std::vector<std::string> reports; // outlives the loop whose handler appends to it
         EventLoop loop;
-        loop.set_debug(options.debug);
+        if (options.debug) {
+            loop.set_debug(*options.debug);
+        }
         if (options.check_exception_handler) {
             loop.set_exception_handler([&reports](EventLoop&, const ExceptionContext& context) {
                 try {

@@ -113,8 +113,9 @@ std::vector<std::string> leftover_children();
 struct CheckedRunOptions {
     /// Run on virtual time (VirtualClock) instead of the real clock.
     bool virtual_time = true;
-    /// Turn on the loop's debug mode (as IsolatedAsyncioTestCase does).
-    bool debug = true;
+    /// The loop's debug mode: on by default (as IsolatedAsyncioTestCase does); nullopt leaves
+    /// the loop's own default (CORING_DEBUG=1 in the environment).
+    std::optional<bool> debug = true;
     /// Report tasks still pending when the test coroutine returns.
     bool check_tasks = true;
     /// Report every call of the loop's exception handler (exceptions never retrieved, failing

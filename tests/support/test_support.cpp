@@ -6,6 +6,7 @@
 #include <coring/testing.hpp>
 
 #include <exception>
+#include <optional>
 
 namespace coring::test {
 
@@ -33,7 +34,7 @@ void run_test(std::function<Task<>()> make, const std::function<void(EventLoop&)
     // checks descriptors and children after every case; tests set their own exception handlers).
     testing::CheckedRunOptions options;
     options.virtual_time = false;
-    options.debug = false;
+    options.debug = std::nullopt; // as before: CORING_DEBUG decides
     options.check_exception_handler = false;
     options.check_fds = false;
     options.check_children = false;
