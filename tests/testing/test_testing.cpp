@@ -19,6 +19,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -233,6 +234,21 @@ TEST_CASE("run_checked: each check can be turned off", "[testing]") {
             off);
     INFO(joined(result.problems));
     CHECK(result.problems.empty());
+}
+
+TEST_CASE("run_checked: debug = nullopt keeps the loop's own default", "[testing]") {
+    static bool debug = false;
+    coring::testing::CheckedRunOptions options;
+    options.debug = std::nullopt;
+    auto result = coring::testing::run_checked(
+            []() -> Task<> {
+                debug = coring::get_running_loop().get_debug();
+                co_return;
+            },
+            options);
+    CHECK(result.problems.empty());
+    const char* env = std::getenv("CORING_DEBUG");
+    CHECK(debug == (env != nullptr && std::string(env) == "1"));
 }
 
 // ---- advance_to_next_timer, VirtualClock ----
