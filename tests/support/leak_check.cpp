@@ -1,17 +1,14 @@
 // SPDX-License-Identifier: MIT
-// The leak-check listener (see leak_check.hpp).
+// The leak-check listener (see leak_check.hpp); the checks themselves are coring/testing.hpp's,
+// which CORING_TEST_CASE runs too.
 #include "support/leak_check.hpp"
 
 #define CATCH_CONFIG_EXTERNAL_INTERFACES // TestEventListenerBase
+#include <coring/testing.hpp>
+
 #include <catch2/catch.hpp>
 
-#include <dirent.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <cstdio>
-#include <cstdlib>
 
 namespace coring::test {
 
@@ -58,46 +55,15 @@ public:
 } // namespace
 
 std::set<int> open_fds() {
-    std::set<int> fds;
-    DIR* dir = ::opendir("/proc/self/fd");
-    if (dir == nullptr) {
-        return fds;
-    }
-    const int own = ::dirfd(dir);
-    while (const dirent* entry = ::readdir(dir)) {
-        char* end = nullptr;
-        const long fd = std::strtol(entry->d_name, &end, 10);
-        if (end != entry->d_name && *end == '\0' && fd != own) {
-            fds.insert(static_cast<int>(fd));
-        }
-    }
-    ::closedir(dir);
-    return fds;
+    return coring::testing::open_fds();
 }
 
 std::string fd_target(int fd) {
-    char path[64];
-    char target[256];
-    std::snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-    const ssize_t n = ::readlink(path, target, sizeof target - 1);
-    return n < 0 ? std::string("?") : std::string(target, static_cast<std::size_t>(n));
+    return coring::testing::fd_target(fd);
 }
 
 std::vector<std::string> leftover_children() {
-    std::vector<std::string> found;
-    for (;;) {
-        int status = 0;
-        const pid_t pid = ::waitpid(-1, &status, WNOHANG);
-        if (pid > 0) {
-            found.push_back("child " + std::to_string(pid) + " exited but was never reaped");
-            continue;
-        }
-        if (pid == 0) {
-            found.push_back("a child process is still running");
-        }
-        break; // -1 with ECHILD: no children at all
-    }
-    return found;
+    return coring::testing::leftover_children();
 }
 
 int leak_check_failures() {

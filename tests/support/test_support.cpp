@@ -3,6 +3,10 @@
 #include "support/test_support.hpp"
 
 #include <coring/run.hpp>
+#include <coring/testing.hpp>
+
+#include <exception>
+#include <optional>
 
 namespace coring::test {
 
@@ -25,15 +29,25 @@ void run_test(std::function<Task<>()> make) {
 }
 
 void run_test(std::function<Task<>()> make, const std::function<void(EventLoop&)>& setup) {
-    EventLoop loop;
-    setup(loop);
-    std::size_t leaked = 0;
-    auto main_task = loop.create_task(make(), "test-main");
-    loop.run_until_complete(main_task);
-    leaked = all_tasks(loop).size();
-    cancel_all_tasks(loop);
-    loop.close();
-    CHECK(leaked == 0);
+    // The shared runner of CORING_TEST_CASE (coring/testing.hpp), with the checks these older
+    // tests were written for: real time, and only leaked tasks (the listener of leak_check.cpp
+    // checks descriptors and children after every case; tests set their own exception handlers).
+    testing::CheckedRunOptions options;
+    options.virtual_time = false;
+    options.debug = std::nullopt; // as before: CORING_DEBUG decides
+    options.check_exception_handler = false;
+    options.check_fds = false;
+    options.check_children = false;
+    testing::CheckedRunResult result = testing::run_checked(make, options, setup);
+    if (result.error) {
+        std::rethrow_exception(result.error);
+    }
+    std::string found;
+    for (const auto& problem : result.problems) {
+        found += problem + "\n";
+    }
+    INFO(found);
+    CHECK(result.problems.empty());
 }
 
 Watchdog::Watchdog(EventLoop& loop, std::chrono::milliseconds after)
