@@ -45,7 +45,7 @@ Task<int> index_main(LoopGroup& group, std::size_t i, std::vector<std::thread::i
 
 } // namespace
 
-TEST_CASE("LoopGroup: every loop runs its own main on its own thread; results in loop order",
+TEST_CASE("LoopGroup: every loop runs its own main on its own thread, results in loop order",
           "[group][threads]") {
     LoopGroup group({.loops = 3});
     REQUIRE(group.size() == 3);
@@ -368,7 +368,7 @@ Task<> reuse_port_main(LoopGroup& group,
 
 } // namespace
 
-TEST_CASE("LoopGroup: SO_REUSEPORT servers on every loop share a port; connections spread",
+TEST_CASE("LoopGroup: SO_REUSEPORT servers on every loop share a port, connections spread",
           "[group][threads][net]") {
     for (unsigned loops : {2U, 4U}) {
         std::atomic<std::uint16_t> port{0};
