@@ -58,6 +58,7 @@ if [ ${#areas[@]} -eq 0 ]; then
         http_client | http_curl_epoll) continue ;; # the HTTP client benchmark's: http_client_run.sh
         http_server) continue ;;                  # the HTTP server benchmark's: http_server_run.sh
         http_parser_bench) continue ;;            # standalone: run bench_http_parser_bench
+        per_core_*) continue ;;                   # the per-core benchmark: per_core_run.sh
         esac
         areas+=("$area")
     done
