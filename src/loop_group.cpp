@@ -177,6 +177,8 @@ void LoopGroup::run_threads(const std::function<void(std::size_t)>& body) {
     }
 
     std::latch created(static_cast<std::ptrdiff_t>(n));
+    std::latch first_created(1); // loop 0 exists (or failed): the others may attach to it
+    std::atomic<int> first_ring_fd{-1};
     std::atomic<bool> creation_failed{false};
     std::atomic<std::size_t> finished{0};
     std::mutex failure_mutex;
@@ -202,15 +204,25 @@ void LoopGroup::run_threads(const std::function<void(std::size_t)>& body) {
             }
             Slot& slot = *slots_[i];
             std::optional<Runner> runner;
+            if (i != 0) {
+                first_created.wait();
+            }
             try {
-                runner.emplace(RunOptions{options_.debug, options_.ring_entries});
+                int attach = i != 0 && options_.share_kernel_workers ? first_ring_fd.load() : -1;
+                runner.emplace(RunOptions{options_.debug, options_.ring_entries, attach});
                 EventLoop& loop = runner->get_loop();
                 slot.loop = &loop;
+                if (i == 0) {
+                    first_ring_fd.store(loop.ring().fd());
+                }
                 std::lock_guard lock(mutex_);
                 slot.queue = loop.threadsafe_queue();
             } catch (...) {
                 creation_failed.store(true);
                 fail(std::current_exception());
+            }
+            if (i == 0) {
+                first_created.count_down();
             }
             created.arrive_and_wait();
             if (runner && !creation_failed.load()) {

@@ -41,6 +41,9 @@ struct LoopGroupOptions {
     /// loop at once). The signals are blocked in the calling thread and the loops' threads and
     /// read with a signalfd by the calling thread; false leaves signals alone.
     bool handle_signals = true;
+    /// The rings of loops 1..N-1 share loop 0's kernel worker pool (IORING_SETUP_ATTACH_WQ):
+    /// one set of io-wq threads for the blocking work of the whole group, not one per loop.
+    bool share_kernel_workers = true;
 };
 
 static_assert(std::is_trivially_destructible_v<LoopGroupOptions>);

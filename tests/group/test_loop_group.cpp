@@ -505,3 +505,16 @@ TEST_CASE("run_per_core: SIGTERM cancels every loop's main and run throws Signal
     CHECK(WEXITSTATUS(status) == 0);
     CHECK(output.find("SignalShutdown 15, loops cleaned up: 3") != std::string::npos);
 }
+
+TEST_CASE("LoopGroup: the loops' rings share loop 0's kernel worker pool (ATTACH_WQ)",
+          "[group][threads]") {
+    for (bool share : {true, false}) {
+        LoopGroup group({.loops = 3, .share_kernel_workers = share});
+        std::vector<bool> attached = group.run([](std::size_t) -> Task<bool> {
+            co_return (coring::get_running_loop().ring().setup_flags() & IORING_SETUP_ATTACH_WQ) !=
+                    0;
+        });
+        INFO("share " << share);
+        CHECK(attached == std::vector<bool>{false, share, share});
+    }
+}
