@@ -6,6 +6,7 @@
 //
 // Usage: bench_per_core_messages [CALLS]   (default 20000)
 // Output: `BENCH <metric> <value> <unit>` lines.
+#include <coring/loop_channel.hpp>
 #include <coring/loop_group.hpp>
 #include <coring/sleep.hpp>
 
@@ -74,6 +75,30 @@ double run_on_bench(int calls, int inflight) {
     return ns;
 }
 
+double channel_bench(int items) {
+    double ns = 0;
+    coring::LoopGroup group({.loops = 2, .handle_signals = false});
+    coring::LoopChannel<int> ch(group, 0, 1, 64);
+    group.run([&](std::size_t i) -> coring::Task<> {
+        if (i == 0) {
+            auto t0 = Clock::now();
+            for (int k = 0; k < items; ++k) {
+                co_await ch.send(k);
+            }
+            ch.close();
+            ns = ns_since(t0);
+            co_return;
+        }
+        for (;;) {
+            std::optional<int> v = co_await ch.receive();
+            if (!v) {
+                break;
+            }
+        }
+    });
+    return ns;
+}
+
 // The floor most programs start with: a request slot and a reply slot under one mutex.
 double mutex_cv_bench(int calls) {
     std::mutex m;
@@ -118,6 +143,8 @@ int main(int argc, char** argv) {
     std::printf("BENCH run_on_round_trip %.0f ns/op\n", lat / calls);
     double tput = run_on_bench(calls, 64);
     std::printf("BENCH run_on_64_in_flight %.0f ops/s\n", calls / (tput / 1e9));
+    double chn = channel_bench(calls * 10);
+    std::printf("BENCH loop_channel_64_slots %.0f items/s\n", calls * 10 / (chn / 1e9));
     double mcv = mutex_cv_bench(calls);
     std::printf("BENCH mutex_cv_round_trip %.0f ns/op\n", mcv / calls);
     return 0;
