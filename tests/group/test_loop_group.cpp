@@ -13,6 +13,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -517,4 +518,22 @@ TEST_CASE("LoopGroup: the loops' rings share loop 0's kernel worker pool (ATTACH
         INFO("share " << share);
         CHECK(attached == std::vector<bool>{false, share, share});
     }
+}
+
+TEST_CASE("EventLoopOptions::attach_wq_fd: a fd that is no ring gives a pool of the loop's own",
+          "[group]") {
+    int fds[2];
+    REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
+    coring::EventLoopOptions options{};
+    options.attach_wq_fd = fds[0];
+    {
+        coring::EventLoop loop(options);
+        CHECK((loop.ring().setup_flags() & IORING_SETUP_ATTACH_WQ) == 0);
+        coring::EventLoopOptions attached{};
+        attached.attach_wq_fd = loop.ring().fd();
+        coring::EventLoop second(attached);
+        CHECK((second.ring().setup_flags() & IORING_SETUP_ATTACH_WQ) != 0);
+    }
+    ::close(fds[0]);
+    ::close(fds[1]);
 }
