@@ -59,6 +59,7 @@ if [ ${#areas[@]} -eq 0 ]; then
         http_server) continue ;;                  # the HTTP server benchmark's: http_server_run.sh
         http_parser_bench) continue ;;            # standalone: run bench_http_parser_bench
         pg_client) continue ;;                    # needs a server: bench_pg_client DSN
+        per_core_*) continue ;;                   # the per-core benchmark: per_core_run.sh
         esac
         areas+=("$area")
     done

@@ -34,7 +34,8 @@ EventLoop& Runner::get_loop() {
         throw RuntimeError("Runner is closed");
     }
     if (!loop_) {
-        loop_.emplace(EventLoopOptions{options_.ring_entries, options_.debug});
+        loop_.emplace(
+                EventLoopOptions{options_.ring_entries, options_.debug, options_.attach_wq_fd});
     }
     return *loop_;
 }

@@ -15,6 +15,8 @@
 #include <coring/gather.hpp>
 #include <coring/lock.hpp>
 #include <coring/log.hpp>
+#include <coring/loop_channel.hpp>
+#include <coring/loop_group.hpp>
 #include <coring/net/address.hpp>
 #include <coring/net/datagram.hpp>
 #include <coring/net/socket.hpp>

@@ -69,6 +69,10 @@ struct EventLoopOptions {
     unsigned ring_entries = 1024;
     /// Debug mode; when unset, on if the environment variable CORING_DEBUG is set to 1.
     std::optional<bool> debug;
+    /// The fd of another loop's ring (EventLoop::ring().fd()) whose kernel worker pool (io-wq)
+    /// this loop's ring shares (IORING_SETUP_ATTACH_WQ); -1: a pool of its own. A ring the
+    /// kernel refuses to attach gets a pool of its own.
+    int attach_wq_fd = -1;
 };
 
 /// A callback scheduled with call_soon (asyncio.Handle). Copies share the callback.

@@ -50,6 +50,8 @@ struct RunOptions {
     std::optional<bool> debug;
     /// Size of the loop's io_uring submission queue.
     unsigned ring_entries = 1024;
+    /// EventLoopOptions::attach_wq_fd of the new loop.
+    int attach_wq_fd = -1;
 };
 
 /// Owns a loop for a sequence of run() calls (asyncio.Runner). close() (also run by the

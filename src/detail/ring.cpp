@@ -107,16 +107,27 @@ constexpr unsigned setup_chain[] = {
 
 Ring::Ring(const RingOptions& options) {
     int ret = -EINVAL;
-    for (unsigned flags : setup_chain) {
-        io_uring_params params{};
-        params.flags = flags;
-        ret = sys.io_uring_queue_init_params(options.entries, &ring_, &params);
-        if (ret == 0) {
-            setup_flags_ = params.flags;
-            features_ = params.features;
-            break;
+    // With attach_wq_fd, the chain is tried with IORING_SETUP_ATTACH_WQ first, then without
+    // (a stale fd, or a ring the kernel cannot share with, costs only the sharing).
+    for (bool attach : {options.attach_wq_fd >= 0, false}) {
+        for (unsigned flags : setup_chain) {
+            io_uring_params params{};
+            params.flags = flags;
+            if (attach) {
+                params.flags |= IORING_SETUP_ATTACH_WQ;
+                params.wq_fd = static_cast<unsigned>(options.attach_wq_fd);
+            }
+            ret = sys.io_uring_queue_init_params(options.entries, &ring_, &params);
+            if (ret == 0) {
+                setup_flags_ = params.flags;
+                features_ = params.features;
+                break;
+            }
+            if (ret != -EINVAL && !(attach && ret == -EBADF)) {
+                break;
+            }
         }
-        if (ret != -EINVAL) {
+        if (ret == 0 || !attach) {
             break;
         }
     }

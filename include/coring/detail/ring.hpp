@@ -27,6 +27,7 @@ inline constexpr std::uint64_t ignored_user_data = 0;
 /// Setup parameters of a Ring.
 struct RingOptions {
     unsigned entries = 1024; // submission queue size; the completion queue is twice as large
+    int attach_wq_fd = -1;   // IORING_SETUP_ATTACH_WQ: share this ring's kernel workers (io-wq)
 };
 
 /// One io_uring instance. Not thread-safe: a Ring belongs to the thread that runs its loop.
