@@ -19,8 +19,8 @@ CASES = ["select1", "param", "executemany", "fetch", "pool", "pipeline"]
 
 
 def report(name, n, unit, wall, cpu):
-    print(f"{name:<12} {n:8d} {unit}  {n / wall:10.0f} {unit}/s  {cpu * 1e6 / n:7.2f} us CPU/{unit}",
-          flush=True)
+    rate, per = n / wall, cpu * 1e6 / n
+    print(f"{name:<12} {n:8d} {unit}  {rate:10.0f} {unit}/s  {per:7.2f} us CPU/{unit}", flush=True)
 
 
 async def timed(coro_fn):
@@ -72,7 +72,9 @@ async def main(dsn, cases):
         n = 100000
 
         async def body():
-            rows = await conn.fetch("SELECT g AS a, 'row ' || g AS b FROM generate_series(1, 100000) g")
+            rows = await conn.fetch(
+                "SELECT g AS a, 'row ' || g AS b FROM generate_series(1, 100000) g"
+            )
             total = 0
             for r in rows:
                 total += r[0] + len(r[1])

@@ -20,8 +20,8 @@ CASES = ["select1", "param", "executemany", "fetch", "pool", "pipeline"]
 
 
 def report(name, n, unit, wall, cpu):
-    print(f"{name:<12} {n:8d} {unit}  {n / wall:10.0f} {unit}/s  {cpu * 1e6 / n:7.2f} us CPU/{unit}",
-          flush=True)
+    rate, per = n / wall, cpu * 1e6 / n
+    print(f"{name:<12} {n:8d} {unit}  {rate:10.0f} {unit}/s  {per:7.2f} us CPU/{unit}", flush=True)
 
 
 async def timed(coro_fn):

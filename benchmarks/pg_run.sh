@@ -18,7 +18,10 @@ bench="$build/benchmarks/bench_pg_client"
 rounds="${ROUNDS:-3}"
 cases="${PG_CASES:-select1 param executemany fetch pool pipeline}"
 py=/usr/bin/python3
-[ -x "$bench" ] || { echo "pg_run.sh: $bench not built (cmake --build $build --target bench_pg_client)" >&2; exit 1; }
+if [ ! -x "$bench" ]; then
+    echo "pg_run.sh: $bench not built (cmake --build $build --target bench_pg_client)" >&2
+    exit 1
+fi
 
 info="$(mktemp -d /tmp/coring-pgbench.XXXXXX)"
 out="$info/results.txt"
@@ -41,7 +44,9 @@ echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 for round in $(seq 1 "$rounds"); do
     for transport in unix tcp; do
-        if [ "$transport" = unix ]; then dsn="$(cat "$info/dsn")"; else dsn="$(cat "$info/dsn_tcp")"; fi
+        dsn_file="$info/dsn"
+        [ "$transport" = unix ] || dsn_file="$info/dsn_tcp"
+        dsn="$(cat "$dsn_file")"
         for client in coring asyncpg psycopg; do
             case "$client" in
             coring) cmd=("$bench" "$dsn") ;;
