@@ -5,7 +5,9 @@
 // Usage: bench_pg_client "<dsn>" [case...]
 //   cases: select1 (20,000 sequential SELECT 1), param (20,000 SELECT $1::int + 1),
 //          executemany (50,000 rows of (int, text)), fetch (100,000 rows), pipeline (100,000
-//          SELECT 1, 256 per sync), cancel (20 cancelled pg_sleep(10)); all by default.
+//          SELECT 1, 256 per sync), pool (64 tasks x 2,000 SELECT 1 through a Pool of 8;
+//          CORING_PG_POOL_QUERIES sets the 2,000), cancel (20 cancelled pg_sleep(10)); all by
+//          default.
 // Start a server with tests/postgres/pg_server.sh start DIR and pass "$(cat DIR/dsn)" (Unix
 // socket) or "$(cat DIR/dsn_tcp)" (loopback TCP).
 #include <coring/coring.hpp>
@@ -14,6 +16,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -124,6 +127,34 @@ coring::Task<int> run(std::string dsn, std::vector<std::string> cases) {
             }
         });
         report("pipeline", static_cast<std::size_t>(batches) * per, "query", f);
+    }
+    if (wants("pool")) {
+        // 64 tasks sharing a Pool of 8, each running its queries through pool.fetchval (one
+        // acquire and release per query, as asyncpg's pool.fetchval).
+        constexpr int tasks = 64;
+        const char* env = std::getenv("CORING_PG_POOL_QUERIES");
+        const int per = env != nullptr ? std::atoi(env) : 2000;
+        pg::PoolOptions options;
+        options.min_size = 8;
+        options.max_size = 8;
+        auto pool = co_await pg::Pool::create(dsn, options);
+        Figure f = co_await timed([&]() -> coring::Task<> {
+            auto worker = [&pool, per]() -> coring::Task<> {
+                for (int i = 0; i < per; ++i) {
+                    int v = co_await pool.fetchval<int>("SELECT 1");
+                    (void)v;
+                }
+            };
+            std::vector<coring::TaskHandle<>> workers;
+            for (int t = 0; t < tasks; ++t) {
+                workers.push_back(coring::create_task(worker()));
+            }
+            for (auto& w : workers) {
+                co_await w;
+            }
+        });
+        co_await pool.close();
+        report("pool", static_cast<std::size_t>(tasks) * static_cast<std::size_t>(per), "query", f);
     }
     if (wants("cancel")) {
         // Cancelling a running pg_sleep(10): time from cancel() to the task's CancelledError

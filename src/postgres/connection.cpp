@@ -518,6 +518,10 @@ std::size_t Connection::statement_cache_count() const noexcept {
     return state_ ? state_->lru.size() : 0;
 }
 
+bool Connection::server_transaction_idle() const noexcept {
+    return state_ && state_->conn != nullptr && PQtransactionStatus(state_->conn) == PQTRANS_IDLE;
+}
+
 bool Connection::check_idle() noexcept {
     if (is_closed()) {
         return false;

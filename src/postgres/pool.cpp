@@ -106,10 +106,13 @@ void PooledConnection::release() noexcept {
 
 namespace {
 
-// What asyncpg's reset does on release: end a transaction left open, free advisory locks,
-// cursors, listeners and session settings. ROLLBACK outside a transaction is only a notice.
-constexpr const char* reset_sql = "ROLLBACK; SELECT pg_advisory_unlock_all(); CLOSE ALL; "
-                                  "UNLISTEN *; RESET ALL";
+// What asyncpg's reset does on release: end a transaction left open (only then: ROLLBACK
+// outside one is a WARNING notice, logged on every acquire), free advisory locks, cursors,
+// listeners and session settings.
+constexpr const char* reset_sql =
+        "SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL";
+constexpr const char* reset_sql_in_transaction =
+        "ROLLBACK; SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL";
 
 Task<std::unique_ptr<PoolEntry>> open_entry(std::string dsn, ConnectOptions options) {
     Connection conn = co_await connect(std::move(dsn), options);
@@ -142,10 +145,11 @@ namespace {
 // Runs the session reset; false when it failed (the connection is then broken or unusable).
 // Kept apart from acquire()'s loop: no co_await sits in a try block there (GCC 12 mishandles
 // exceptions around co_await in loops; docs/pitfalls.md).
-Task<bool> reset_session(Connection& conn) {
+Task<bool> reset_session(Connection& conn, bool in_transaction) {
     bool ok = true;
+    const char* sql = in_transaction ? reset_sql_in_transaction : reset_sql;
     try {
-        std::string st = co_await conn.execute(reset_sql);
+        std::string st = co_await conn.execute(sql);
         (void)st;
     } catch (const std::exception&) {
         ok = false;
@@ -212,7 +216,8 @@ Task<PooledConnection> Pool::acquire(std::chrono::milliseconds timeout) {
         s->idle.pop_back();
         bool usable = e->conn.check_idle() && !s->worn_out(*e);
         if (usable && e->dirty) {
-            usable = co_await reset_session(e->conn);
+            bool in_transaction = !e->conn.server_transaction_idle();
+            usable = co_await reset_session(e->conn, in_transaction);
         }
         if (usable) {
             e->dirty = false;

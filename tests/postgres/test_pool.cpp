@@ -10,6 +10,7 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <set>
 #include <string>
@@ -128,6 +129,34 @@ TEST_CASE("pool: the session is reset on release", "[postgres]") {
         c.release();
         co_await pool.close();
     });
+}
+
+namespace {
+std::atomic<int> rollback_warnings{0};
+
+void count_rollback_warnings(coring::LogLevel, std::string_view message) noexcept {
+    if (message.find("no transaction in progress") != std::string_view::npos) {
+        rollback_warnings.fetch_add(1);
+    }
+}
+} // namespace
+
+TEST_CASE("pool: a reset outside a transaction sends no ROLLBACK (no warning logged)",
+          "[postgres]") {
+    coring::LogSink previous = coring::set_log_sink(&count_rollback_warnings);
+    coring::test::run_test([]() -> Task<> {
+        pg::PoolOptions opts;
+        opts.min_size = 1;
+        opts.max_size = 1;
+        auto pool = co_await pg::Pool::create(coring::test::pg_dsn(), opts);
+        for (int i = 0; i < 3; ++i) {
+            int v = co_await pool.fetchval<int>("SELECT 1");
+            CHECK(v == 1);
+        }
+        co_await pool.close();
+    });
+    coring::set_log_sink(previous);
+    CHECK(rollback_warnings.load() == 0);
 }
 
 TEST_CASE("pool: a terminated connection is replaced, worn-out ones too", "[postgres]") {

@@ -346,6 +346,10 @@ private:
     // dead one is closed.
     bool check_idle() noexcept;
 
+    // For a Pool: whether the server's session is outside any transaction block (libpq's
+    // PQTRANS_IDLE), so that its reset needs no ROLLBACK.
+    bool server_transaction_idle() const noexcept;
+
     // prepared: the name of a statement made by prepare(), or empty for sql through the
     // statement cache.
     Task<std::string> execute_impl(std::string sql,
