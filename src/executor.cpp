@@ -116,10 +116,12 @@ Task<> shutdown_default_executor(EventLoop& loop) {
     }
     // Joining the pool blocks, so it happens on a helper thread while the loop keeps running.
     ThreadPoolExecutor helper(1, "coring-shutdown");
-    co_await run_in_executor(&helper, [executor = std::move(executor)]() mutable {
+    // Named, not written in the co_await: GCC 12 would release `executor` twice
+    // (docs/pitfalls.md). The helper's copy is dropped on its thread, ours when this returns.
+    auto join = [executor = std::move(executor)] {
         executor->shutdown(true);
-        executor.reset();
-    });
+    };
+    co_await run_in_executor(&helper, join);
 }
 
 } // namespace coring

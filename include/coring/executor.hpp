@@ -8,6 +8,7 @@
 #include <coring/future.hpp>
 #include <coring/task.hpp>
 
+#include <coring/detail/await_temporary.hpp>
 #include <coring/detail/deadline.hpp>
 
 #include <atomic>
@@ -132,6 +133,7 @@ private:
 template <class F, class... Args>
 auto EventLoop::run_in_executor(Executor* executor, F&& fn, Args&&... args) {
     using R = std::invoke_result_t<std::decay_t<F>, std::decay_t<Args>...>;
+    static_assert(!detail::unsafe_await_closure<F>, CORING_AWAIT_CLOSURE_MESSAGE);
     check_closed();
     EventLoop& loop = *this;
     Executor& ex = executor != nullptr ? *executor : detail::default_executor(loop);
