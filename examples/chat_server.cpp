@@ -79,12 +79,12 @@ member(std::shared_ptr<Room> room, coring::StreamReader reader, coring::StreamWr
 static coring::Task<int> amain(std::uint16_t port, int signal_fd) {
     coring::StreamReader signals = coring::connect_read_pipe(signal_fd);
     auto room = std::make_shared<Room>();
-    auto server = co_await coring::start_server(
-            [room](coring::StreamReader r, coring::StreamWriter w) {
-                return member(room, std::move(r), std::move(w));
-            },
-            "127.0.0.1",
-            port);
+    // Named before the co_await: GCC 12 destroys a lambda written inside one twice (it would
+    // release `room` twice), so coring refuses that form with GCC (docs/pitfalls.md).
+    auto on_connect = [room](coring::StreamReader r, coring::StreamWriter w) {
+        return member(room, std::move(r), std::move(w));
+    };
+    auto server = co_await coring::start_server(on_connect, "127.0.0.1", port);
     std::printf("listening on %s\n", server.sockets().at(0).getsockname().to_string().c_str());
     std::fflush(stdout);
     static_cast<void>(co_await signals.readexactly(sizeof(signalfd_siginfo)));

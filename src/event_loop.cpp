@@ -11,6 +11,7 @@
 
 #include <fmt/format.h>
 
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -19,8 +20,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <mutex>
 
 #include "diagnostics.hpp"
+
+static_assert(std::is_same_v<pthread_t, unsigned long>, "EventLoop::thread_ holds a pthread_t");
 
 namespace coring {
 
@@ -148,13 +152,13 @@ EventLoop::RunningScope::RunningScope(EventLoop& loop) : loop_(loop) {
     if (running_loop_ != nullptr) {
         throw RuntimeError("Cannot run the event loop while another loop is running");
     }
-    if ((loop.ring_.setup_flags() & IORING_SETUP_SINGLE_ISSUER) &&
-        loop.thread_ != std::thread::id{} && loop.thread_ != std::this_thread::get_id()) {
+    if ((loop.ring_.setup_flags() & IORING_SETUP_SINGLE_ISSUER) && loop.thread_ != 0 &&
+        pthread_equal(loop.thread_, pthread_self()) == 0) {
         throw RuntimeError("coring: this event loop's io_uring is bound to the thread that first "
                            "ran it (IORING_SETUP_SINGLE_ISSUER); run it on that thread");
     }
     loop.ring_.enable();
-    loop.thread_ = std::this_thread::get_id();
+    loop.thread_ = pthread_self();
     loop.running_ = true;
     running_loop_ = &loop;
     loop.arm_wakeup();
@@ -291,8 +295,19 @@ void EventLoop::close() {
 
 namespace detail {
 
+struct ThreadsafeQueue::Guarded {
+    std::mutex mutex;
+    std::vector<HandleState*> queue; // guarded by mutex
+    bool wake_pending = false;       // guarded by mutex: an eventfd write is outstanding
+    bool closed = false;             // guarded by mutex
+};
+
+ThreadsafeQueue::ThreadsafeQueue(EventLoop* loop, int wake_fd)
+    : loop_(loop), wake_fd_(wake_fd), g_(std::make_unique<Guarded>()) {
+}
+
 ThreadsafeQueue::~ThreadsafeQueue() {
-    for (HandleState* s : queue_) {
+    for (HandleState* s : g_->queue) {
         s->release();
     }
     if (wake_fd_ >= 0) {
@@ -301,14 +316,14 @@ ThreadsafeQueue::~ThreadsafeQueue() {
 }
 
 void ThreadsafeQueue::push(HandleState* s) {
-    std::lock_guard lock(mutex_);
-    if (closed_) {
+    std::lock_guard lock(g_->mutex);
+    if (g_->closed) {
         throw RuntimeError("Event loop is closed");
     }
     s->add_ref(); // the queue's reference
-    queue_.push_back(s);
-    if (!wake_pending_) {
-        wake_pending_ = true;
+    g_->queue.push_back(s);
+    if (!g_->wake_pending) {
+        g_->wake_pending = true;
         std::uint64_t one = 1;
         // The eventfd counter cannot overflow here, so write() never blocks or fails partially.
         [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
@@ -317,17 +332,17 @@ void ThreadsafeQueue::push(HandleState* s) {
 
 std::vector<HandleState*> ThreadsafeQueue::take() {
     std::vector<HandleState*> batch;
-    std::lock_guard lock(mutex_);
-    batch.swap(queue_);
-    wake_pending_ = false;
+    std::lock_guard lock(g_->mutex);
+    batch.swap(g_->queue);
+    g_->wake_pending = false;
     return batch;
 }
 
 std::vector<HandleState*> ThreadsafeQueue::close() {
     std::vector<HandleState*> batch;
-    std::lock_guard lock(mutex_);
-    closed_ = true;
-    batch.swap(queue_);
+    std::lock_guard lock(g_->mutex);
+    g_->closed = true;
+    batch.swap(g_->queue);
     if (wake_fd_ >= 0) {
         sys.close(wake_fd_);
         wake_fd_ = -1;

@@ -8,15 +8,29 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
 
 namespace coring {
+
+struct ThreadPoolExecutor::State {
+    std::mutex mutex;
+    std::condition_variable wake;
+    std::deque<Work> queue;           // guarded by mutex
+    std::vector<std::thread> threads; // guarded by mutex
+    std::size_t idle = 0;             // guarded by mutex: workers waiting for work
+    bool shutdown = false;            // guarded by mutex
+};
 
 ThreadPoolExecutor::ThreadPoolExecutor(std::size_t max_workers, std::string thread_name_prefix)
     : max_workers_(max_workers != 0
                            ? max_workers
                            : std::min<std::size_t>(32, std::thread::hardware_concurrency() + 4)),
       prefix_(thread_name_prefix.empty() ? std::string("coring-pool")
-                                         : std::move(thread_name_prefix)) {
+                                         : std::move(thread_name_prefix)),
+      s_(std::make_unique<State>()) {
 }
 
 ThreadPoolExecutor::~ThreadPoolExecutor() {
@@ -24,35 +38,35 @@ ThreadPoolExecutor::~ThreadPoolExecutor() {
 }
 
 void ThreadPoolExecutor::submit(Work work) {
-    std::unique_lock lock(mutex_);
-    if (shutdown_) {
+    std::unique_lock lock(s_->mutex);
+    if (s_->shutdown) {
         throw RuntimeError("cannot schedule new work after shutdown");
     }
-    queue_.push_back(std::move(work));
+    s_->queue.push_back(std::move(work));
     // Like Python's pool: reuse an idle thread, otherwise start one while below the limit.
-    if (idle_ >= queue_.size()) {
+    if (s_->idle >= s_->queue.size()) {
         lock.unlock();
-        wake_.notify_one();
+        s_->wake.notify_one();
         return;
     }
-    if (threads_.size() < max_workers_) {
-        std::size_t index = threads_.size();
-        threads_.emplace_back([this, index] { worker_main(index); });
+    if (s_->threads.size() < max_workers_) {
+        std::size_t index = s_->threads.size();
+        s_->threads.emplace_back([this, index] { worker_main(index); });
     }
     lock.unlock();
-    wake_.notify_one();
+    s_->wake.notify_one();
 }
 
 void ThreadPoolExecutor::shutdown(bool wait) {
     std::vector<std::thread> threads;
     {
-        std::lock_guard lock(mutex_);
-        shutdown_ = true;
+        std::lock_guard lock(s_->mutex);
+        s_->shutdown = true;
         if (wait) {
-            threads.swap(threads_);
+            threads.swap(s_->threads);
         }
     }
-    wake_.notify_all();
+    s_->wake.notify_all();
     for (std::thread& t : threads) {
         if (t.get_id() == std::this_thread::get_id()) {
             t.detach(); // shut down from one of its own workers: cannot join itself
@@ -63,24 +77,24 @@ void ThreadPoolExecutor::shutdown(bool wait) {
 }
 
 std::size_t ThreadPoolExecutor::thread_count() const {
-    std::lock_guard lock(mutex_);
-    return threads_.size();
+    std::lock_guard lock(s_->mutex);
+    return s_->threads.size();
 }
 
 void ThreadPoolExecutor::worker_main(std::size_t index) {
     std::string name = fmt::format("{}-{}", prefix_, index);
     name.resize(std::min<std::size_t>(name.size(), 15)); // the kernel's limit for thread names
     pthread_setname_np(pthread_self(), name.c_str());
-    std::unique_lock lock(mutex_);
+    std::unique_lock lock(s_->mutex);
     for (;;) {
-        ++idle_;
-        wake_.wait(lock, [&] { return shutdown_ || !queue_.empty(); });
-        --idle_;
-        if (queue_.empty()) {
+        ++s_->idle;
+        s_->wake.wait(lock, [&] { return s_->shutdown || !s_->queue.empty(); });
+        --s_->idle;
+        if (s_->queue.empty()) {
             return; // shut down and nothing left: queued work still runs before the pool ends
         }
-        Work work = std::move(queue_.front());
-        queue_.pop_front();
+        Work work = std::move(s_->queue.front());
+        s_->queue.pop_front();
         lock.unlock();
         work(); // exceptions are caught by the work itself (run_in_executor does)
         work = Work();
@@ -89,6 +103,55 @@ void ThreadPoolExecutor::worker_main(std::size_t index) {
 }
 
 namespace detail {
+
+struct ConcurrentStateBase::Sync {
+    std::mutex mutex;
+    std::condition_variable cv;
+};
+
+ConcurrentStateBase::ConcurrentStateBase() : sync_(std::make_unique<Sync>()) {
+}
+
+ConcurrentStateBase::~ConcurrentStateBase() = default;
+
+void ConcurrentStateBase::lock() const {
+    sync_->mutex.lock();
+}
+
+void ConcurrentStateBase::unlock() const {
+    sync_->mutex.unlock();
+}
+
+bool ConcurrentStateBase::resolve(bool cancel) {
+    {
+        std::lock_guard lock(sync_->mutex);
+        if (state != State::pending) {
+            return false;
+        }
+        state = cancel ? State::cancelled : State::finished;
+    }
+    sync_->cv.notify_all();
+    return true;
+}
+
+void ConcurrentStateBase::wait() const {
+    std::unique_lock lock(sync_->mutex);
+    sync_->cv.wait(lock, [&] { return state != State::pending; });
+}
+
+bool ConcurrentStateBase::wait_until(std::int64_t deadline_ns) const {
+    auto done = [&] {
+        return state != State::pending;
+    };
+    std::unique_lock lock(sync_->mutex);
+    if (deadline_ns == never_ns) {
+        sync_->cv.wait(lock, done);
+        return true;
+    }
+    using clock = std::chrono::steady_clock;
+    return sync_->cv.wait_until(
+            lock, clock::time_point(std::chrono::nanoseconds(deadline_ns)), done);
+}
 
 Executor& default_executor(EventLoop& loop) {
     if (loop.executor_shutdown_called()) {
@@ -116,10 +179,12 @@ Task<> shutdown_default_executor(EventLoop& loop) {
     }
     // Joining the pool blocks, so it happens on a helper thread while the loop keeps running.
     ThreadPoolExecutor helper(1, "coring-shutdown");
-    co_await run_in_executor(&helper, [executor = std::move(executor)]() mutable {
+    // Named, not written in the co_await: GCC 12 would release `executor` twice
+    // (docs/pitfalls.md). The helper's copy is dropped on its thread, ours when this returns.
+    auto join = [executor = std::move(executor)] {
         executor->shutdown(true);
-        executor.reset();
-    });
+    };
+    co_await run_in_executor(&helper, join);
 }
 
 } // namespace coring

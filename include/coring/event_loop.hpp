@@ -18,11 +18,9 @@
 #include <exception>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <tuple>
 #include <type_traits>
 #include <typeinfo>
@@ -230,7 +228,7 @@ protected:
 /// Thread safety: every member is safe from any thread.
 class ThreadsafeQueue {
 public:
-    ThreadsafeQueue(EventLoop* loop, int wake_fd) noexcept : loop_(loop), wake_fd_(wake_fd) {}
+    ThreadsafeQueue(EventLoop* loop, int wake_fd);
 
     ThreadsafeQueue(const ThreadsafeQueue&) = delete;
     ThreadsafeQueue& operator=(const ThreadsafeQueue&) = delete;
@@ -265,12 +263,12 @@ public:
     int wake_fd() const noexcept { return wake_fd_; }
 
 private:
+    // The mutex and the state it guards, in event_loop.cpp: this header does without <mutex>.
+    struct Guarded;
+
     EventLoop* loop_;
-    std::mutex mutex_;
-    std::vector<HandleState*> queue_; // guarded by mutex_
-    int wake_fd_;                     // guarded by mutex_ after construction
-    bool wake_pending_ = false;       // guarded by mutex_: an eventfd write is outstanding
-    bool closed_ = false;             // guarded by mutex_
+    int wake_fd_; // guarded by the mutex after construction
+    std::unique_ptr<Guarded> g_;
 };
 
 } // namespace detail
@@ -654,7 +652,7 @@ private:
     duration slow_callback_duration_ = std::chrono::milliseconds(100);
     std::int64_t virtual_offset_ns_ = 0; // >= 0; only ever grows (advance_time_ns)
     std::uint64_t iterations_ = 0;
-    std::thread::id thread_;
+    unsigned long thread_ = 0; // pthread_self() of the thread that ran it last (no <thread>)
     bool running_ = false;
     bool stopping_ = false;
     bool closed_ = false;

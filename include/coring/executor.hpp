@@ -8,21 +8,18 @@
 #include <coring/future.hpp>
 #include <coring/task.hpp>
 
+#include <coring/detail/await_temporary.hpp>
 #include <coring/detail/deadline.hpp>
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <exception>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -112,14 +109,13 @@ public:
 private:
     void worker_main(std::size_t index);
 
+    // The threads, the queue and their mutex, in executor.cpp: this header does without
+    // <thread>, <mutex> and <condition_variable>.
+    struct State;
+
     std::size_t max_workers_;
     std::string prefix_;
-    mutable std::mutex mutex_;
-    std::condition_variable wake_;
-    std::deque<Work> queue_;           // guarded by mutex_
-    std::vector<std::thread> threads_; // guarded by mutex_
-    std::size_t idle_ = 0;             // guarded by mutex_: workers waiting for work
-    bool shutdown_ = false;            // guarded by mutex_
+    std::unique_ptr<State> s_;
 };
 
 /// Runs fn(args...) on executor (the loop's default ThreadPoolExecutor when null) and returns a
@@ -132,6 +128,7 @@ private:
 template <class F, class... Args>
 auto EventLoop::run_in_executor(Executor* executor, F&& fn, Args&&... args) {
     using R = std::invoke_result_t<std::decay_t<F>, std::decay_t<Args>...>;
+    static_assert(!detail::unsafe_await_closure<F>, CORING_AWAIT_CLOSURE_MESSAGE);
     check_closed();
     EventLoop& loop = *this;
     Executor& ex = executor != nullptr ? *executor : detail::default_executor(loop);
@@ -209,20 +206,17 @@ public:
     explicit ConcurrentFuture(std::shared_ptr<detail::ConcurrentState<T>> s) : s_(std::move(s)) {}
 
     bool done() const {
-        std::lock_guard lock(s_->mutex);
+        Lock lock(*s_);
         return s_->state != State::pending;
     }
 
     bool cancelled() const {
-        std::lock_guard lock(s_->mutex);
+        Lock lock(*s_);
         return s_->state == State::cancelled;
     }
 
     /// Blocks until done.
-    void wait() const {
-        std::unique_lock lock(s_->mutex);
-        s_->cv.wait(lock, [&] { return s_->state != State::pending; });
-    }
+    void wait() const { s_->wait(); }
 
     /// Blocks until done or timeout (any std::chrono duration, saturated: a huge one waits
     /// until done, a negative one does not wait); returns whether it is done.
@@ -233,25 +227,17 @@ public:
         // compute the deadline here, saturated, on the steady clock.
         std::int64_t ns = detail::saturated_ns(timeout);
         std::int64_t deadline = detail::deadline_after(detail::saturated_ns(clock::now()), ns);
-        auto done = [&] {
-            return s_->state != State::pending;
-        };
-        std::unique_lock lock(s_->mutex);
         if (ns <= 0) {
             return done();
         }
-        if (deadline == detail::never_ns) {
-            s_->cv.wait(lock, done);
-            return true;
-        }
-        return s_->cv.wait_until(lock, clock::time_point(std::chrono::nanoseconds(deadline)), done);
+        return s_->wait_until(deadline);
     }
 
     /// Blocks until done, then returns the value (moved out) or rethrows.
     /// Throws: CancelledError when cancelled; the coroutine's exception.
     T get() {
         wait();
-        std::lock_guard lock(s_->mutex);
+        Lock lock(*s_);
         if (s_->state == State::cancelled) {
             throw CancelledError();
         }
@@ -275,14 +261,9 @@ public:
     /// Cancels: the future is cancelled at once and the task is cancelled on its loop. Returns
     /// false when it was already done.
     bool cancel() {
-        {
-            std::lock_guard lock(s_->mutex);
-            if (s_->state != State::pending) {
-                return false;
-            }
-            s_->state = State::cancelled;
+        if (!s_->resolve(true)) {
+            return false;
         }
-        s_->cv.notify_all();
         try {
             s_->door->call_soon([s = s_] {
                 if (s->task != nullptr) {
@@ -296,7 +277,8 @@ public:
     }
 
 private:
-    using State = typename detail::ConcurrentState<T>::State;
+    using State = detail::ConcurrentStateBase::State;
+    using Lock = detail::ConcurrentStateBase::Lock;
     std::shared_ptr<detail::ConcurrentState<T>> s_;
 };
 
@@ -313,7 +295,7 @@ template <class T>
             [resolver = detail::ConcurrentResolver<T>(s), coro = std::move(coro)]() mutable {
                 auto& st = resolver.state();
                 {
-                    std::lock_guard lock(st.mutex);
+                    detail::ConcurrentStateBase::Lock lock(st);
                     if (st.state != detail::ConcurrentState<T>::State::pending) {
                         return; // cancelled before it started: the coroutine never runs
                     }
@@ -324,7 +306,7 @@ template <class T>
                     auto& state = resolver.state();
                     state.task = nullptr;
                     {
-                        std::lock_guard lock(state.mutex);
+                        detail::ConcurrentStateBase::Lock lock(state);
                         if (state.state != detail::ConcurrentState<T>::State::pending) {
                             // Cancelled by the caller already; mark the outcome retrieved.
                             if (!t.cancelled()) {

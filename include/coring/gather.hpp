@@ -9,6 +9,7 @@
 #include <coring/detail/child_watch.hpp>
 #include <coring/detail/frame_allocator.hpp>
 #include <coring/detail/future_base.hpp>
+#include <coring/detail/range.hpp>
 #include <coring/detail/task_base.hpp>
 
 #include <array>
@@ -17,7 +18,6 @@
 #include <exception>
 #include <iterator>
 #include <optional>
-#include <ranges>
 #include <string>
 #include <tuple>
 #include <type_traits>

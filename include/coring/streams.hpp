@@ -9,6 +9,7 @@
 #include <coring/net/socket.hpp>
 #include <coring/task.hpp>
 
+#include <coring/detail/await_temporary.hpp>
 #include <coring/detail/ref.hpp>
 #include <coring/detail/stream_transport.hpp>
 #include <coring/detail/task_base.hpp>
@@ -585,6 +586,54 @@ start_server(ClientConnectedCallback client_connected_cb, Socket sock, ServerOpt
 [[nodiscard]] Task<Server> start_unix_server(ClientConnectedCallback client_connected_cb,
                                              std::string path,
                                              ServerOptions options = {});
+
+namespace detail {
+/// A callable other than ClientConnectedCallback itself that converts to one.
+template <class F>
+concept ConnectionCallable = !std::is_same_v<std::remove_cvref_t<F>, ClientConnectedCallback> &&
+                             std::is_constructible_v<ClientConnectedCallback, F>;
+} // namespace detail
+
+/// start_server with any callable (a lambda, a function): the natural call form
+///
+///     auto server = co_await coring::start_server(
+///             [state](coring::StreamReader r, coring::StreamWriter w) -> coring::Task<> {...},
+///             "127.0.0.1", 0);
+///
+/// compiles with Clang. With GCC, a lambda that owns resources must be named first and passed
+/// by name (`co_await coring::start_server(cb, "127.0.0.1", 0)`): GCC destroys it twice when it
+/// is written inside the co_await, so that form is a compile error there (docs/pitfalls.md).
+template <detail::ConnectionCallable F>
+[[nodiscard]] Task<Server> start_server(F&& client_connected_cb,
+                                        std::string host,
+                                        std::uint16_t port,
+                                        ServerOptions options = {}) {
+    static_assert(!detail::unsafe_await_closure<F>, CORING_AWAIT_CLOSURE_MESSAGE);
+    return start_server(ClientConnectedCallback(std::forward<F>(client_connected_cb)),
+                        std::move(host),
+                        port,
+                        options);
+}
+
+/// start_server over a bound socket with any callable (see above).
+template <detail::ConnectionCallable F>
+[[nodiscard]] Task<Server>
+start_server(F&& client_connected_cb, Socket sock, ServerOptions options = {}) {
+    static_assert(!detail::unsafe_await_closure<F>, CORING_AWAIT_CLOSURE_MESSAGE);
+    return start_server(ClientConnectedCallback(std::forward<F>(client_connected_cb)),
+                        std::move(sock),
+                        options);
+}
+
+/// start_unix_server with any callable (see start_server).
+template <detail::ConnectionCallable F>
+[[nodiscard]] Task<Server>
+start_unix_server(F&& client_connected_cb, std::string path, ServerOptions options = {}) {
+    static_assert(!detail::unsafe_await_closure<F>, CORING_AWAIT_CLOSURE_MESSAGE);
+    return start_unix_server(ClientConnectedCallback(std::forward<F>(client_connected_cb)),
+                             std::move(path),
+                             options);
+}
 
 /// A StreamReader over the read end of a pipe, or any fd read(2) and poll work on (a FIFO, a
 /// character device, a signalfd); it takes ownership of fd (asyncio: loop.connect_read_pipe

@@ -154,8 +154,13 @@ public:
     /// entered before or outside a task.
     /// Cancellation: a cancellation of the calling task cancels the group's tasks, is waited out,
     /// and raises CancelledError unless tasks failed.
+    /// With GCC, a body lambda that owns resources (captures by value something with a
+    /// destructor) must be named first and passed by name (docs/pitfalls.md).
     template <class Body>
-    [[nodiscard]] Task<detail::scope_result_t<Body, TaskGroup>> run(Body body);
+    [[nodiscard]] Task<detail::scope_result_t<std::decay_t<Body>, TaskGroup>> run(Body&& body) {
+        static_assert(!detail::unsafe_scope_body<Body>, CORING_AWAIT_CLOSURE_MESSAGE);
+        return run_scope(std::decay_t<Body>(std::forward<Body>(body)));
+    }
 
     /// How many tasks of the group have not finished (asyncio: len(tg._tasks)).
     std::size_t size() const noexcept { return count_; }
@@ -165,6 +170,9 @@ public:
 
 private:
     friend class detail::GroupChild;
+    friend struct detail::ScopeAccess;
+    template <class Body>
+    Task<detail::scope_result_t<Body, TaskGroup>> run_scope(Body body);
     class JoinAwaiter;
 
     void enter();
@@ -189,10 +197,18 @@ private:
 /// Runs body as the scope of a new TaskGroup: `co_await coring::task_group(body)` is
 /// `co_await TaskGroup().run(body)` (asyncio: `async with asyncio.TaskGroup() as tg: ...`).
 /// Throws, Cancellation: as TaskGroup::run.
+namespace detail {
 template <class Body>
-[[nodiscard]] Task<detail::scope_result_t<Body, TaskGroup>> task_group(Body body) {
+Task<scope_result_t<Body, TaskGroup>> task_group_scope(Body body) {
     TaskGroup group;
-    co_return co_await group.run(std::move(body));
+    co_return co_await ScopeAccess::run(group, std::move(body));
+}
+} // namespace detail
+
+template <class Body>
+[[nodiscard]] Task<detail::scope_result_t<std::decay_t<Body>, TaskGroup>> task_group(Body&& body) {
+    static_assert(!detail::unsafe_scope_body<Body>, CORING_AWAIT_CLOSURE_MESSAGE);
+    return detail::task_group_scope(std::decay_t<Body>(std::forward<Body>(body)));
 }
 
 // Implementation
@@ -220,7 +236,7 @@ auto TaskGroup::create_task(Aw&& aw, std::string name) {
 }
 
 template <class Body>
-Task<detail::scope_result_t<Body, TaskGroup>> TaskGroup::run(Body body) {
+Task<detail::scope_result_t<Body, TaskGroup>> TaskGroup::run_scope(Body body) {
     using R = detail::scope_result_t<Body, TaskGroup>;
     enter();
     std::exception_ptr error;

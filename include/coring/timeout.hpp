@@ -79,10 +79,19 @@ public:
     /// Throws: TimeoutError when the deadline's cancellation ended the body; whatever else the
     /// body throws; RuntimeError when entered twice or outside a task.
     /// Cancellation: a cancellation from elsewhere passes through as CancelledError.
+    /// With GCC, a body lambda that owns resources (captures by value something with a
+    /// destructor) must be named first and passed by name (docs/pitfalls.md).
     template <class Body>
-    [[nodiscard]] Task<detail::scope_result_t<Body, Timeout>> run(Body body);
+    [[nodiscard]] Task<detail::scope_result_t<std::decay_t<Body>, Timeout>> run(Body&& body) {
+        static_assert(!detail::unsafe_scope_body<Body>, CORING_AWAIT_CLOSURE_MESSAGE);
+        return run_scope(std::decay_t<Body>(std::forward<Body>(body)));
+    }
 
 private:
+    friend struct detail::ScopeAccess;
+    template <class Body>
+    Task<detail::scope_result_t<Body, Timeout>> run_scope(Body body);
+
     // created -> entered -> exited, or entered -> expiring (deadline hit) -> expired.
     enum class State : std::uint8_t { created, entered, expiring, expired, exited };
 
@@ -122,44 +131,63 @@ template <class Dur>
     return Timeout(EventLoop::from_ns(EventLoop::to_ns(when)));
 }
 
+namespace detail {
+// The coroutines behind the timeout functions; the deadline starts when the task runs.
+template <class Body>
+Task<scope_result_t<Body, Timeout>> timeout_in(std::optional<EventLoop::duration> delay,
+                                               Body body) {
+    Timeout scope = timeout(delay);
+    co_return co_await ScopeAccess::run(scope, std::move(body));
+}
+
+template <class Body>
+Task<scope_result_t<Body, Timeout>> timeout_at(std::optional<EventLoop::time_point> when,
+                                               Body body) {
+    Timeout scope(when);
+    co_return co_await ScopeAccess::run(scope, std::move(body));
+}
+} // namespace detail
+
 /// Runs body with a deadline delay from now: `co_await coring::timeout(2s, body)` is
 /// `co_await coring::timeout(2s).run(body)` (asyncio: `async with asyncio.timeout(2): ...`).
 /// Throws: TimeoutError when the deadline ended the body; whatever else the body throws.
 template <class Body>
-[[nodiscard]] Task<detail::scope_result_t<Body, Timeout>>
-timeout(std::optional<EventLoop::duration> delay, Body body) {
-    Timeout scope = timeout(delay);
-    co_return co_await scope.run(std::move(body));
+[[nodiscard]] Task<detail::scope_result_t<std::decay_t<Body>, Timeout>>
+timeout(std::optional<EventLoop::duration> delay, Body&& body) {
+    static_assert(!detail::unsafe_scope_body<Body>, CORING_AWAIT_CLOSURE_MESSAGE);
+    return detail::timeout_in(delay, std::decay_t<Body>(std::forward<Body>(body)));
 }
 
 /// timeout(delay, body) for any std::chrono duration.
 template <class Rep, class Period, class Body>
-[[nodiscard]] Task<detail::scope_result_t<Body, Timeout>>
-timeout(std::chrono::duration<Rep, Period> delay, Body body) {
-    Timeout scope = timeout(detail::to_timeout(delay));
-    co_return co_await scope.run(std::move(body));
+[[nodiscard]] Task<detail::scope_result_t<std::decay_t<Body>, Timeout>>
+timeout(std::chrono::duration<Rep, Period> delay, Body&& body) {
+    static_assert(!detail::unsafe_scope_body<Body>, CORING_AWAIT_CLOSURE_MESSAGE);
+    return detail::timeout_in(detail::to_timeout(delay),
+                              std::decay_t<Body>(std::forward<Body>(body)));
 }
 
 /// Runs body with a deadline at when: `co_await coring::timeout_at(t).run(body)`.
 template <class Body>
-[[nodiscard]] Task<detail::scope_result_t<Body, Timeout>>
-timeout_at(std::optional<EventLoop::time_point> when, Body body) {
-    Timeout scope(when);
-    co_return co_await scope.run(std::move(body));
+[[nodiscard]] Task<detail::scope_result_t<std::decay_t<Body>, Timeout>>
+timeout_at(std::optional<EventLoop::time_point> when, Body&& body) {
+    static_assert(!detail::unsafe_scope_body<Body>, CORING_AWAIT_CLOSURE_MESSAGE);
+    return detail::timeout_at(when, std::decay_t<Body>(std::forward<Body>(body)));
 }
 
 /// timeout_at(when, body) with a time point of the loop's clock in any unit, saturated.
 template <class Dur, class Body>
-[[nodiscard]] Task<detail::scope_result_t<Body, Timeout>>
-timeout_at(std::chrono::time_point<EventLoop::clock, Dur> when, Body body) {
-    Timeout scope(EventLoop::from_ns(EventLoop::to_ns(when)));
-    co_return co_await scope.run(std::move(body));
+[[nodiscard]] Task<detail::scope_result_t<std::decay_t<Body>, Timeout>>
+timeout_at(std::chrono::time_point<EventLoop::clock, Dur> when, Body&& body) {
+    static_assert(!detail::unsafe_scope_body<Body>, CORING_AWAIT_CLOSURE_MESSAGE);
+    return detail::timeout_at(EventLoop::from_ns(EventLoop::to_ns(when)),
+                              std::decay_t<Body>(std::forward<Body>(body)));
 }
 
 // Implementation
 
 template <class Body>
-Task<detail::scope_result_t<Body, Timeout>> Timeout::run(Body body) {
+Task<detail::scope_result_t<Body, Timeout>> Timeout::run_scope(Body body) {
     using R = detail::scope_result_t<Body, Timeout>;
     enter();
     std::exception_ptr error;

@@ -11,6 +11,8 @@
 #include <coring/detail/child_watch.hpp>
 #include <coring/detail/future_base.hpp>
 #include <coring/detail/intrusive_list.hpp>
+#include <coring/detail/pointer_set.hpp>
+#include <coring/detail/range.hpp>
 #include <coring/detail/ref.hpp>
 #include <coring/detail/task_base.hpp>
 
@@ -21,10 +23,8 @@
 #include <exception>
 #include <iterator>
 #include <optional>
-#include <ranges>
 #include <string>
 #include <type_traits>
-#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -174,7 +174,7 @@ private:
 ///
 /// Throws: ValueError for an empty range ("Set of Tasks/Futures is empty.").
 /// Cancellation: the awaiting coroutine gets CancelledError; the tasks keep running.
-template <std::ranges::input_range R>
+template <detail::InputRange R>
 [[nodiscard]] auto wait(R&& fs,
                         std::optional<EventLoop::duration> timeout = std::nullopt,
                         ReturnWhen return_when = ALL_COMPLETED) {
@@ -191,13 +191,13 @@ template <std::ranges::input_range R>
 }
 
 /// wait() without a timeout.
-template <std::ranges::input_range R>
+template <detail::InputRange R>
 [[nodiscard]] auto wait(R&& fs, ReturnWhen return_when) {
     return wait(std::forward<R>(fs), std::nullopt, return_when);
 }
 
 /// wait() with a timeout of any std::chrono duration (rounded up to nanoseconds).
-template <std::ranges::input_range R, class Rep, class Period>
+template <detail::InputRange R, class Rep, class Period>
 [[nodiscard]] auto
 wait(R&& fs, std::chrono::duration<Rep, Period> timeout, ReturnWhen return_when = ALL_COMPLETED) {
     return wait(std::forward<R>(fs), detail::to_timeout(timeout), return_when);
@@ -241,17 +241,17 @@ wait_for(A&& aw, std::chrono::duration<Rep, Period> timeout) requires detail::Ch
 ///
 /// Throws (from each co_await): the child's exception; TimeoutError for every result still
 /// missing once the timeout has passed (the children are not cancelled).
-template <std::ranges::input_range R>
+template <detail::InputRange R>
 [[nodiscard]] auto as_completed(R&& aws,
                                 std::optional<EventLoop::duration> timeout = std::nullopt) requires
-        detail::ChildArgument<std::ranges::range_reference_t<R>> {
+        detail::ChildArgument<detail::range_reference_t<R>> {
     using Elem = detail::element_arg_t<R>;
     using Tr = detail::ChildTraits<Elem>;
     static_assert(detail::range_gives_tasks_v<R>,
                   "as_completed takes ownership of a range of Tasks: pass std::move(tasks)");
     EventLoop& loop = get_running_loop();
     std::vector<detail::FutureBase*> children;
-    std::unordered_set<detail::FutureBase*> seen;
+    detail::PointerSet seen;
     for (auto&& element : aws) {
         detail::FutureBase* f = nullptr;
         if constexpr (std::is_lvalue_reference_v<Elem>) {
@@ -259,7 +259,7 @@ template <std::ranges::input_range R>
         } else {
             f = &detail::child_future(std::move(element));
         }
-        if (!Tr::is_handle || seen.insert(f).second) {
+        if (!Tr::is_handle || seen.insert(f)) {
             children.push_back(f);
         }
     }
@@ -280,9 +280,9 @@ template <std::ranges::input_range R>
 }
 
 /// as_completed with a timeout of any std::chrono duration (rounded up to nanoseconds).
-template <std::ranges::input_range R, class Rep, class Period>
+template <detail::InputRange R, class Rep, class Period>
 [[nodiscard]] auto as_completed(R&& aws, std::chrono::duration<Rep, Period> timeout) requires
-        detail::ChildArgument<std::ranges::range_reference_t<R>> {
+        detail::ChildArgument<detail::range_reference_t<R>> {
     return as_completed(std::forward<R>(aws), detail::to_timeout(timeout));
 }
 

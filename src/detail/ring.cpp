@@ -140,7 +140,7 @@ Ring::Ring(const RingOptions& options) {
     if (probe) {
         for (unsigned op = 0; op <= probe->last_op && op < 256; ++op) {
             if (io_uring_opcode_supported(probe.get(), static_cast<int>(op))) {
-                ops_.set(op);
+                ops_[op / 64] |= std::uint64_t{1} << (op % 64);
             }
         }
     }

@@ -502,17 +502,15 @@ TEST_CASE("Server: accepted connections have TCP_NODELAY", "[net][streams][serve
     coring::test::run_test([]() -> Task<> {
         auto flag = std::make_shared<int>(-1);
         coring::Future<void> seen;
-        auto server = co_await coring::start_server(
-                [flag, seen](StreamReader, StreamWriter w) -> Task<> {
-                    int v = 0;
-                    socklen_t len = sizeof v;
-                    ::getsockopt(w.fd(), IPPROTO_TCP, TCP_NODELAY, &v, &len);
-                    *flag = v;
-                    seen.set_result();
-                    co_return;
-                },
-                "127.0.0.1",
-                0);
+        auto cb = [flag, seen](StreamReader, StreamWriter w) -> Task<> {
+            int v = 0;
+            socklen_t len = sizeof v;
+            ::getsockopt(w.fd(), IPPROTO_TCP, TCP_NODELAY, &v, &len);
+            *flag = v;
+            seen.set_result();
+            co_return;
+        };
+        auto server = co_await coring::start_server(cb, "127.0.0.1", 0);
         auto [reader, writer] = co_await coring::open_connection("127.0.0.1", port_of(server));
         co_await seen;
         CHECK(*flag == 1);
@@ -579,15 +577,13 @@ TEST_CASE("Streams: a 64 MiB transfer to a slow reader keeps the write buffer bo
     coring::test::run_test([]() -> Task<> {
         auto server_total = std::make_shared<std::size_t>(0);
         coring::Future<void> done;
-        auto server = co_await coring::start_server(
-                [server_total, done](StreamReader r, StreamWriter w) -> Task<> {
-                    *server_total = co_await count_until_eof(r, 1ms);
-                    w.write("ok\n");
-                    w.close();
-                    done.set_result();
-                },
-                "127.0.0.1",
-                0);
+        auto cb = [server_total, done](StreamReader r, StreamWriter w) -> Task<> {
+            *server_total = co_await count_until_eof(r, 1ms);
+            w.write("ok\n");
+            w.close();
+            done.set_result();
+        };
+        auto server = co_await coring::start_server(cb, "127.0.0.1", 0);
         auto [reader, writer] = co_await coring::open_connection("127.0.0.1", port_of(server));
         constexpr std::size_t total = 64u << 20;
         constexpr std::size_t chunk = 64u << 10;
@@ -636,28 +632,26 @@ TEST_CASE("Streams: a peer reset while the server writes fails drain with a Conn
         };
         auto outcome = std::make_shared<Outcome>();
         coring::Future<void> failed;
-        auto server = co_await coring::start_server(
-                [outcome, failed](StreamReader, StreamWriter w) -> Task<> {
-                    std::string block(64 * 1024, 'w');
-                    try {
-                        for (;;) {
-                            w.write(block);
-                            co_await w.drain();
-                        }
-                    } catch (const coring::ConnectionError& e) {
-                        outcome->connection_error = true;
-                        outcome->code = e.code().value();
-                        outcome->what = e.what();
-                    } catch (const std::system_error& e) {
-                        outcome->code = e.code().value();
-                        outcome->what = e.what();
-                    }
-                    if (!failed.done()) {
-                        failed.set_result(); // the first connection's outcome is checked
-                    }
-                },
-                "127.0.0.1",
-                0);
+        auto cb = [outcome, failed](StreamReader, StreamWriter w) -> Task<> {
+            std::string block(64 * 1024, 'w');
+            try {
+                for (;;) {
+                    w.write(block);
+                    co_await w.drain();
+                }
+            } catch (const coring::ConnectionError& e) {
+                outcome->connection_error = true;
+                outcome->code = e.code().value();
+                outcome->what = e.what();
+            } catch (const std::system_error& e) {
+                outcome->code = e.code().value();
+                outcome->what = e.what();
+            }
+            if (!failed.done()) {
+                failed.set_result(); // the first connection's outcome is checked
+            }
+        };
+        auto server = co_await coring::start_server(cb, "127.0.0.1", 0);
         coring::Socket client(AF_INET, SOCK_STREAM);
         co_await coring::sock_connect(client,
                                       coring::SocketAddress::ip("127.0.0.1", port_of(server)));
@@ -684,23 +678,21 @@ TEST_CASE("Streams: a peer reset while the server reads raises ConnectionResetEr
     coring::test::run_test([]() -> Task<> {
         auto what = std::make_shared<std::string>();
         coring::Future<void> failed;
-        auto server = co_await coring::start_server(
-                [what, failed](StreamReader r, StreamWriter w) -> Task<> {
-                    try {
-                        static_cast<void>(co_await r.readline());
-                    } catch (const coring::ConnectionResetError& e) {
-                        *what = e.what();
-                    }
-                    // The writer sees the same error.
-                    try {
-                        co_await w.drain();
-                    } catch (const coring::ConnectionResetError&) {
-                        *what += " | drain";
-                    }
-                    failed.set_result();
-                },
-                "127.0.0.1",
-                0);
+        auto cb = [what, failed](StreamReader r, StreamWriter w) -> Task<> {
+            try {
+                static_cast<void>(co_await r.readline());
+            } catch (const coring::ConnectionResetError& e) {
+                *what = e.what();
+            }
+            // The writer sees the same error.
+            try {
+                co_await w.drain();
+            } catch (const coring::ConnectionResetError&) {
+                *what += " | drain";
+            }
+            failed.set_result();
+        };
+        auto server = co_await coring::start_server(cb, "127.0.0.1", 0);
         coring::Socket client(AF_INET, SOCK_STREAM);
         auto address = coring::SocketAddress::ip("127.0.0.1", port_of(server));
         co_await coring::sock_connect(client, address);
@@ -717,24 +709,22 @@ TEST_CASE("Server: 10 MiB without a newline fails readline, other clients are se
           "[net][streams][server]") {
     coring::test::run_test([]() -> Task<> {
         auto overruns = std::make_shared<int>(0);
-        auto server = co_await coring::start_server(
-                [overruns](StreamReader r, StreamWriter w) -> Task<> {
-                    try {
-                        for (;;) {
-                            std::string line = co_await r.readline();
-                            if (line.empty()) {
-                                break;
-                            }
-                            w.write(line);
-                            co_await w.drain();
-                        }
-                    } catch (const coring::ValueError&) {
-                        ++*overruns;
+        auto cb = [overruns](StreamReader r, StreamWriter w) -> Task<> {
+            try {
+                for (;;) {
+                    std::string line = co_await r.readline();
+                    if (line.empty()) {
+                        break;
                     }
-                    w.close();
-                },
-                "127.0.0.1",
-                0);
+                    w.write(line);
+                    co_await w.drain();
+                }
+            } catch (const coring::ValueError&) {
+                ++*overruns;
+            }
+            w.close();
+        };
+        auto server = co_await coring::start_server(cb, "127.0.0.1", 0);
         std::uint16_t port = port_of(server);
         auto flood = coring::create_task([](std::uint16_t p) -> Task<bool> {
             auto [reader, writer] = co_await coring::open_connection("127.0.0.1", p);
@@ -1129,10 +1119,10 @@ TEST_CASE("StreamWriter: what was written before close() reaches the peer whole"
           "[net][streams]") {
     coring::test::run_test([]() -> Task<> {
         auto count = std::make_shared<std::size_t>(0);
-        auto server = co_await coring::start_server(
-                [count](StreamReader r, StreamWriter w) { return count_bytes(r, w, count); },
-                "127.0.0.1",
-                0);
+        auto cb = [count](StreamReader r, StreamWriter w) {
+            return count_bytes(r, w, count);
+        };
+        auto server = co_await coring::start_server(cb, "127.0.0.1", 0);
         auto [reader, writer] = co_await coring::open_connection("127.0.0.1", port_of(server));
         constexpr std::size_t size = 4 * 1024 * 1024; // far above the high-water mark
         writer.write(std::string(size, 'x'));

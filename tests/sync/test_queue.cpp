@@ -16,6 +16,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "support/test_support.hpp"
@@ -869,4 +870,49 @@ TEST_CASE("Queue: randomized producers, consumers and cancellations lose and dup
         CHECK(got == put_ok);                                           // nothing lost
         CHECK(got.size() > 500);
     });
+}
+
+TEST_CASE("PriorityQueue: items that compare equal leave in std::pop_heap's order",
+          "[sync][queue]") {
+    // The heap is coring's own (no <algorithm> in the headers): it must give exactly the order
+    // std::push_heap / std::pop_heap give, ties included, so that nothing changed for users.
+    using Item = std::pair<int, int>; // (priority, sequence)
+
+    struct ByPriority {
+        bool operator()(const Item& a, const Item& b) const { return a.first < b.first; }
+    };
+
+    auto greater = [](const Item& a, const Item& b) {
+        return ByPriority{}(b, a);
+    };
+    coring::detail::HeapStorage<Item, ByPriority> heap;
+    std::vector<Item> reference;
+    std::minstd_rand random(12345);
+    int pushed = 0;
+    int popped = 0;
+    for (int i = 0; i < 5000; ++i) {
+        if (reference.empty() || random() % 3 != 0) {
+            ++pushed;
+            Item item{static_cast<int>(random() % 4), i};
+            heap.push(Item(item));
+            reference.push_back(item);
+            std::push_heap(reference.begin(), reference.end(), greater);
+        } else {
+            std::pop_heap(reference.begin(), reference.end(), greater);
+            Item expected = reference.back();
+            reference.pop_back();
+            REQUIRE(heap.pop() == expected);
+            ++popped;
+        }
+    }
+    while (!reference.empty()) {
+        std::pop_heap(reference.begin(), reference.end(), greater);
+        Item expected = reference.back();
+        reference.pop_back();
+        REQUIRE(heap.pop() == expected);
+        ++popped;
+    }
+    CHECK(heap.empty());
+    CHECK(popped == pushed);
+    CHECK(pushed > 3000); // mostly pushes: the heap grows to hundreds of items
 }

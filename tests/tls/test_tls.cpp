@@ -9,6 +9,7 @@
 
 #include <openssl/ssl.h>
 
+#include <algorithm>
 #include <any>
 #include <chrono>
 #include <string>

@@ -12,6 +12,7 @@
 #include <coring/detail/child_watch.hpp>
 #include <coring/detail/future_base.hpp>
 #include <coring/detail/intrusive_list.hpp>
+#include <coring/detail/range.hpp>
 #include <coring/detail/task_base.hpp>
 
 #include <chrono>
@@ -21,10 +22,8 @@
 #include <exception>
 #include <iterator>
 #include <optional>
-#include <ranges>
 #include <string>
 #include <type_traits>
-#include <unordered_set>
 #include <utility>
 #include <vector>
 

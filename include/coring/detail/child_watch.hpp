@@ -13,6 +13,7 @@
 #include <coring/detail/deadline.hpp>
 #include <coring/detail/frame_allocator.hpp>
 #include <coring/detail/future_base.hpp>
+#include <coring/detail/range.hpp>
 #include <coring/detail/task_base.hpp>
 
 #include <chrono>
@@ -22,7 +23,6 @@
 #include <functional>
 #include <new>
 #include <optional>
-#include <ranges>
 #include <type_traits>
 #include <utility>
 #include <variant>
@@ -431,19 +431,19 @@ inline std::exception_ptr child_exception(FutureBase& f) noexcept {
 template <class R>
 using element_arg_t = std::conditional_t<
         std::is_lvalue_reference_v<R> &&
-                !IsTask<std::remove_cvref_t<std::ranges::range_reference_t<R>>>::value,
-        std::remove_cvref_t<std::ranges::range_reference_t<R>>&,
-        std::remove_cvref_t<std::ranges::range_reference_t<R>>&&>;
+                !IsTask<std::remove_cvref_t<detail::range_reference_t<R>>>::value,
+        std::remove_cvref_t<detail::range_reference_t<R>>&,
+        std::remove_cvref_t<detail::range_reference_t<R>>&&>;
 
 template <class R>
-concept ChildRange = std::ranges::input_range<R> && !Awaitable<R> &&
-                     ChildArgument<std::ranges::range_reference_t<R>>;
+concept ChildRange =
+        detail::InputRange<R> && !Awaitable<R> && ChildArgument<detail::range_reference_t<R>>;
 
 /// A range of Tasks must be handed over as an rvalue: the combinator takes the coroutines.
 template <class R>
 inline constexpr bool range_gives_tasks_v =
         !std::is_lvalue_reference_v<R> ||
-        !IsTask<std::remove_cvref_t<std::ranges::range_reference_t<R>>>::value;
+        !IsTask<std::remove_cvref_t<detail::range_reference_t<R>>>::value;
 
 /// The handle type wait_for and shield keep for an argument of type A.
 template <class A>

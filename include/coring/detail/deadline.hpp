@@ -6,7 +6,6 @@
 #pragma once
 
 #include <chrono>
-#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <ratio>
@@ -32,10 +31,10 @@ std::int64_t saturated_ns(std::chrono::duration<Rep, Period> d) noexcept {
     const Rep count = d.count();
     if constexpr (std::is_floating_point_v<Rep>) {
         long double ns = static_cast<long double>(count) * R::num / R::den;
-        if (std::isnan(ns)) {
+        if (__builtin_isnan(ns)) { // std::isnan without <cmath> (~8,600 preprocessed lines)
             return 0;
         }
-        ns = std::ceil(ns);
+        ns = __builtin_ceill(ns); // std::ceil, likewise
         // 2^63 is exact in long double; anything at or past it does not fit.
         constexpr long double limit = 9223372036854775808.0L;
         if (ns >= limit) {

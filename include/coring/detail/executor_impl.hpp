@@ -13,17 +13,13 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <exception>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -90,30 +86,63 @@ struct ExecutorCall final : LoopResource {
 /// The loop's default executor, created on first use (asyncio creates it lazily too).
 Executor& default_executor(EventLoop& loop);
 
-/// Thread-safe result slot of a ConcurrentFuture.
-template <class T>
-struct ConcurrentState {
+/// The part of a ConcurrentFuture's result slot that does not depend on T: its state and the
+/// mutex and condition variable that guard it (in executor.cpp: this header does without
+/// <mutex> and <condition_variable>).
+/// Thread safety: every member is safe from any thread; the fields marked guarded are read and
+/// written under a Lock.
+class ConcurrentStateBase {
+public:
     enum class State { pending, finished, cancelled };
 
-    std::mutex mutex;
-    std::condition_variable cv;
-    State state = State::pending;                                        // guarded by mutex
-    std::optional<std::conditional_t<std::is_void_v<T>, bool, T>> value; // guarded by mutex
-    std::exception_ptr error;                                            // guarded by mutex
+    ConcurrentStateBase();
+    ConcurrentStateBase(const ConcurrentStateBase&) = delete;
+    ConcurrentStateBase& operator=(const ConcurrentStateBase&) = delete;
+    ~ConcurrentStateBase();
+
+    /// Holds the state's mutex while it lives.
+    class Lock {
+    public:
+        explicit Lock(const ConcurrentStateBase& s) : s_(s) { s_.lock(); }
+
+        Lock(const Lock&) = delete;
+        Lock& operator=(const Lock&) = delete;
+
+        ~Lock() { s_.unlock(); }
+
+    private:
+        const ConcurrentStateBase& s_;
+    };
+
+    /// Marks the state done (cancelled when cancel, else finished) and wakes the waiters,
+    /// unless it is done already; returns whether it did.
+    bool resolve(bool cancel);
+
+    /// Blocks until done.
+    void wait() const;
+
+    /// Blocks until done or until the steady clock reaches deadline_ns (never_ns: no limit);
+    /// returns whether it is done.
+    bool wait_until(std::int64_t deadline_ns) const;
+
+    State state = State::pending;          // guarded
+    std::exception_ptr error;              // guarded
     std::shared_ptr<ThreadsafeQueue> door; // the loop's cross-thread door
     TaskBase* task = nullptr;              // loop thread only; null once the task has finished
 
-    /// Marks the state done (cancelled when cancel, else finished) unless it is done already.
-    void resolve(bool cancel) {
-        {
-            std::lock_guard lock(mutex);
-            if (state != State::pending) {
-                return;
-            }
-            state = cancel ? State::cancelled : State::finished;
-        }
-        cv.notify_all();
-    }
+private:
+    struct Sync;
+
+    void lock() const;
+    void unlock() const;
+
+    std::unique_ptr<Sync> sync_;
+};
+
+/// Thread-safe result slot of a ConcurrentFuture.
+template <class T>
+struct ConcurrentState : ConcurrentStateBase {
+    std::optional<std::conditional_t<std::is_void_v<T>, bool, T>> value; // guarded
 };
 
 /// Travels with the coroutine to the loop: if it is destroyed before the task reported its

@@ -11,6 +11,7 @@
 #include <coring/detail/child_watch.hpp>
 #include <coring/detail/frame_allocator.hpp>
 #include <coring/detail/future_base.hpp>
+#include <coring/detail/range.hpp>
 #include <coring/detail/task_base.hpp>
 
 #include <array>
@@ -19,7 +20,6 @@
 #include <exception>
 #include <iterator>
 #include <optional>
-#include <ranges>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -386,7 +386,7 @@ private:
     template <class R>
     static GatherState* make(R&& range) {
         std::size_t n = 0;
-        if constexpr (std::ranges::sized_range<R>) {
+        if constexpr (detail::SizedRange<R>) {
             n = static_cast<std::size_t>(std::ranges::size(range));
         } else {
             n = static_cast<std::size_t>(std::ranges::distance(range));

@@ -3,7 +3,6 @@
 // asyncio.queues' _init/_put/_get triple.
 #pragma once
 
-#include <algorithm>
 #include <cstddef>
 #include <memory>
 #include <utility>
@@ -140,7 +139,9 @@ private:
 };
 
 /// PriorityQueue's storage: a binary heap that yields the smallest item under Compare first,
-/// as heapq does with `<` (std::push_heap builds a max-heap, hence the swapped arguments).
+/// as heapq does with `<`. The sift steps are std::push_heap's and std::pop_heap's on a
+/// max-heap under "greater" (so items that compare equal come out in the same order as with
+/// them), written here because <algorithm> costs ~4,800 preprocessed lines.
 template <class T, class Compare>
 class HeapStorage {
 public:
@@ -152,12 +153,19 @@ public:
 
     void push(T&& value) {
         items_.push_back(std::move(value));
-        std::push_heap(items_.begin(), items_.end(), Greater{&compare_});
+        T last(std::move(items_.back()));
+        sift_up(items_.size() - 1, 0, std::move(last));
     }
 
     /// Precondition: !empty().
     T pop() {
-        std::pop_heap(items_.begin(), items_.end(), Greater{&compare_});
+        const std::size_t n = items_.size();
+        if (n > 1) {
+            // Moves the top to the back and re-heaps the rest.
+            T moved(std::move(items_[n - 1]));
+            items_[n - 1] = std::move(items_[0]);
+            adjust(0, n - 1, std::move(moved));
+        }
         T value(std::move(items_.back()));
         items_.pop_back();
         return value;
@@ -166,14 +174,42 @@ public:
     void clear() noexcept { items_.clear(); }
 
 private:
-    struct Greater {
-        Compare* compare;
+    // The heap's order: a before b when a is greater (b < a), making the top the smallest.
+    bool greater(const T& a, const T& b) const { return compare_(b, a); }
 
-        bool operator()(const T& a, const T& b) const { return (*compare)(b, a); }
-    };
+    // Moves the hole at index hole up towards top until value fits there, and puts value in.
+    void sift_up(std::size_t hole, std::size_t top, T&& value) {
+        std::size_t parent = (hole - 1) / 2;
+        while (hole > top && greater(items_[parent], value)) {
+            items_[hole] = std::move(items_[parent]);
+            hole = parent;
+            parent = (hole - 1) / 2;
+        }
+        items_[hole] = std::move(value);
+    }
+
+    // Fills the hole at index hole of the first len items with value (std::__adjust_heap).
+    void adjust(std::size_t hole, std::size_t len, T&& value) {
+        const std::size_t top = hole;
+        std::size_t child = hole;
+        while (len > 0 && child < (len - 1) / 2) {
+            child = 2 * (child + 1);
+            if (greater(items_[child], items_[child - 1])) {
+                --child;
+            }
+            items_[hole] = std::move(items_[child]);
+            hole = child;
+        }
+        if ((len & 1) == 0 && len >= 2 && child == (len - 2) / 2) {
+            child = 2 * (child + 1);
+            items_[hole] = std::move(items_[child - 1]);
+            hole = child - 1;
+        }
+        sift_up(hole, top, std::move(value));
+    }
 
     std::vector<T> items_;
-    Compare compare_;
+    mutable Compare compare_;
 };
 
 } // namespace coring::detail

@@ -6,7 +6,6 @@
 
 #include <liburing.h>
 
-#include <bitset>
 #include <chrono>
 #include <cstdint>
 
@@ -123,7 +122,9 @@ public:
     unsigned features() const noexcept { return features_; }
 
     /// Whether the kernel supports an IORING_OP_* opcode (io_uring_get_probe).
-    bool supports(unsigned opcode) const noexcept { return opcode < 256 && ops_.test(opcode); }
+    bool supports(unsigned opcode) const noexcept {
+        return opcode < 256 && ((ops_[opcode / 64] >> (opcode % 64)) & 1u) != 0;
+    }
 
     /// Cancels every operation in flight and waits until the kernel has handed all of them
     /// back, discarding their completions. Used when a loop closes with tasks still pending.
@@ -144,7 +145,7 @@ private:
     void check_sqes_before_submit() noexcept;
 
     io_uring ring_{};
-    std::bitset<256> ops_;
+    std::uint64_t ops_[4] = {}; // bit op set when the kernel supports opcode op (no <bitset>)
     std::uint64_t in_flight_ = 0;
     std::uint64_t enters_ = 0;
     unsigned setup_flags_ = 0;

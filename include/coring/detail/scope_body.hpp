@@ -2,6 +2,7 @@
 // The body of a coring scope (Timeout::run, TaskGroup::run): what `async with` encloses.
 #pragma once
 
+#include <coring/detail/await_temporary.hpp>
 #include <coring/detail/awaitable_traits.hpp>
 
 #include <functional>
@@ -32,5 +33,20 @@ decltype(auto) invoke_scope_body(Body& body, Scope& scope) {
 template <class Body, class Scope>
 using scope_result_t =
         await_result_t<decltype(invoke_scope_body(std::declval<Body&>(), std::declval<Scope&>()))>;
+
+/// Whether Body, passed as Body&&, is a callable that the compiler may destroy twice when it is
+/// written inside the co_await (see await_temporary.hpp); an awaitable body (a Task) is safe.
+template <class Body>
+inline constexpr bool unsafe_scope_body =
+        unsafe_await_closure<Body> && !Awaitable<std::remove_cvref_t<Body>>;
+
+/// Lets the scope functions (task_group, timeout, timeout_at) start a scope's coroutine with a
+/// body they own, past the guard that the public run() applies to the caller's argument.
+struct ScopeAccess {
+    template <class Scope, class Body>
+    static auto run(Scope& scope, Body&& body) {
+        return scope.run_scope(std::forward<Body>(body));
+    }
+};
 
 } // namespace coring::detail

@@ -14,6 +14,8 @@
 #include <coring/detail/child_watch.hpp>
 #include <coring/detail/future_base.hpp>
 #include <coring/detail/intrusive_list.hpp>
+#include <coring/detail/pointer_set.hpp>
+#include <coring/detail/range.hpp>
 #include <coring/detail/task_base.hpp>
 
 #include <chrono>
@@ -23,10 +25,8 @@
 #include <exception>
 #include <iterator>
 #include <optional>
-#include <ranges>
 #include <string>
 #include <type_traits>
-#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -181,19 +181,19 @@ concept WaitHandle = IsTaskHandle<H>::value || IsFuture<H>::value;
 /// Copies the handles of a range, dropping duplicates (asyncio: fs = set(fs)).
 template <class R>
 auto unique_handles(R&& fs) {
-    using H = std::remove_cvref_t<std::ranges::range_reference_t<R>>;
+    using H = std::remove_cvref_t<detail::range_reference_t<R>>;
     static_assert(!IsTask<H>::value,
                   "coring::wait takes TaskHandles or Futures: wrap coroutines with create_task "
                   "(asyncio 3.12 forbids coroutines too)");
     static_assert(WaitHandle<H>, "coring::wait takes a range of TaskHandles or Futures");
     std::vector<H> out;
-    std::unordered_set<const FutureBase*> seen;
+    PointerSet seen;
     for (auto&& f : fs) {
         const FutureBase* base = f.base();
         if (base == nullptr) {
             throw ValueError("coring::wait: empty TaskHandle");
         }
-        if (seen.insert(base).second) {
+        if (seen.insert(base)) {
             out.push_back(f);
         }
     }
