@@ -300,14 +300,25 @@ std::int64_t decode_timestamp_us(const Field& f) {
         v == std::numeric_limits<std::int64_t>::min()) {
         throw DataError(fmt::format("column \"{}\" is an infinite timestamp", f.column));
     }
-    return v + pg_epoch_us;
+    // PostgreSQL's last timestamp (294276 AD) is close to the int64 limit in microseconds
+    // since 2000: moving it to the Unix epoch can overflow.
+    std::int64_t unix_us = 0;
+    if (__builtin_add_overflow(v, pg_epoch_us, &unix_us)) {
+        throw DataError(fmt::format(
+                "column \"{}\": timestamp out of the range of microseconds since 1970", f.column));
+    }
+    return unix_us;
 }
 
 nlohmann::json decode_json(const Field& f) {
     if (f.oid != oids::json && f.oid != oids::jsonb && f.oid != oids::text) {
         throw_mismatch(f, "nlohmann::json");
     }
-    return nlohmann::json::parse(decode_string(f));
+    try {
+        return nlohmann::json::parse(decode_string(f));
+    } catch (const nlohmann::json::parse_error& e) {
+        throw DataError(fmt::format("column \"{}\" is not valid JSON: {}", f.column, e.what()));
+    }
 }
 
 } // namespace detail

@@ -170,6 +170,27 @@ TEST_CASE("time points round trip through timestamptz and timestamp", "[postgres
     });
 }
 
+TEST_CASE("timestamps beyond a time point's range are a DataError, not an overflow", "[postgres]") {
+    coring::test::run_test([]() -> Task<> {
+        using std::chrono::system_clock;
+        auto conn = co_await pg::connect(coring::test::pg_dsn());
+        // PostgreSQL's last timestamp: its microseconds since 1970 overflow int64 when moved
+        // from PostgreSQL's 2000 epoch, and it is far past system_clock's nanoseconds (~2262).
+        CO_CHECK_THROWS_AS(conn.fetchval<system_clock::time_point>(
+                                   "SELECT '294276-12-31 23:59:59'::timestamp"),
+                           pg::DataError);
+        CO_CHECK_THROWS_AS(
+                conn.fetchval<system_clock::time_point>("SELECT '3000-01-01'::timestamp"),
+                pg::DataError);
+        using Micros = std::chrono::sys_time<std::chrono::microseconds>;
+        auto far = co_await conn.fetchval<Micros>("SELECT '3000-01-01 00:00:00'::timestamp");
+        CHECK(far.time_since_epoch().count() == 32503680000LL * 1'000'000);
+        auto early = co_await conn.fetchval<Micros>("SELECT '1600-01-01 00:00:00'::timestamp");
+        CHECK(early.time_since_epoch().count() == -11676096000LL * 1'000'000);
+        co_await conn.close();
+    });
+}
+
 TEST_CASE("JSON round trips through json and jsonb", "[postgres]") {
     coring::test::run_test([]() -> Task<> {
         auto conn = co_await pg::connect(coring::test::pg_dsn());
@@ -180,6 +201,9 @@ TEST_CASE("JSON round trips through json and jsonb", "[postgres]") {
         CHECK(j == doc);
         std::string field = co_await conn.fetchval<std::string>("SELECT $1::jsonb ->> 'a'", doc);
         CHECK(field == "1");
+        // text is accepted as JSON, but text that is not JSON is a DataError naming the column
+        CO_CHECK_THROWS_AS(conn.fetchval<nlohmann::json>("SELECT 'not json'::text AS doc"),
+                           pg::DataError);
         co_await conn.close();
     });
 }

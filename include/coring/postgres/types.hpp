@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <limits>
 #include <optional>
+#include <ratio>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -178,8 +179,19 @@ T decode(const Field& f) {
     } else if constexpr (std::is_same_v<T, Bytes>) {
         return decode_bytes(f);
     } else if constexpr (is_time_point<T>::value) {
-        return T(std::chrono::duration_cast<typename T::duration>(
-                std::chrono::microseconds(decode_timestamp_us(f))));
+        using Duration = typename T::duration;
+        std::int64_t us = decode_timestamp_us(f);
+        if constexpr (std::ratio_less_v<typename Duration::period, std::micro>) {
+            // A finer clock (system_clock's nanoseconds) spans less: ~1677 to ~2262.
+            using std::chrono::duration_cast;
+            using std::chrono::microseconds;
+            if (us > duration_cast<microseconds>(Duration::max()).count() ||
+                us < duration_cast<microseconds>(Duration::min()).count()) {
+                throw DataError(std::string("column \"") + f.column +
+                                "\": timestamp out of the range of " + cpp_name<T>());
+            }
+        }
+        return T(std::chrono::duration_cast<Duration>(std::chrono::microseconds(us)));
     } else if constexpr (std::is_same_v<T, nlohmann::json>) {
         return decode_json(f);
     } else {
