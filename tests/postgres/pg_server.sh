@@ -56,6 +56,18 @@ if [ ! -x "$bindir/initdb" ]; then
     echo "pg_server.sh: $bindir/initdb not found: install postgresql-15 (bash scripts/deps.sh build)" >&2
     exit 1
 fi
+if [ "$(id -u)" -eq 0 ] && ! runuser -u postgres -- test -x "$bindir/initdb"; then
+    # Seen in a chroot made with mktemp -d: its / is mode 0700, so no user but root can reach
+    # anything. A normal system's / is 0755; give such a root the search bit everyone has there.
+    if [ "$(($(stat -c '%#a' /) & 8#001))" -eq 0 ]; then
+        echo "pg_server.sh: / is mode $(stat -c %a /) (no search bit for others): adding it so the postgres user can run the server" >&2
+        chmod o+x /
+    fi
+    if ! runuser -u postgres -- test -x "$bindir/initdb"; then
+        echo "pg_server.sh: the postgres user cannot execute $bindir/initdb (check the permissions of its directories)" >&2
+        exit 1
+    fi
+fi
 mkdir -p "$info"
 stop # a previous run that was not cleaned up
 root="$(mktemp -d /tmp/coring-pg.XXXXXX)"
