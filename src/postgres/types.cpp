@@ -10,7 +10,9 @@
 #include <libpq-fe.h>
 
 #include <bit>
+#include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <stdexcept>
@@ -235,8 +237,24 @@ double decode_double(const Field& f, const char* requested) {
     case oids::float8:
         check_length(f, 8);
         return std::bit_cast<double>(read_be<std::uint64_t>(f.data));
-    case oids::numeric:
-        return std::stod(numeric_text(f));
+    case oids::numeric: {
+        // numeric reaches 10^131072: like PostgreSQL's own numeric -> float8 cast, a value a
+        // double cannot hold is an error, not an infinity or a zero.
+        std::string text = numeric_text(f);
+        errno = 0;
+        char* end = nullptr;
+        double v = std::strtod(text.c_str(), &end);
+        if (end != text.c_str() + text.size()) {
+            throw DataError(fmt::format("column \"{}\": malformed numeric", f.column));
+        }
+        if (errno == ERANGE) {
+            throw DataError(fmt::format("column \"{}\": numeric {:.40} is out of the range of {}",
+                                        f.column,
+                                        text,
+                                        requested));
+        }
+        return v;
+    }
     default:
         throw_mismatch(f, requested);
     }
@@ -316,8 +334,10 @@ nlohmann::json decode_json(const Field& f) {
     }
     try {
         return nlohmann::json::parse(decode_string(f));
-    } catch (const nlohmann::json::parse_error& e) {
-        throw DataError(fmt::format("column \"{}\" is not valid JSON: {}", f.column, e.what()));
+    } catch (const nlohmann::json::exception& e) {
+        // not JSON (text), or JSON nlohmann::json cannot hold (a number past a double's range)
+        throw DataError(
+                fmt::format("column \"{}\" cannot be read as JSON: {}", f.column, e.what()));
     }
 }
 

@@ -191,6 +191,21 @@ TEST_CASE("timestamps beyond a time point's range are a DataError, not an overfl
     });
 }
 
+TEST_CASE("a numeric a double cannot hold is a DataError (PostgreSQL's own cast refuses it)",
+          "[postgres]") {
+    coring::test::run_test([]() -> Task<> {
+        auto conn = co_await pg::connect(coring::test::pg_dsn());
+        CO_CHECK_THROWS_AS(conn.fetchval<double>("SELECT 1e400::numeric"), pg::DataError);
+        CO_CHECK_THROWS_AS(conn.fetchval<double>("SELECT -1e400::numeric"), pg::DataError);
+        CO_CHECK_THROWS_AS(conn.fetchval<double>("SELECT 1e-400::numeric"), pg::DataError);
+        double big = co_await conn.fetchval<double>("SELECT 1e300::numeric");
+        CHECK(big == 1e300);
+        double nan = co_await conn.fetchval<double>("SELECT 'NaN'::numeric");
+        CHECK(std::isnan(nan));
+        co_await conn.close();
+    });
+}
+
 TEST_CASE("JSON round trips through json and jsonb", "[postgres]") {
     coring::test::run_test([]() -> Task<> {
         auto conn = co_await pg::connect(coring::test::pg_dsn());
@@ -204,6 +219,8 @@ TEST_CASE("JSON round trips through json and jsonb", "[postgres]") {
         // text is accepted as JSON, but text that is not JSON is a DataError naming the column
         CO_CHECK_THROWS_AS(conn.fetchval<nlohmann::json>("SELECT 'not json'::text AS doc"),
                            pg::DataError);
+        // valid JSON that nlohmann::json cannot hold (a number past a double's range)
+        CO_CHECK_THROWS_AS(conn.fetchval<nlohmann::json>("SELECT '4E888'::json"), pg::DataError);
         co_await conn.close();
     });
 }
