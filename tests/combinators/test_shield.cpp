@@ -91,9 +91,11 @@ TEST_CASE("shield: a coroutine is wrapped in a task that survives the cancel",
             co_await coring::sleep(1s);
             finished = true;
         };
-        auto outer = coring::create_task([&]() -> Task<> {
+        // Named: the closure holds the captures and must outlive the task (docs/pitfalls.md).
+        auto shielded = [&]() -> Task<> {
             co_await coring::shield(work());
-        }());
+        };
+        auto outer = coring::create_task(shielded());
         co_await coring::sleep(10ms);
         outer.cancel();
         CO_CHECK_THROWS_AS(outer, CancelledError);
@@ -108,10 +110,11 @@ TEST_CASE("shield: a cancel that arrives after the inner task finished is raised
     run_test([]() -> Task<> {
         auto inner = coring::create_task(value_after(0ms, 1));
         bool got_value = false;
-        auto outer = coring::create_task([&](TaskHandle<int> i) -> Task<> {
+        auto shielded = [&](TaskHandle<int> i) -> Task<> {
             co_await coring::shield(i);
             got_value = true;
-        }(inner));
+        };
+        auto outer = coring::create_task(shielded(inner));
         while (!inner.done()) {
             co_await coring::sleep(0s);
         }

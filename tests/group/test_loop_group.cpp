@@ -103,13 +103,20 @@ TEST_CASE("LoopGroup: the first failure is rethrown and the other mains are canc
 
 TEST_CASE("LoopGroup: cancel() from a loop cancels every main", "[group][threads]") {
     std::atomic<int> cancelled{0};
+    std::atomic<bool> loop0_waiting{false};
     LoopGroup group({.loops = 2});
     auto main = [&](std::size_t i) -> Task<> {
-        if (i == 1) {
-            co_await coring::sleep(2ms);
-            group.cancel();
-        }
         try {
+            if (i == 1) {
+                // Cancel only once loop 0's main is inside its try (a fixed delay raced with a
+                // slow thread start under ASan on a loaded machine).
+                while (!loop0_waiting.load()) {
+                    co_await coring::sleep(1ms);
+                }
+                group.cancel();
+            } else {
+                loop0_waiting.store(true);
+            }
             co_await coring::sleep(1h);
         } catch (const coring::CancelledError&) {
             cancelled.fetch_add(1);
