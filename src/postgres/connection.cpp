@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <deque>
 #include <list>
 #include <unordered_map>
@@ -433,8 +434,28 @@ Task<> connect_steps(ConnState& s, std::string dsn) {
         if (infos.empty()) {
             throw ConnectionError("could not resolve " + host);
         }
+        // Every address, in getaddrinfo's order, as libpq tries a name's addresses itself
+        // ("localhost" may be ::1 first while the server listens on 127.0.0.1 only): hostaddr
+        // lists them and host repeats the name once per address, as libpq requires.
+        std::string addrs;
+        std::string hosts;
+        std::vector<std::string> seen;
+        for (const auto& info : infos) {
+            std::string a = info.address.host();
+            if (std::find(seen.begin(), seen.end(), a) != seen.end()) {
+                continue;
+            }
+            seen.push_back(a);
+            addrs += (addrs.empty() ? "" : ",") + a;
+            hosts += (hosts.empty() ? "" : ",") + host;
+        }
+        for (std::size_t i = 0; i < keys.size(); ++i) {
+            if (keys[i] == "host") {
+                values[i] = hosts;
+            }
+        }
         keys.emplace_back("hostaddr");
-        values.emplace_back(infos.front().address.host());
+        values.emplace_back(addrs);
     }
     std::vector<const char*> k;
     std::vector<const char*> v;
