@@ -943,14 +943,13 @@ std::string quote_identifier(ConnState& s, const std::string& name) {
     return out;
 }
 
-// COPY FROM STDIN: start, send data in chunks (waiting for writability when libpq's buffer is
-// full), end, read the status.
-Task<ResultPtr> copy_in(ConnState& s, const std::string& sql, const std::string& data) {
+// Sends a COPY statement and waits for the server's CopyInResponse / CopyOutResponse (want);
+// an error instead (e.g. no such table) is read to the end and thrown.
+Task<> start_copy(ConnState& s, const std::string& sql, ExecStatusType want) {
     if (PQsendQuery(s.conn, sql.c_str()) == 0) {
         lost(s, "send failed");
     }
     co_await flush_all(s);
-    // Wait for the CopyInResponse (or an error, e.g. no such table).
     PGresult* start = nullptr;
     for (;;) {
         if (PQconsumeInput(s.conn) == 0) {
@@ -963,7 +962,7 @@ Task<ResultPtr> copy_in(ConnState& s, const std::string& sql, const std::string&
         int ev = co_await wait_readable(PQsocket(s.conn));
         (void)ev;
     }
-    if (start == nullptr || PQresultStatus(start) != PGRES_COPY_IN) {
+    if (start == nullptr || PQresultStatus(start) != want) {
         ResultPtr owned = start != nullptr ? own(start) : nullptr;
         std::exception_ptr e = owned && PQresultStatus(owned.get()) == PGRES_FATAL_ERROR
                                        ? error_of(owned.get())
@@ -975,6 +974,12 @@ Task<ResultPtr> copy_in(ConnState& s, const std::string& sql, const std::string&
         throw InterfaceError("COPY did not start");
     }
     PQclear(start);
+}
+
+// COPY FROM STDIN: start, send data in chunks (waiting for writability when libpq's buffer is
+// full), end, read the status.
+Task<ResultPtr> copy_in(ConnState& s, const std::string& sql, const std::string& data) {
+    co_await start_copy(s, sql, PGRES_COPY_IN);
     std::size_t off = 0;
     std::exception_ptr cancelled;
     try {
@@ -1025,34 +1030,7 @@ Task<ResultPtr> copy_in(ConnState& s, const std::string& sql, const std::string&
 
 // COPY TO STDOUT: collects the rows as they arrive.
 Task<std::string> copy_out(ConnState& s, const std::string& sql) {
-    if (PQsendQuery(s.conn, sql.c_str()) == 0) {
-        lost(s, "send failed");
-    }
-    co_await flush_all(s);
-    PGresult* start = nullptr;
-    for (;;) {
-        if (PQconsumeInput(s.conn) == 0) {
-            lost(s, "connection lost");
-        }
-        if (PQisBusy(s.conn) == 0) {
-            start = PQgetResult(s.conn);
-            break;
-        }
-        int ev = co_await wait_readable(PQsocket(s.conn));
-        (void)ev;
-    }
-    if (start == nullptr || PQresultStatus(start) != PGRES_COPY_OUT) {
-        ResultPtr owned = start != nullptr ? own(start) : nullptr;
-        std::exception_ptr e = owned && PQresultStatus(owned.get()) == PGRES_FATAL_ERROR
-                                       ? error_of(owned.get())
-                                       : nullptr;
-        ResultPtr rest = co_await read_results(s);
-        if (e) {
-            std::rethrow_exception(e);
-        }
-        throw InterfaceError("COPY did not start");
-    }
-    PQclear(start);
+    co_await start_copy(s, sql, PGRES_COPY_OUT);
     std::string out;
     std::exception_ptr cancelled;
     bool cancel_sent = false;

@@ -16,20 +16,7 @@ using namespace std::chrono_literals;
 using coring::Task;
 namespace pg = coring::postgres;
 
-namespace {
-
-template <class E>
-std::string what_of(const std::exception_ptr& e) {
-    try {
-        std::rethrow_exception(e);
-    } catch (const E& x) {
-        return x.what();
-    } catch (const std::exception& x) {
-        return std::string("other exception: ") + x.what();
-    }
-}
-
-} // namespace
+using coring::test::what_of;
 
 TEST_CASE("connect over the Unix socket, fetch, close", "[postgres]") {
     coring::test::run_test([]() -> Task<> {

@@ -20,20 +20,7 @@ using namespace std::chrono_literals;
 using coring::Task;
 namespace pg = coring::postgres;
 
-namespace {
-
-template <class E>
-std::string error_text(const std::exception_ptr& e) {
-    try {
-        std::rethrow_exception(e);
-    } catch (const E& x) {
-        return x.what();
-    } catch (const std::exception& x) {
-        return std::string("other exception: ") + x.what();
-    }
-}
-
-} // namespace
+using coring::test::what_of;
 
 TEST_CASE("integers round trip at their limits", "[postgres]") {
     coring::test::run_test([]() -> Task<> {
@@ -62,7 +49,7 @@ TEST_CASE("integers round trip at their limits", "[postgres]") {
         } catch (...) {
             e = std::current_exception();
         }
-        CHECK(error_text<pg::DataError>(e) ==
+        CHECK(what_of<pg::DataError>(e) ==
               "column \"int8\" value 5000000000 does not fit std::int32_t");
         co_await conn.close();
     });
@@ -247,7 +234,7 @@ TEST_CASE("NULL: std::optional both ways, an error for a non-optional value", "[
         } catch (...) {
             e = std::current_exception();
         }
-        CHECK(error_text<pg::DataError>(e) ==
+        CHECK(what_of<pg::DataError>(e) ==
               "column \"id\" is NULL, requested std::int32_t (use std::optional)");
         co_await conn.close();
     });
@@ -266,7 +253,7 @@ TEST_CASE("wrong-type access names the column and both types", "[postgres]") {
         } catch (...) {
             e = std::current_exception();
         }
-        CHECK(error_text<pg::DataError>(e) == "column \"id\" is int4, requested std::string");
+        CHECK(what_of<pg::DataError>(e) == "column \"id\" is int4, requested std::string");
         e = nullptr;
         try {
             int n = row->get<int>("name");
@@ -274,7 +261,7 @@ TEST_CASE("wrong-type access names the column and both types", "[postgres]") {
         } catch (...) {
             e = std::current_exception();
         }
-        CHECK(error_text<pg::DataError>(e) == "column \"name\" is text, requested std::int32_t");
+        CHECK(what_of<pg::DataError>(e) == "column \"name\" is text, requested std::int32_t");
         e = nullptr;
         try {
             bool b = row->get<bool>(2);
@@ -282,7 +269,7 @@ TEST_CASE("wrong-type access names the column and both types", "[postgres]") {
         } catch (...) {
             e = std::current_exception();
         }
-        CHECK(error_text<pg::DataError>(e) == "column \"f\" is float8, requested bool");
+        CHECK(what_of<pg::DataError>(e) == "column \"f\" is float8, requested bool");
         CHECK_THROWS_AS(row->get<int>("nope"), std::out_of_range);
         CHECK_THROWS_AS(row->get<int>(7), std::out_of_range);
         co_await conn.close();
