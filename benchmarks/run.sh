@@ -60,6 +60,7 @@ if [ ${#areas[@]} -eq 0 ]; then
         http_parser_bench) continue ;;            # standalone: run bench_http_parser_bench
         pg_client) continue ;;                    # needs a server: bench_pg_client DSN
         per_core_*) continue ;;                   # the per-core benchmark: per_core_run.sh
+        models) continue ;; # runs its models itself, on every core: bench_models (docs/comparisons.md)
         esac
         areas+=("$area")
     done

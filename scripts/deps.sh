@@ -11,7 +11,7 @@
 #   sanitize  Clang and its sanitizer runtimes (asan and tsan presets)
 #   format    clang-format
 #   bench     the peers benchmarks compare against: Python asyncio + uvloop, Asio, valgrind,
-#             Debian's http-parser (beside the HTTP request parser)
+#             Debian's http-parser (beside the HTTP request parser), matplotlib (plot_models.py)
 set -euo pipefail
 
 packages=()
@@ -23,7 +23,7 @@ for profile in "${@:-build}"; do
     services) packages+=(nginx-light python3 python3-aiohttp nodejs curl wrk) ;;
     sanitize) packages+=(clang libclang-rt-14-dev) ;;
     format) packages+=(clang-format) ;;
-    bench) packages+=(python3 python3-uvloop libasio-dev valgrind util-linux libhttp-parser-dev) ;;
+    bench) packages+=(python3 python3-uvloop libasio-dev valgrind util-linux libhttp-parser-dev python3-matplotlib) ;;
     *)
         echo "deps.sh: unknown profile '$profile'" >&2
         exit 2
