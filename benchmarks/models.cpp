@@ -50,6 +50,7 @@
 #include <map>
 #include <mutex>
 #include <queue>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -136,6 +137,36 @@ double process_cpu_seconds(pid_t pid) {
     return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
+/// TcpExt ListenOverflows of this network namespace: SYNs dropped because an accept queue was
+/// full (the client then retransmits after 1 s). Other programs on the machine add to it.
+long listen_overflows() {
+    std::ifstream in("/proc/net/netstat");
+    std::string names;
+    std::string values;
+    while (std::getline(in, names) && std::getline(in, values)) {
+        if (names.rfind("TcpExt:", 0) != 0) {
+            continue;
+        }
+        std::istringstream n(names);
+        std::istringstream v(values);
+        std::string name;
+        std::string value;
+        while (n >> name && v >> value) {
+            if (name == "ListenOverflows") {
+                return std::strtol(value.c_str(), nullptr, 10);
+            }
+        }
+    }
+    return 0;
+}
+
+std::string load_average() {
+    std::ifstream in("/proc/loadavg");
+    std::string one;
+    in >> one;
+    return one;
+}
+
 int thread_count() {
     int n = 0;
     if (DIR* d = opendir("/proc/self/task")) {
@@ -173,6 +204,7 @@ struct Result {
     double base_mib = 0;   // VmRSS before the run started
     double kernel_mib = 0; // thread per connection: kernel stacks + page tables it added
     double peer_cpu_s = 0; // CPU time the peer spent serving this run (driver-measured)
+    long listen_drops = 0; // SYNs dropped on full accept queues during the run (system-wide)
 };
 
 // ---- the slow peer -------------------------------------------------------------------------
@@ -191,23 +223,29 @@ coring::Task<> peer_answer(coring::StreamReader reader, coring::StreamWriter wri
     writer.close();
 }
 
-coring::Task<int> peer_main(int listen_fd) {
+coring::Task<int> peer_main(std::vector<int> listen_fds) {
     coring::ServerOptions options;
-    options.backlog = 65535;
-    coring::Server server =
-            co_await coring::start_server(peer_answer, coring::Socket::from_fd(listen_fd), options);
-    co_await server.serve_forever();
+    options.backlog = 65535; // the kernel caps it at net.core.somaxconn
+    std::vector<coring::Server> servers;
+    for (int fd : listen_fds) {
+        coring::Server server =
+                co_await coring::start_server(peer_answer, coring::Socket::from_fd(fd), options);
+        servers.push_back(std::move(server));
+    }
+    co_await servers.front().serve_forever();
     co_return 0;
 }
 
-/// Forks the peer; it serves on listen_fd until killed.
-pid_t start_peer(int listen_fd) {
+/// Forks the peer; it serves on listen_fds until killed.
+pid_t start_peer(const std::vector<int>& listen_fds) {
     pid_t pid = fork();
     if (pid == 0) {
         peer_delay = std::chrono::milliseconds(cfg.delay_ms);
-        _exit(coring::run(peer_main(listen_fd)));
+        _exit(coring::run(peer_main(listen_fds)));
     }
-    close(listen_fd);
+    for (int fd : listen_fds) {
+        close(fd);
+    }
     return pid;
 }
 
@@ -523,20 +561,53 @@ coring::Task<std::uint64_t> coring_request(std::uint64_t id) {
     }
 }
 
+/// The same request on the loop's socket operations (asyncio's loop.sock_connect/sock_sendall/
+/// sock_recv_into): no stream objects, no buffers beyond the 8 bytes.
+coring::Task<std::uint64_t> coring_sock_request(std::uint64_t id) {
+    try {
+        coring::Socket sock(AF_INET, SOCK_STREAM);
+        coring::SocketAddress address = coring::SocketAddress::ipv4(INADDR_LOOPBACK, peer_port);
+        co_await coring::sock_connect(sock, address);
+        char request[8];
+        std::memcpy(request, &id, 8);
+        co_await coring::sock_sendall(sock, std::string_view(request, 8));
+        char reply[9];
+        std::size_t got = 0;
+        for (;;) {
+            std::span<char> room(reply + got, sizeof reply - got);
+            std::size_t n = co_await coring::sock_recv_into(sock, room);
+            if (n == 0) {
+                break;
+            }
+            got += n;
+            if (got == sizeof reply) {
+                break;
+            }
+        }
+        co_return got == 8 && std::memcmp(reply, request, 8) == 0 ? 1 : 0;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr,
+                     "models: coring socket request %llu: %s\n",
+                     static_cast<unsigned long long>(id),
+                     e.what());
+        co_return 0;
+    }
+}
+
 coring::Task<std::uint64_t> coring_hash_on_loop(std::uint64_t id) {
     co_return hash_job(id); // blocks the loop: what CPU-bound work does on an event loop
 }
 
 /// model "coring": every request a task on one loop; model "coring_to_thread" (cpu only): every
 /// job sent to the default executor (asyncio.to_thread).
-coring::Task<int> coring_main(bool cpu, bool to_thread, int jobs, Result* r) {
+coring::Task<int> coring_main(bool cpu, bool to_thread, bool sockets, int jobs, Result* r) {
     std::vector<coring::Task<std::uint64_t>> tasks;
     std::vector<coring::Future<std::uint64_t>> futures;
     tasks.reserve(static_cast<std::size_t>(jobs));
     for (int i = 0; i < jobs; ++i) {
         auto id = static_cast<std::uint64_t>(i);
         if (!cpu) {
-            tasks.push_back(coring_request(id));
+            tasks.push_back(sockets ? coring_sock_request(id) : coring_request(id));
         } else if (to_thread) {
             futures.push_back(coring::to_thread(hash_job, id));
         } else {
@@ -564,7 +635,7 @@ coring::Task<int> coring_main(bool cpu, bool to_thread, int jobs, Result* r) {
 struct Model {
     std::string name; // thread_per_conn, thread_pool_32, process_pool_32, coring, ...
 
-    enum Kind { Threads, ThreadPool, ProcessPool, Coring, CoringToThread } kind;
+    enum Kind { Threads, ThreadPool, ProcessPool, Coring, CoringSockets, CoringToThread } kind;
 
     int n = 0; // pool size
 };
@@ -612,8 +683,13 @@ Result run_model(const Scenario& s, const Model& m, bool& capped) {
             process_pool(s.cpu, jobs, m.n, r);
             break;
         case Model::Coring:
+        case Model::CoringSockets:
         case Model::CoringToThread:
-            coring::run(coring_main(s.cpu, m.kind == Model::CoringToThread, jobs, &r));
+            coring::run(coring_main(s.cpu,
+                                    m.kind == Model::CoringToThread,
+                                    m.kind == Model::CoringSockets,
+                                    jobs,
+                                    &r));
             break;
         }
         r.wall_s = std::chrono::duration<double>(Clock::now() - t0).count();
@@ -624,6 +700,7 @@ Result run_model(const Scenario& s, const Model& m, bool& capped) {
     }
     close(fds[1]);
     double peer0 = process_cpu_seconds(peer_pid);
+    long drops0 = listen_overflows();
     Result r;
     r.requests = jobs;
     if (!read_full(fds[0], reinterpret_cast<char*>(&r), sizeof r)) {
@@ -634,6 +711,7 @@ Result run_model(const Scenario& s, const Model& m, bool& capped) {
     int status = 0;
     waitpid(pid, &status, 0);
     r.peer_cpu_s = process_cpu_seconds(peer_pid) - peer0;
+    r.listen_drops = listen_overflows() - drops0;
     return r;
 }
 
@@ -738,20 +816,30 @@ int main(int argc, char** argv) {
     std::signal(SIGPIPE, SIG_IGN);
     raise_nofile(std::max(cfg.connections, cfg.fanout) * 2 + 1024);
 
-    // The peer listens before anything forks, so every model knows its port.
-    int lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
-    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    // The peer listens before anything forks, so every model knows its port. Several listeners
+    // on one port (SO_REUSEPORT): each has its own accept queue of at most net.core.somaxconn
+    // (4096 by default), and 10,000 connects at once would overflow one; a dropped SYN costs its
+    // client a 1 s retransmission. The kernel spreads the connections by their address hash.
+    std::vector<int> listeners;
     sockaddr_in a = peer_address();
     a.sin_port = 0;
-    socklen_t len = sizeof a;
-    if (::bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(lfd, 65535) != 0 ||
-        getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-        std::perror("models: listen");
-        return 2;
+    for (int i = 0; i < 4; ++i) {
+        int lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        int one = 1;
+        setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        setsockopt(lfd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+        socklen_t len = sizeof a;
+        if (::bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+            ::listen(lfd, 65535) != 0 ||
+            getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+            std::perror("models: listen");
+            return 2;
+        }
+        listeners.push_back(lfd);
     }
     peer_port = ntohs(a.sin_port);
-    pid_t peer = start_peer(lfd);
+    pid_t peer = start_peer(listeners);
+    std::string load_at_start = load_average();
     peer_pid = peer;
 
     for (int i = 0; i < cfg.cpu_jobs; ++i) {
@@ -780,6 +868,8 @@ int main(int argc, char** argv) {
         ms.push_back({s.cpu ? "coring_on_loop" : "coring", Model::Coring, 0});
         if (s.cpu) {
             ms.push_back({"coring_to_thread", Model::CoringToThread, 0});
+        } else {
+            ms.push_back({"coring_sockets", Model::CoringSockets, 0});
         }
         return ms;
     };
@@ -788,8 +878,8 @@ int main(int argc, char** argv) {
     if (csv != nullptr) {
         std::fprintf(csv,
                      "scenario,model,round,requests,ok,concurrency,threads,processes,wall_s,"
-                     "projected_wall_s,cpu_s,peak_mib,base_mib,kib_per_inflight,kernel_mib,peer_"
-                     "cpu_s,capped,delay_ms\n");
+                     "projected_wall_s,cpu_s,peak_mib,base_mib,kib_per_inflight,kernel_mib,"
+                     "peer_cpu_s,listen_drops,capped,delay_ms\n");
     }
 
     struct Key {
@@ -814,25 +904,27 @@ int main(int argc, char** argv) {
                 Result r = run_model(s, m, capped);
                 double projected = capped ? r.wall_s * s.jobs / std::max(1, r.requests) : r.wall_s;
                 double per = (r.peak_mib - r.base_mib) * 1024.0 / std::max(1, r.concurrency);
-                std::fprintf(stderr,
-                             "models: round %d %-11s %-17s %5d/%-5d ok  wall %.3f s  cpu %.3f s  "
-                             "peak %.1f MiB  threads %d  procs %d  peer cpu %.3f s%s\n",
-                             round,
-                             s.name.c_str(),
-                             m.name.c_str(),
-                             r.ok,
-                             r.requests,
-                             r.wall_s,
-                             r.cpu_s,
-                             r.peak_mib,
-                             r.threads,
-                             r.processes,
-                             r.peer_cpu_s,
-                             capped ? "  (capped)" : "");
+                std::fprintf(
+                        stderr,
+                        "models: round %d %-11s %-17s %5d/%-5d ok  wall %.3f s  cpu %.3f s  "
+                        "peak %.1f MiB  threads %d  procs %d  peer cpu %.3f s  SYN drops %ld%s\n",
+                        round,
+                        s.name.c_str(),
+                        m.name.c_str(),
+                        r.ok,
+                        r.requests,
+                        r.wall_s,
+                        r.cpu_s,
+                        r.peak_mib,
+                        r.threads,
+                        r.processes,
+                        r.peer_cpu_s,
+                        r.listen_drops,
+                        capped ? "  (capped)" : "");
                 if (csv != nullptr) {
                     std::fprintf(csv,
-                                 "%s,%s,%d,%d,%d,%d,%d,%d,%.4f,%.4f,%.4f,%.2f,%.2f,%.2f,%.2f,%.4f,%"
-                                 "d,%d\n",
+                                 "%s,%s,%d,%d,%d,%d,%d,%d,%.4f,%.4f,%.4f,%.2f,%.2f,%.2f,%.2f,"
+                                 "%.4f,%ld,%d,%d\n",
                                  s.name.c_str(),
                                  m.name.c_str(),
                                  round,
@@ -849,6 +941,7 @@ int main(int argc, char** argv) {
                                  per,
                                  r.kernel_mib,
                                  r.peer_cpu_s,
+                                 r.listen_drops,
                                  capped ? 1 : 0,
                                  s.cpu ? 0 : cfg.delay_ms);
                     std::fflush(csv);
@@ -870,23 +963,26 @@ int main(int argc, char** argv) {
     }
 
     std::printf("Medians of %d round(s); connections %d, fanout %d, peer delay %d ms, cpu %d jobs "
-                "x %llu iterations; %u cores.\n\n",
+                "x %llu iterations; %u cores; load average %s at start, %s at end.\n\n",
                 cfg.rounds,
                 cfg.connections,
                 cfg.fanout,
                 cfg.delay_ms,
                 cfg.cpu_jobs,
                 static_cast<unsigned long long>(cfg.cpu_iters),
-                std::thread::hardware_concurrency());
+                std::thread::hardware_concurrency(),
+                load_at_start.c_str(),
+                load_average().c_str());
     std::printf(
             "| scenario | model | done | wall s | wall s (all) | CPU s | CPU ms/req | peak MiB | "
-            "KiB/in-flight | kernel MiB | threads | procs | peer CPU s |\n");
+            "KiB/in-flight | kernel MiB | threads | procs | peer CPU s | SYN drops |\n");
     std::printf("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
-                "| ---: |\n");
+                "| ---: | ---: |\n");
     for (const auto& k : order) {
         const auto& rs = runs[k];
         std::vector<double> wall, cpu, peak, per, cpu_per, kernel, peer_cpu;
         int ok = rs.front().ok;
+        long drops = 0;
         for (const auto& r : rs) {
             wall.push_back(r.wall_s);
             cpu.push_back(r.cpu_s);
@@ -896,6 +992,7 @@ int main(int argc, char** argv) {
             kernel.push_back(r.kernel_mib);
             peer_cpu.push_back(r.peer_cpu_s);
             ok = std::min(ok, r.ok);
+            drops = std::max(drops, r.listen_drops);
         }
         int total = 0;
         for (const auto& s : scenarios) {
@@ -914,8 +1011,7 @@ int main(int argc, char** argv) {
         }
         std::string kernel_text = kernel_buf;
         std::printf("| %s | %s | %d/%d%s | %.3f | %.2f%s | %.3f | %.3f | %.1f | %.1f | %s | %d | "
-                    "%d | %.2f "
-                    "|\n",
+                    "%d | %.2f | %ld |\n",
                     k.scenario.c_str(),
                     k.model.c_str(),
                     ok,
@@ -931,7 +1027,8 @@ int main(int argc, char** argv) {
                     kernel_text.c_str(),
                     r0.threads,
                     r0.processes,
-                    median(peer_cpu));
+                    median(peer_cpu),
+                    drops);
     }
     if (!all_ok) {
         std::printf("\nFAILED: some model did not complete every request (see stderr)\n");
