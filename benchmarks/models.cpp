@@ -12,6 +12,7 @@
 //                peer that answers after --delay-ms (default 200 ms) and closes.
 //   fanout       one caller fans out M requests (default 1,000) to the same peer and gathers.
 //   cpu          --cpu-jobs hashing jobs (pure CPU), gathered.
+//   startup      each model starts, runs one no-op job per worker (64 in all) and stops.
 // The peer is a coring server in a child process (one loop: a connection costs it a coroutine).
 //
 // Pool models in the connections scenario are capped at 10 waves (10 x pool size requests, each
@@ -69,6 +70,7 @@ struct Config {
     std::uint64_t cpu_iters = 20'000'000;
     std::vector<int> thread_pools{32, 64, 256};
     std::vector<int> process_pools{32, 64};
+    int startup_jobs = 64;
     int waves_cap = 10; // pool models in the connections scenario: at most this many waves
     std::string csv;
     std::string only;
@@ -295,9 +297,11 @@ bool blocking_request(std::uint64_t id) {
 
 // ---- the CPU-bound job ---------------------------------------------------------------------
 
+std::uint64_t job_iters = 0; // the running scenario's: cfg.cpu_iters, or 0 (startup)
+
 std::uint64_t hash_job(std::uint64_t seed) {
     std::uint64_t h = 0xcbf29ce484222325ULL ^ seed;
-    for (std::uint64_t i = 0; i < cfg.cpu_iters; ++i) {
+    for (std::uint64_t i = 0; i < job_iters; ++i) {
         h ^= i;
         h *= 0x100000001b3ULL;
         h ^= h >> 29;
@@ -642,8 +646,9 @@ struct Model {
 
 struct Scenario {
     std::string name;
-    bool cpu;
+    bool cpu; // jobs are hash_job calls, not requests
     int jobs;
+    std::uint64_t iters = 0; // hash_job's iterations (0: a no-op job, for startup)
 };
 
 /// Runs one model on one scenario in a fresh process and returns what it measured.
@@ -667,6 +672,13 @@ Result run_model(const Scenario& s, const Model& m, bool& capped) {
     if (pid == 0) {
         close(fds[0]);
         alarm(150); // a hung model must not hang the benchmark
+        job_iters = s.iters;
+        if (s.cpu && s.iters == 0) { // startup's no-op jobs: their reference costs nothing
+            cpu_reference = 0;
+            for (int i = 0; i < jobs; ++i) {
+                cpu_reference ^= hash_job(static_cast<std::uint64_t>(i));
+            }
+        }
         Result r;
         r.requests = jobs;
         r.base_mib = static_cast<double>(status_kib("VmRSS")) / 1024.0;
@@ -807,6 +819,7 @@ int main(int argc, char** argv) {
             cfg.delay_ms = 10;
             cfg.cpu_jobs = 4;
             cfg.cpu_iters = 100'000;
+            cfg.startup_jobs = 8;
             cfg.thread_pools = {4};
             cfg.process_pools = {2};
         } else {
@@ -842,19 +855,24 @@ int main(int argc, char** argv) {
     std::string load_at_start = load_average();
     peer_pid = peer;
 
+    job_iters = cfg.cpu_iters;
     for (int i = 0; i < cfg.cpu_jobs; ++i) {
         cpu_reference ^= hash_job(static_cast<std::uint64_t>(i));
     }
 
+    // startup: each model starts (its threads, processes or loop), runs one no-op job per
+    // worker and stops: what a short-lived use of the model costs.
     std::vector<Scenario> scenarios{{"connections", false, cfg.connections},
                                     {"fanout", false, cfg.fanout},
-                                    {"cpu", true, cfg.cpu_jobs}};
+                                    {"cpu", true, cfg.cpu_jobs, cfg.cpu_iters},
+                                    {"startup", true, cfg.startup_jobs, 0}};
     auto models_for = [&](const Scenario& s) {
         std::vector<Model> ms;
         ms.push_back({s.cpu ? "thread_per_job" : "thread_per_conn", Model::Threads, 0});
         std::vector<int> tp = cfg.thread_pools;
         std::vector<int> pp = cfg.process_pools;
-        if (s.cpu && !cfg.smoke) { // CPU-bound: a pool the size of the machine, as one would
+        if (s.name == "cpu" &&
+            !cfg.smoke) { // CPU-bound: a pool the size of the machine, as one would
             int cores = static_cast<int>(std::thread::hardware_concurrency());
             tp = {cores};
             pp = {cores};
@@ -1010,7 +1028,7 @@ int main(int argc, char** argv) {
             std::snprintf(kernel_buf, sizeof kernel_buf, "-");
         }
         std::string kernel_text = kernel_buf;
-        std::printf("| %s | %s | %d/%d%s | %.3f | %.2f%s | %.3f | %.3f | %.1f | %.1f | %s | %d | "
+        std::printf("| %s | %s | %d/%d%s | %.4f | %.2f%s | %.3f | %.3f | %.1f | %.1f | %s | %d | "
                     "%d | %.2f | %ld |\n",
                     k.scenario.c_str(),
                     k.model.c_str(),
