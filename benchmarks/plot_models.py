@@ -127,14 +127,16 @@ def main():
         written.append(path)
         plt.close(fig)
 
-    if "cpu" in data:
+    if "cpu" in data or "startup" in data:
         fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-        bars(axes[0], data["cpu"], lambda m: m["wall_s"], "CPU-bound (hashing): wall time",
-             "seconds")
-        bars(axes[1], data["cpu"], lambda m: m["peak_mib"], "CPU-bound: peak memory", "MiB",
-             annotate="{:.1f}")
+        if "cpu" in data:
+            bars(axes[0], data["cpu"], lambda m: m["wall_s"],
+                 "CPU-bound (hashing): wall time (CPU time is the same for all)", "seconds")
+        if "startup" in data:
+            bars(axes[1], data["startup"], lambda m: m["wall_s"] * 1000.0,
+                 "startup: start, one no-op job per worker, stop", "ms", annotate="{:.1f}")
         fig.tight_layout()
-        path = os.path.join(args.out, "models-cpu-bound.png")
+        path = os.path.join(args.out, "models-cpu-startup.png")
         fig.savefig(path, dpi=110)
         written.append(path)
         plt.close(fig)
