@@ -201,12 +201,13 @@ struct Result {
     int threads = 0;     // threads the model created (beyond the main thread)
     int processes = 1;   // processes, the model's own included
     double wall_s = 0;
-    double cpu_s = 0;      // user + sys of the model's process and its children
-    double peak_mib = 0;   // VmHWM, summed over the processes
-    double base_mib = 0;   // VmRSS before the run started
-    double kernel_mib = 0; // thread per connection: kernel stacks + page tables it added
-    double peer_cpu_s = 0; // CPU time the peer spent serving this run (driver-measured)
-    long listen_drops = 0; // SYNs dropped on full accept queues during the run (system-wide)
+    double cpu_s = 0;       // user + sys of the model's process and its children
+    double peak_mib = 0;    // VmHWM, summed over the processes
+    double base_mib = 0;    // VmRSS before the run started
+    double kernel_mib = 0;  // thread per connection: kernel stacks + page tables it added
+    double peer_cpu_s = 0;  // CPU time the peer spent serving this run (driver-measured)
+    long listen_drops = 0;  // SYNs dropped on full accept queues during the run (system-wide)
+    double max_lag_ms = -1; // coring: the longest a 1 ms sleep overslept (the loop's worst stall)
 };
 
 // ---- the slow peer -------------------------------------------------------------------------
@@ -604,7 +605,21 @@ coring::Task<std::uint64_t> coring_hash_on_loop(std::uint64_t id) {
 
 /// model "coring": every request a task on one loop; model "coring_to_thread" (cpu only): every
 /// job sent to the default executor (asyncio.to_thread).
+/// Sleeps 1 ms at a time until done, recording the worst oversleep: how long the loop was
+/// unable to run anything else (asyncio's debug-mode slow callback, measured from outside).
+coring::Task<> heartbeat(const bool* done, double* max_lag_ms) {
+    *max_lag_ms = 0;
+    while (!*done) {
+        auto t0 = Clock::now();
+        co_await coring::sleep(std::chrono::milliseconds(1));
+        double lag = std::chrono::duration<double, std::milli>(Clock::now() - t0).count() - 1.0;
+        *max_lag_ms = std::max(*max_lag_ms, lag);
+    }
+}
+
 coring::Task<int> coring_main(bool cpu, bool to_thread, bool sockets, int jobs, Result* r) {
+    bool done = false;
+    auto beat = coring::create_task(heartbeat(&done, &r->max_lag_ms));
     std::vector<coring::Task<std::uint64_t>> tasks;
     std::vector<coring::Future<std::uint64_t>> futures;
     tasks.reserve(static_cast<std::size_t>(jobs));
@@ -624,6 +639,8 @@ coring::Task<int> coring_main(bool cpu, bool to_thread, bool sockets, int jobs, 
     } else {
         values = co_await coring::gather(std::move(tasks));
     }
+    done = true;
+    co_await beat;
     Tally t{cpu, jobs};
     for (auto v : values) {
         t.add(v);
@@ -897,7 +914,7 @@ int main(int argc, char** argv) {
         std::fprintf(csv,
                      "scenario,model,round,requests,ok,concurrency,threads,processes,wall_s,"
                      "projected_wall_s,cpu_s,peak_mib,base_mib,kib_per_inflight,kernel_mib,"
-                     "peer_cpu_s,listen_drops,capped,delay_ms\n");
+                     "peer_cpu_s,listen_drops,max_lag_ms,capped,delay_ms\n");
     }
 
     struct Key {
@@ -942,7 +959,7 @@ int main(int argc, char** argv) {
                 if (csv != nullptr) {
                     std::fprintf(csv,
                                  "%s,%s,%d,%d,%d,%d,%d,%d,%.4f,%.4f,%.4f,%.2f,%.2f,%.2f,%.2f,"
-                                 "%.4f,%ld,%d,%d\n",
+                                 "%.4f,%ld,%.2f,%d,%d\n",
                                  s.name.c_str(),
                                  m.name.c_str(),
                                  round,
@@ -960,6 +977,7 @@ int main(int argc, char** argv) {
                                  r.kernel_mib,
                                  r.peer_cpu_s,
                                  r.listen_drops,
+                                 r.max_lag_ms,
                                  capped ? 1 : 0,
                                  s.cpu ? 0 : cfg.delay_ms);
                     std::fflush(csv);
@@ -993,12 +1011,13 @@ int main(int argc, char** argv) {
                 load_average().c_str());
     std::printf(
             "| scenario | model | done | wall s | wall s (all) | CPU s | CPU ms/req | peak MiB | "
-            "KiB/in-flight | kernel MiB | threads | procs | peer CPU s | SYN drops |\n");
+            "KiB/in-flight | kernel MiB | threads | procs | peer CPU s | SYN drops | loop stall ms "
+            "|\n");
     std::printf("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
-                "| ---: | ---: |\n");
+                "| ---: | ---: | ---: |\n");
     for (const auto& k : order) {
         const auto& rs = runs[k];
-        std::vector<double> wall, cpu, peak, per, cpu_per, kernel, peer_cpu;
+        std::vector<double> wall, cpu, peak, per, cpu_per, kernel, peer_cpu, lag;
         int ok = rs.front().ok;
         long drops = 0;
         for (const auto& r : rs) {
@@ -1009,6 +1028,7 @@ int main(int argc, char** argv) {
             cpu_per.push_back(r.cpu_s * 1000.0 / std::max(1, r.requests));
             kernel.push_back(r.kernel_mib);
             peer_cpu.push_back(r.peer_cpu_s);
+            lag.push_back(r.max_lag_ms);
             ok = std::min(ok, r.ok);
             drops = std::max(drops, r.listen_drops);
         }
@@ -1028,8 +1048,12 @@ int main(int argc, char** argv) {
             std::snprintf(kernel_buf, sizeof kernel_buf, "-");
         }
         std::string kernel_text = kernel_buf;
+        char lag_buf[32] = "-";
+        if (r0.max_lag_ms >= 0) {
+            std::snprintf(lag_buf, sizeof lag_buf, "%.1f", median(lag));
+        }
         std::printf("| %s | %s | %d/%d%s | %.4f | %.2f%s | %.3f | %.3f | %.1f | %.1f | %s | %d | "
-                    "%d | %.2f | %ld |\n",
+                    "%d | %.2f | %ld | %s |\n",
                     k.scenario.c_str(),
                     k.model.c_str(),
                     ok,
@@ -1046,7 +1070,8 @@ int main(int argc, char** argv) {
                     r0.threads,
                     r0.processes,
                     median(peer_cpu),
-                    drops);
+                    drops,
+                    lag_buf);
     }
     if (!all_ok) {
         std::printf("\nFAILED: some model did not complete every request (see stderr)\n");
