@@ -128,12 +128,19 @@ def main():
         plt.close(fig)
 
     if "cpu" in data or "startup" in data:
-        fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+        fig, axes = plt.subplots(1, 3, figsize=(16, 4.5),
+                                 gridspec_kw={"width_ratios": [5, 2, 8]})
         if "cpu" in data:
             bars(axes[0], data["cpu"], lambda m: m["wall_s"],
-                 "CPU-bound (hashing): wall time (CPU time is the same for all)", "seconds")
+                 "CPU-bound (hashing): wall time\n(CPU time is the same for all)", "seconds")
+            loop = OrderedDict((n, m) for n, m in data["cpu"].items()
+                               if m.get("max_lag_ms", -1) >= 0)
+            if loop:
+                bars(axes[1], loop, lambda m: max(m["max_lag_ms"], 0.01),
+                     "CPU-bound: the loop's\nlongest stall (log)", "ms", log=True,
+                     annotate="{:.0f}")
         if "startup" in data:
-            bars(axes[1], data["startup"], lambda m: m["wall_s"] * 1000.0,
+            bars(axes[2], data["startup"], lambda m: m["wall_s"] * 1000.0,
                  "startup: start, one no-op job per worker, stop", "ms", annotate="{:.1f}")
         fig.tight_layout()
         path = os.path.join(args.out, "models-cpu-startup.png")
