@@ -114,7 +114,7 @@ def main():
         axes[0].set_xticklabels([n.replace("_", " ") for n in names], rotation=30, ha="right",
                                 fontsize=8)
         axes[0].set_ylabel("MiB")
-        axes[0].set_title(f"{scenario}: peak memory of the client side", fontsize=10)
+        axes[0].set_title(f"{scenario}: client peak memory (a pool holds N requests at a time)", fontsize=10)
         axes[0].legend(fontsize=7, loc="upper left")
         axes[0].margins(y=0.15)
         for i, (u, k) in enumerate(zip(user, kernel)):
