@@ -5,6 +5,7 @@
 //
 // Usage: bench_models [--rounds N] [--connections N] [--fanout N] [--delay-ms N]
 //                     [--cpu-jobs N] [--cpu-iters N] [--csv FILE] [--smoke] [--only SCENARIO]
+//                     [--model NAME]...
 //
 // Scenarios (each model of each scenario runs in a fresh forked process, so its CPU time, peak
 // memory and threads are its own; the driver itself never starts a thread):
@@ -74,6 +75,7 @@ struct Config {
     int waves_cap = 10; // pool models in the connections scenario: at most this many waves
     std::string csv;
     std::string only;
+    std::vector<std::string> models; // --model NAME...: only these (default: every model)
     bool smoke = false;
 };
 
@@ -651,12 +653,49 @@ coring::Task<int> coring_main(bool cpu, bool to_thread, bool sockets, int jobs, 
     co_return 0;
 }
 
+/// Loop i of n's share of the requests (i, i + n, ...), on streams; adds its good answers to ok.
+coring::Task<int> coring_slice(std::size_t i, std::size_t n, int jobs, std::atomic<int>* ok) {
+    std::vector<coring::Task<std::uint64_t>> tasks;
+    for (auto j = i; j < static_cast<std::size_t>(jobs); j += n) {
+        tasks.push_back(coring_request(j));
+    }
+    std::vector<std::uint64_t> values = co_await coring::gather(std::move(tasks));
+    int good = 0;
+    for (auto v : values) {
+        good += v == 1 ? 1 : 0;
+    }
+    *ok += good;
+    co_return good;
+}
+
+/// model "coring_per_core": one loop per core (run_per_core), each with its share of the
+/// requests.
+void coring_per_core(int jobs, Result& r) {
+    std::atomic<int> ok{0};
+    unsigned n = std::max(1U, std::thread::hardware_concurrency());
+    coring::LoopGroupOptions options;
+    options.handle_signals = false;
+    std::vector<int> per_loop = coring::run_per_core(
+            n, [&](std::size_t i) { return coring_slice(i, n, jobs, &ok); }, options);
+    r.ok = ok.load();
+    r.threads = static_cast<int>(per_loop.size());
+    r.concurrency = jobs;
+}
+
 // ---- the driver ----------------------------------------------------------------------------
 
 struct Model {
     std::string name; // thread_per_conn, thread_pool_32, process_pool_32, coring, ...
 
-    enum Kind { Threads, ThreadPool, ProcessPool, Coring, CoringSockets, CoringToThread } kind;
+    enum Kind {
+        Threads,
+        ThreadPool,
+        ProcessPool,
+        Coring,
+        CoringSockets,
+        CoringPerCore,
+        CoringToThread
+    } kind;
 
     int n = 0; // pool size
 };
@@ -720,6 +759,9 @@ Result run_model(const Scenario& s, const Model& m, bool& capped) {
                                     jobs,
                                     &r));
             break;
+        case Model::CoringPerCore:
+            coring_per_core(jobs, r);
+            break;
         }
         r.wall_s = std::chrono::duration<double>(Clock::now() - t0).count();
         r.cpu_s = cpu_seconds() - cpu0;
@@ -771,7 +813,7 @@ int usage(const char* argv0) {
                  "usage: %s [--rounds N] [--connections N] [--fanout N] [--delay-ms N]\n"
                  "       [--cpu-jobs N] [--cpu-iters N] [--thread-pools 32,64,256]\n"
                  "       [--process-pools 32,64] [--waves-cap N] [--only SCENARIO] [--csv FILE]\n"
-                 "       [--smoke]\n",
+                 "       [--model NAME]... [--smoke]\n",
                  argv0);
     return 2;
 }
@@ -826,6 +868,8 @@ int main(int argc, char** argv) {
             cfg.waves_cap = std::atoi(value());
         } else if (a == "--only") {
             cfg.only = value();
+        } else if (a == "--model") {
+            cfg.models.emplace_back(value());
         } else if (a == "--csv") {
             cfg.csv = value();
         } else if (a == "--smoke") {
@@ -905,6 +949,7 @@ int main(int argc, char** argv) {
             ms.push_back({"coring_to_thread", Model::CoringToThread, 0});
         } else {
             ms.push_back({"coring_sockets", Model::CoringSockets, 0});
+            ms.push_back({"coring_per_core", Model::CoringPerCore, 0});
         }
         return ms;
     };
@@ -935,6 +980,10 @@ int main(int argc, char** argv) {
                 continue;
             }
             for (const auto& m : models_for(s)) {
+                if (!cfg.models.empty() &&
+                    std::find(cfg.models.begin(), cfg.models.end(), m.name) == cfg.models.end()) {
+                    continue;
+                }
                 bool capped = false;
                 Result r = run_model(s, m, capped);
                 double projected = capped ? r.wall_s * s.jobs / std::max(1, r.requests) : r.wall_s;
