@@ -31,6 +31,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -245,6 +246,10 @@ coring::Task<int> peer_main(std::vector<int> listen_fds) {
 pid_t start_peer(const std::vector<int>& listen_fds) {
     pid_t pid = fork();
     if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); // a killed driver (a test timeout) takes the peer along
+        if (getppid() == 1) {
+            _exit(0);
+        }
         peer_delay = std::chrono::milliseconds(cfg.delay_ms);
         _exit(coring::run(peer_main(listen_fds)));
     }
@@ -728,6 +733,7 @@ Result run_model(const Scenario& s, const Model& m, bool& capped) {
     if (pid == 0) {
         close(fds[0]);
         alarm(150); // a hung model must not hang the benchmark
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         job_iters = s.iters;
         if (s.cpu && s.iters == 0) { // startup's no-op jobs: their reference costs nothing
             cpu_reference = 0;
