@@ -894,7 +894,8 @@ int main(int argc, char** argv) {
         }
     }
     std::signal(SIGPIPE, SIG_IGN);
-    raise_nofile(std::max(cfg.connections, cfg.fanout) * 2 + 1024);
+    // Per process: the peer and every model have their own descriptor table.
+    raise_nofile(std::max(cfg.connections, cfg.fanout) + 1024);
 
     // The peer listens before anything forks, so every model knows its port. Several listeners
     // on one port (SO_REUSEPORT): each has its own accept queue of at most net.core.somaxconn
