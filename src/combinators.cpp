@@ -191,19 +191,14 @@ void NextWaiter::suspend() noexcept {
 FutureBase* NextWaiter::take() {
     AsCompletedState& s = *call_;
     if (task_ != nullptr) {
-        if (state_ == WaitState::cancelled) {
-            task_->throw_cancelled();
-        }
-        if (task_->must_cancel()) {
-            // Cancelled after it was woken: hand its result to the next getter (asyncio.Queue
-            // wakes the next getter when a woken one is cancelled).
+        end_wait([&] {
+            // Cancelled after it was woken: hand its result to the next getter.
             if (reserved_) {
                 reserved_ = false;
                 --s.reserved_;
                 s.wake_getters();
             }
-            task_->throw_if_cancel_pending();
-        }
+        });
     }
     if (reserved_) {
         reserved_ = false;

@@ -82,6 +82,23 @@ protected:
         }
         task_->throw_if_cancel_pending();
     }
+
+    /// The same step for a waiter whose wake-up granted something (an item, a free slot, a
+    /// result): state_ goes back to ready; a waiter cancelled after it was woken first hands
+    /// the grant on with pass_on() (asyncio wakes the next waiter when a woken one is
+    /// cancelled), then throws CancelledError.
+    template <class PassOn>
+    void end_wait(PassOn&& pass_on) {
+        bool cancelled = state_ == WaitState::cancelled;
+        state_ = WaitState::ready;
+        if (cancelled) {
+            task_->throw_cancelled();
+        }
+        if (task_->must_cancel()) {
+            pass_on();
+            task_->throw_if_cancel_pending();
+        }
+    }
 };
 
 } // namespace coring::detail
