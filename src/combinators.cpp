@@ -144,36 +144,38 @@ void describe_shield(std::string& out, const FutureBase& inner) {
 
 // ---- as_completed ----
 
-NextWaiter::NextWaiter(AsCompletedState* state) noexcept : state_(state) {
-    if (state_ != nullptr) {
-        state_->add_ref();
+NextWaiter::NextWaiter(AsCompletedState* state) noexcept : call_(state) {
+    task_ = nullptr; // take() tells by it whether the getter suspended
+    if (call_ != nullptr) {
+        call_->add_ref();
     }
 }
 
-NextWaiter::NextWaiter(NextWaiter&& other) noexcept : state_(std::exchange(other.state_, nullptr)) {
+NextWaiter::NextWaiter(NextWaiter&& other) noexcept : call_(std::exchange(other.call_, nullptr)) {
+    task_ = nullptr;
 }
 
 NextWaiter::~NextWaiter() {
-    if (state_ == nullptr) {
+    if (call_ == nullptr) {
         return;
     }
     if (is_linked()) {
         // The waiting frame is being destroyed (a closing loop).
         unlink();
-        --state_->waiting_;
+        --call_->waiting_;
     }
     if (reserved_) {
-        --state_->reserved_;
-        state_->wake_getters();
+        --call_->reserved_;
+        call_->wake_getters();
     }
-    state_->release();
+    call_->release();
 }
 
 bool NextWaiter::ready() const {
-    if (state_ == nullptr) {
+    if (call_ == nullptr) {
         throw InvalidStateError("as_completed: empty awaiter");
     }
-    AsCompletedState& s = *state_;
+    AsCompletedState& s = *call_;
     if (s.delivered_ + s.reserved_ + s.waiting_ >= s.size()) {
         throw InvalidStateError(
                 fmt::format("as_completed: all {} results were awaited already", s.size()));
@@ -181,28 +183,22 @@ bool NextWaiter::ready() const {
     return s.unreserved() > 0 || s.timed_out_;
 }
 
-void NextWaiter::suspend(TaskBase* task) noexcept {
-    task_ = task;
-    state_->getters_.push_back(*this);
-    ++state_->waiting_;
+void NextWaiter::suspend() noexcept {
+    call_->getters_.push_back(*this);
+    ++call_->waiting_;
 }
 
 FutureBase* NextWaiter::take() {
-    AsCompletedState& s = *state_;
+    AsCompletedState& s = *call_;
     if (task_ != nullptr) {
-        if (cancelled_) {
-            task_->throw_cancelled();
-        }
-        if (task_->must_cancel()) {
-            // Cancelled after it was woken: hand its result to the next getter (asyncio.Queue
-            // wakes the next getter when a woken one is cancelled).
+        end_wait([&] {
+            // Cancelled after it was woken: hand its result to the next getter.
             if (reserved_) {
                 reserved_ = false;
                 --s.reserved_;
                 s.wake_getters();
             }
-            task_->throw_if_cancel_pending();
-        }
+        });
     }
     if (reserved_) {
         reserved_ = false;
@@ -220,14 +216,12 @@ bool NextWaiter::cancel(const std::string&) noexcept {
         return false; // already woken: the cancellation is raised when it resumes
     }
     unlink();
-    --state_->waiting_;
-    cancelled_ = true;
-    task_->wake();
-    return true;
+    --call_->waiting_;
+    return cancel_dequeued();
 }
 
 void NextWaiter::describe(std::string& out) const {
-    const AsCompletedState& s = *state_;
+    const AsCompletedState& s = *call_;
     fmt::format_to(std::back_inserter(out),
                    "as_completed: {} of {} done",
                    s.size() - s.remaining_,
@@ -238,7 +232,7 @@ void NextWaiter::describe(std::string& out) const {
 }
 
 void NextWaiter::awaited(std::vector<const FutureBase*>& out) const {
-    pending_children(*state_, out);
+    pending_children(*call_, out);
 }
 
 void AsCompletedState::wake_getters() noexcept {

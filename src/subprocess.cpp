@@ -226,6 +226,7 @@ void ProcessState::finish(int code) noexcept {
     pidfd_ = -1;
     while (ProcessWaitAwaiter* w = waiters_.pop_front()) {
         w->code_ = code;
+        w->state_ = WaitState::woken;
         w->task_->wake();
     }
     sync_background();

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 
@@ -53,8 +54,8 @@ std::optional<EventLoop::time_point> advance_to_next_timer(EventLoop& loop) {
     return loop.time();
 }
 
-std::set<int> open_fds() {
-    std::set<int> fds;
+std::vector<int> open_fds() {
+    std::vector<int> fds;
     DIR* dir = ::opendir("/proc/self/fd");
     if (dir == nullptr) {
         return fds;
@@ -64,10 +65,11 @@ std::set<int> open_fds() {
         char* end = nullptr;
         const long fd = std::strtol(entry->d_name, &end, 10);
         if (end != entry->d_name && *end == '\0' && fd != own) {
-            fds.insert(static_cast<int>(fd));
+            fds.push_back(static_cast<int>(fd));
         }
     }
     ::closedir(dir);
+    std::sort(fds.begin(), fds.end());
     return fds;
 }
 
@@ -118,7 +120,7 @@ CheckedRunResult run_checked(const std::function<Task<>()>& make,
                              const CheckedRunOptions& options,
                              const std::function<void(EventLoop&)>& setup) {
     CheckedRunResult result;
-    std::set<int> fds_before;
+    std::vector<int> fds_before;
     if (options.check_fds) {
         fds_before = open_fds();
     }
@@ -177,7 +179,7 @@ CheckedRunResult run_checked(const std::function<Task<>()>& make,
     }
     if (options.check_fds) {
         for (int fd : open_fds()) {
-            if (fds_before.count(fd) == 0) {
+            if (!std::binary_search(fds_before.begin(), fds_before.end(), fd)) {
                 result.problems.push_back("descriptor " + std::to_string(fd) + " (" +
                                           fd_target(fd) + ") left open");
             }

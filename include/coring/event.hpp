@@ -34,12 +34,7 @@ public:
     /// before this task ran; see TrueResult for GCC. Throws: CancelledError when cancelled.
     TrueResult await_resume() {
         if (state_ != detail::WaitState::ready) {
-            bool cancelled = state_ == detail::WaitState::cancelled;
-            state_ = detail::WaitState::ready;
-            if (cancelled) {
-                task_->throw_cancelled();
-            }
-            task_->throw_if_cancel_pending();
+            end_wait([] {}); // nothing granted to pass on
         }
         return {};
     }

@@ -41,12 +41,14 @@ struct ReturnExceptions {
 inline constexpr ReturnExceptions return_exceptions{};
 
 /// The outcome of one child of `gather(return_exceptions, ...)`: its value, or the exception it
-/// ended with (a CancelledError when it was cancelled). T may be void or a reference.
+/// ended with (a CancelledError when it was cancelled). T may be void or a reference. The
+/// exception API (has_value, has_exception, cancelled, holds<E>, exception, rethrow_if_failed)
+/// is detail::OutcomeBase's.
 ///
 ///     auto [a, b] = co_await coring::gather(coring::return_exceptions, fetch(x), fetch(y));
 ///     if (a) use(*a); else log(coring::describe_exception(a.exception()));
 template <class T>
-class Outcome {
+class Outcome : public detail::OutcomeBase {
 public:
     using value_type = T;
 
@@ -55,31 +57,7 @@ public:
     explicit Outcome(std::in_place_t, Args&&... args) : value_(std::forward<Args>(args)...) {}
 
     /// An outcome holding an exception. Throws: ValueError when e is null.
-    explicit Outcome(std::exception_ptr e) : exception_(std::move(e)) {
-        if (!exception_) {
-            throw ValueError("Outcome: null exception_ptr");
-        }
-    }
-
-    /// Whether the child returned a value.
-    bool has_value() const noexcept { return !exception_; }
-
-    explicit operator bool() const noexcept { return has_value(); }
-
-    /// Whether the child ended with an exception (CancelledError included).
-    bool has_exception() const noexcept { return static_cast<bool>(exception_); }
-
-    /// Whether the child was cancelled (its exception is a CancelledError).
-    bool cancelled() const noexcept { return holds<CancelledError>(); }
-
-    /// Whether the exception is an E (or derives from E).
-    template <class E>
-    bool holds() const noexcept {
-        return detail::exception_holds<E>(exception_);
-    }
-
-    /// The exception, or null when the child returned a value.
-    const std::exception_ptr& exception() const noexcept { return exception_; }
+    explicit Outcome(std::exception_ptr e) : OutcomeBase(std::move(e)) {}
 
     /// The value. Throws: the child's exception when it has no value.
     T& value() & {
@@ -106,46 +84,19 @@ public:
 
     const T* operator->() const noexcept { return &*value_; }
 
-    /// Rethrows the exception, if there is one.
-    void rethrow_if_failed() const {
-        if (exception_) {
-            std::rethrow_exception(exception_);
-        }
-    }
-
 private:
     std::optional<T> value_;
-    std::exception_ptr exception_;
 };
 
 /// The outcome of a child returning a reference.
 template <class T>
-class Outcome<T&> {
+class Outcome<T&> : public detail::OutcomeBase {
 public:
     using value_type = T&;
 
     explicit Outcome(std::in_place_t, T& v) noexcept : value_(&v) {}
 
-    explicit Outcome(std::exception_ptr e) : exception_(std::move(e)) {
-        if (!exception_) {
-            throw ValueError("Outcome: null exception_ptr");
-        }
-    }
-
-    bool has_value() const noexcept { return !exception_; }
-
-    explicit operator bool() const noexcept { return has_value(); }
-
-    bool has_exception() const noexcept { return static_cast<bool>(exception_); }
-
-    bool cancelled() const noexcept { return holds<CancelledError>(); }
-
-    template <class E>
-    bool holds() const noexcept {
-        return detail::exception_holds<E>(exception_);
-    }
-
-    const std::exception_ptr& exception() const noexcept { return exception_; }
+    explicit Outcome(std::exception_ptr e) : OutcomeBase(std::move(e)) {}
 
     T& value() const {
         rethrow_if_failed();
@@ -156,57 +107,22 @@ public:
 
     T* operator->() const noexcept { return value_; }
 
-    void rethrow_if_failed() const {
-        if (exception_) {
-            std::rethrow_exception(exception_);
-        }
-    }
-
 private:
     T* value_ = nullptr;
-    std::exception_ptr exception_;
 };
 
 /// The outcome of a child returning void: success, or an exception.
 template <>
-class Outcome<void> {
+class Outcome<void> : public detail::OutcomeBase {
 public:
     using value_type = void;
 
     explicit Outcome(std::in_place_t) noexcept {}
 
-    explicit Outcome(std::exception_ptr e) : exception_(std::move(e)) {
-        if (!exception_) {
-            throw ValueError("Outcome: null exception_ptr");
-        }
-    }
-
-    bool has_value() const noexcept { return !exception_; }
-
-    explicit operator bool() const noexcept { return has_value(); }
-
-    bool has_exception() const noexcept { return static_cast<bool>(exception_); }
-
-    bool cancelled() const noexcept { return holds<CancelledError>(); }
-
-    template <class E>
-    bool holds() const noexcept {
-        return detail::exception_holds<E>(exception_);
-    }
-
-    const std::exception_ptr& exception() const noexcept { return exception_; }
+    explicit Outcome(std::exception_ptr e) : OutcomeBase(std::move(e)) {}
 
     /// Returns when the child succeeded; rethrows its exception otherwise.
     void value() const { rethrow_if_failed(); }
-
-    void rethrow_if_failed() const {
-        if (exception_) {
-            std::rethrow_exception(exception_);
-        }
-    }
-
-private:
-    std::exception_ptr exception_;
 };
 
 /// Runs the awaitables concurrently and yields their results as a std::tuple in argument order

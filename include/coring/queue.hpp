@@ -124,18 +124,12 @@ public:
 private:
     void resume_slow() {
         // asyncio's Queue.get after `await getter`.
-        bool cancelled = state_ == detail::WaitState::cancelled;
-        state_ = detail::WaitState::ready;
-        if (cancelled) {
-            task_->throw_cancelled();
-        }
-        if (task_->must_cancel()) {
+        end_wait([this] {
             // Woken for an item, then cancelled: leave the item to the next getter.
             if (!q_->empty()) {
                 q_->wakeup_next(q_->getters_);
             }
-            task_->throw_if_cancel_pending();
-        }
+        });
         if (q_->empty()) {
             throw QueueShutDown(); // on_woken resumes an empty-queue getter only after shutdown
         }
@@ -215,18 +209,12 @@ public:
 private:
     void resume_slow() {
         // asyncio's Queue.put after `await putter`.
-        bool cancelled = state_ == detail::WaitState::cancelled;
-        state_ = detail::WaitState::ready;
-        if (cancelled) {
-            task_->throw_cancelled();
-        }
-        if (task_->must_cancel()) {
+        end_wait([this] {
             // Woken for a free slot, then cancelled: leave the slot to the next putter.
             if (!q_->full()) {
                 q_->wakeup_next(q_->putters_);
             }
-            task_->throw_if_cancel_pending();
-        }
+        });
         if (q_->shutdown_) {
             throw QueueShutDown();
         }

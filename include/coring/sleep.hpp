@@ -5,6 +5,7 @@
 #include <coring/event_loop.hpp>
 
 #include <coring/detail/deadline.hpp>
+#include <coring/detail/queued_waiter.hpp>
 #include <coring/detail/task_base.hpp>
 #include <coring/detail/timer_heap.hpp>
 
@@ -19,7 +20,7 @@ namespace coring {
 
 /// Awaiter of sleep(): a timer node in the sleeping coroutine's frame, so sleeping allocates
 /// nothing. Cancelling the task removes the timer and resumes it with CancelledError.
-class [[nodiscard]] SleepAwaiter final : private detail::TimerNode, public detail::Waiter {
+class [[nodiscard]] SleepAwaiter final : private detail::TimerNode, public detail::QueuedWaiter {
 public:
     /// Sleeps for delay; detail::never_ns nanoseconds (a saturated huge delay) means forever.
     explicit SleepAwaiter(std::chrono::nanoseconds delay) noexcept
@@ -38,9 +39,7 @@ public:
 
     template <class Promise>
     void await_suspend(std::coroutine_handle<Promise> h) {
-        static_assert(std::is_base_of_v<detail::TaskBase, Promise>,
-                      "coring::sleep must be awaited from a coring::Task coroutine");
-        task_ = h.promise().task_;
+        task_ = task_of(h);
         if (delay_.count() <= 0) {
             // sleep(0): a bare yield, as asyncio's __sleep0.
             task_->suspend_yield(h, &h.promise());
@@ -51,21 +50,14 @@ public:
         task_->suspend_on(h, &h.promise(), *this);
     }
 
-    void await_resume() {
-        if (cancelled_) {
-            task_->throw_cancelled();
-        }
-        task_->throw_if_cancel_pending();
-    }
+    void await_resume() { throw_if_cancelled(); }
 
     bool cancel(const std::string&) noexcept override {
         if (!is_queued()) {
             return false; // already fired: the task is scheduled to wake
         }
         task_->loop()->remove_timer(*this);
-        cancelled_ = true;
-        task_->wake();
-        return true;
+        return cancel_dequeued();
     }
 
     void describe(std::string& out) const override;
@@ -77,9 +69,7 @@ private:
         }
     }
 
-    bool cancelled_ = false; // first, so it can sit in TimerNode's tail padding
     std::chrono::nanoseconds delay_;
-    detail::TaskBase* task_ = nullptr;
 };
 
 /// Awaiter of sleep(delay, result): sleeps as SleepAwaiter, then yields the result.

@@ -9,7 +9,6 @@
 
 #include <coring/detail/future_base.hpp>
 #include <coring/detail/intrusive_list.hpp>
-#include <coring/detail/result.hpp>
 #include <coring/detail/scope_body.hpp>
 #include <coring/detail/task_base.hpp>
 
@@ -159,7 +158,7 @@ public:
     template <class Body>
     [[nodiscard]] Task<detail::scope_result_t<std::decay_t<Body>, TaskGroup>> run(Body&& body) {
         static_assert(!detail::unsafe_scope_body<Body>, CORING_AWAIT_CLOSURE_MESSAGE);
-        return run_scope(std::decay_t<Body>(std::forward<Body>(body)));
+        return detail::run_scope(*this, std::decay_t<Body>(std::forward<Body>(body)));
     }
 
     /// How many tasks of the group have not finished (asyncio: len(tg._tasks)).
@@ -171,8 +170,6 @@ public:
 private:
     friend class detail::GroupChild;
     friend struct detail::ScopeAccess;
-    template <class Body>
-    Task<detail::scope_result_t<Body, TaskGroup>> run_scope(Body body);
     class JoinAwaiter;
 
     void enter();
@@ -201,7 +198,7 @@ namespace detail {
 template <class Body>
 Task<scope_result_t<Body, TaskGroup>> task_group_scope(Body body) {
     TaskGroup group;
-    co_return co_await ScopeAccess::run(group, std::move(body));
+    co_return co_await run_scope(group, std::move(body));
 }
 } // namespace detail
 
@@ -233,36 +230,6 @@ auto TaskGroup::create_task(Aw&& aw, std::string name) {
     ++count_;
     handle.base()->add_done_node(*child); // pending: only links the node
     return handle;
-}
-
-template <class Body>
-Task<detail::scope_result_t<Body, TaskGroup>> TaskGroup::run_scope(Body body) {
-    using R = detail::scope_result_t<Body, TaskGroup>;
-    enter();
-    std::exception_ptr error;
-    detail::ResultStorage<R> result;
-    try {
-        if constexpr (std::is_void_v<R>) {
-            co_await detail::invoke_scope_body(body, *this);
-        } else {
-            result.set(co_await detail::invoke_scope_body(body, *this));
-        }
-    } catch (...) {
-        error = std::current_exception();
-    }
-    co_await exit(error); // waits for the tasks; throws what the scope raises
-    if (error) {
-        // exit() raises whenever the body failed (its error joins the ExceptionGroup, or its
-        // CancelledError propagates); kept so that no path can return a missing value.
-        std::rethrow_exception(error);
-    }
-    if constexpr (std::is_void_v<R>) {
-        co_return;
-    } else if constexpr (std::is_reference_v<R>) {
-        co_return result.get();
-    } else {
-        co_return std::move(result.get());
-    }
 }
 
 } // namespace coring

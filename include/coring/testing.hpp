@@ -14,7 +14,6 @@
 #include <exception>
 #include <functional>
 #include <optional>
-#include <set>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -97,8 +96,8 @@ private:
 
 // ---- Leak checks (the ones the library's own test suite runs after every test case) ----
 
-/// The descriptors open in this process now (from /proc/self/fd).
-std::set<int> open_fds();
+/// The descriptors open in this process now (from /proc/self/fd), in ascending order.
+std::vector<int> open_fds();
 
 /// What a descriptor refers to ("socket:[123]", "/tmp/x", "anon_inode:[io_uring]").
 std::string fd_target(int fd);

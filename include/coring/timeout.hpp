@@ -7,7 +7,6 @@
 #include <coring/task.hpp>
 
 #include <coring/detail/child_watch.hpp>
-#include <coring/detail/result.hpp>
 #include <coring/detail/scope_body.hpp>
 #include <coring/detail/task_base.hpp>
 
@@ -84,13 +83,11 @@ public:
     template <class Body>
     [[nodiscard]] Task<detail::scope_result_t<std::decay_t<Body>, Timeout>> run(Body&& body) {
         static_assert(!detail::unsafe_scope_body<Body>, CORING_AWAIT_CLOSURE_MESSAGE);
-        return run_scope(std::decay_t<Body>(std::forward<Body>(body)));
+        return detail::run_scope(*this, std::decay_t<Body>(std::forward<Body>(body)));
     }
 
 private:
     friend struct detail::ScopeAccess;
-    template <class Body>
-    Task<detail::scope_result_t<Body, Timeout>> run_scope(Body body);
 
     // created -> entered -> exited, or entered -> expiring (deadline hit) -> expired.
     enum class State : std::uint8_t { created, entered, expiring, expired, exited };
@@ -137,14 +134,14 @@ template <class Body>
 Task<scope_result_t<Body, Timeout>> timeout_in(std::optional<EventLoop::duration> delay,
                                                Body body) {
     Timeout scope = timeout(delay);
-    co_return co_await ScopeAccess::run(scope, std::move(body));
+    co_return co_await run_scope(scope, std::move(body));
 }
 
 template <class Body>
 Task<scope_result_t<Body, Timeout>> timeout_at(std::optional<EventLoop::time_point> when,
                                                Body body) {
     Timeout scope(when);
-    co_return co_await ScopeAccess::run(scope, std::move(body));
+    co_return co_await run_scope(scope, std::move(body));
 }
 } // namespace detail
 
@@ -182,33 +179,6 @@ timeout_at(std::chrono::time_point<EventLoop::clock, Dur> when, Body&& body) {
     static_assert(!detail::unsafe_scope_body<Body>, CORING_AWAIT_CLOSURE_MESSAGE);
     return detail::timeout_at(EventLoop::from_ns(EventLoop::to_ns(when)),
                               std::decay_t<Body>(std::forward<Body>(body)));
-}
-
-// Implementation
-
-template <class Body>
-Task<detail::scope_result_t<Body, Timeout>> Timeout::run_scope(Body body) {
-    using R = detail::scope_result_t<Body, Timeout>;
-    enter();
-    std::exception_ptr error;
-    detail::ResultStorage<R> result;
-    try {
-        if constexpr (std::is_void_v<R>) {
-            co_await detail::invoke_scope_body(body, *this);
-        } else {
-            result.set(co_await detail::invoke_scope_body(body, *this));
-        }
-    } catch (...) {
-        error = std::current_exception();
-    }
-    exit(std::move(error)); // throws TimeoutError or the body's exception
-    if constexpr (std::is_void_v<R>) {
-        co_return;
-    } else if constexpr (std::is_reference_v<R>) {
-        co_return result.get();
-    } else {
-        co_return std::move(result.get());
-    }
 }
 
 } // namespace coring

@@ -93,11 +93,9 @@ public:
 
         template <class Promise>
         void await_suspend(std::coroutine_handle<Promise> h) {
-            static_assert(std::is_base_of_v<detail::TaskBase, Promise>,
-                          "coring::as_completed must be awaited from a coring::Task coroutine");
-            detail::TaskBase* task = h.promise().task_;
-            suspend(task);
-            task->suspend_on(h, &h.promise(), *this);
+            task_ = task_of(h);
+            suspend();
+            task_->suspend_on(h, &h.promise(), *this);
         }
 
         decltype(auto) await_resume() {

@@ -55,7 +55,8 @@ public:
 } // namespace
 
 std::set<int> open_fds() {
-    return coring::testing::open_fds();
+    std::vector<int> fds = coring::testing::open_fds();
+    return {fds.begin(), fds.end()};
 }
 
 std::string fd_target(int fd) {

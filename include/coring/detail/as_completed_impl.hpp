@@ -12,6 +12,7 @@
 #include <coring/detail/child_watch.hpp>
 #include <coring/detail/future_base.hpp>
 #include <coring/detail/intrusive_list.hpp>
+#include <coring/detail/queued_waiter.hpp>
 #include <coring/detail/range.hpp>
 #include <coring/detail/task_base.hpp>
 
@@ -32,7 +33,7 @@ namespace coring::detail {
 class AsCompletedState;
 
 /// One coroutine waiting for the next completion (a getter of as_completed's done queue).
-class NextWaiter : public ListHook<>, public Waiter {
+class NextWaiter : public ListHook<>, public QueuedWaiter {
 public:
     NextWaiter& operator=(const NextWaiter&) = delete;
 
@@ -54,20 +55,18 @@ protected:
     /// Throws: InvalidStateError when every result was awaited already.
     bool ready() const;
 
-    /// Queues this getter; the task resumes when a child finishes or the timeout passes.
-    void suspend(TaskBase* task) noexcept;
+    /// Queues this getter; task_ resumes when a child finishes or the timeout passes.
+    void suspend() noexcept;
 
     /// After resuming: the finished child, or null when the timeout passed.
     FutureBase* take();
 
-    AsCompletedState* state_;
+    AsCompletedState* call_; // the as_completed() call this getter belongs to
 
 private:
     friend class AsCompletedState;
 
-    TaskBase* task_ = nullptr; // the waiting task, once suspended
-    bool cancelled_ = false;   // the waiting task was cancelled while queued
-    bool reserved_ = false;    // woken for a result that nobody else may take
+    bool reserved_ = false; // woken for a result that nobody else may take
 };
 
 /// State of one as_completed() call: the children's slots, the queue of finished ones (by

@@ -51,6 +51,50 @@ bool exception_holds(const std::exception_ptr& e) noexcept {
     }
 }
 
+/// What every Outcome<T> shares: the exception it may hold, and the API that asks about it.
+class OutcomeBase {
+public:
+    /// Whether the child returned a value.
+    bool has_value() const noexcept { return !exception_; }
+
+    explicit operator bool() const noexcept { return has_value(); }
+
+    /// Whether the child ended with an exception (CancelledError included).
+    bool has_exception() const noexcept { return static_cast<bool>(exception_); }
+
+    /// Whether the child was cancelled (its exception is a CancelledError).
+    bool cancelled() const noexcept { return holds<CancelledError>(); }
+
+    /// Whether the exception is an E (or derives from E).
+    template <class E>
+    bool holds() const noexcept {
+        return exception_holds<E>(exception_);
+    }
+
+    /// The exception, or null when the child returned a value.
+    const std::exception_ptr& exception() const noexcept { return exception_; }
+
+    /// Rethrows the exception, if there is one.
+    void rethrow_if_failed() const {
+        if (exception_) {
+            std::rethrow_exception(exception_);
+        }
+    }
+
+protected:
+    /// An outcome holding a value.
+    OutcomeBase() noexcept = default;
+
+    /// An outcome holding an exception. Throws: ValueError when e is null.
+    explicit OutcomeBase(std::exception_ptr e) : exception_(std::move(e)) {
+        if (!exception_) {
+            throw ValueError("Outcome: null exception_ptr");
+        }
+    }
+
+    std::exception_ptr exception_;
+};
+
 /// State of one gather call (asyncio's _GatheringFuture and its _done_callback): the children's
 /// slots, the first failure, and the task awaiting it. It is the Waiter the awaiting task is
 /// suspended on, so cancelling that task cancels every child still running.

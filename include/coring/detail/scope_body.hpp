@@ -1,10 +1,15 @@
 // SPDX-License-Identifier: MIT
-// The body of a coring scope (Timeout::run, TaskGroup::run): what `async with` encloses.
+// The body of a coring scope (Timeout::run, TaskGroup::run): what `async with` encloses, and
+// the one coroutine that runs it between the scope's __aenter__ and __aexit__.
 #pragma once
+
+#include <coring/task.hpp>
 
 #include <coring/detail/await_temporary.hpp>
 #include <coring/detail/awaitable_traits.hpp>
+#include <coring/detail/result.hpp>
 
+#include <exception>
 #include <functional>
 #include <type_traits>
 #include <utility>
@@ -40,13 +45,56 @@ template <class Body>
 inline constexpr bool unsafe_scope_body =
         unsafe_await_closure<Body> && !Awaitable<std::remove_cvref_t<Body>>;
 
-/// Lets the scope functions (task_group, timeout, timeout_at) start a scope's coroutine with a
-/// body they own, past the guard that the public run() applies to the caller's argument.
+/// Lets run_scope reach a scope's private enter() and exit().
 struct ScopeAccess {
-    template <class Scope, class Body>
-    static auto run(Scope& scope, Body&& body) {
-        return scope.run_scope(std::forward<Body>(body));
+    template <class Scope>
+    static void enter(Scope& scope) {
+        scope.enter();
+    }
+
+    template <class Scope>
+    static decltype(auto) exit(Scope& scope, std::exception_ptr error) {
+        return scope.exit(std::move(error));
     }
 };
+
+/// Runs a scope (asyncio's `async with scope: body`): scope's enter(), then the body inline in
+/// the calling task, then scope's exit(error) with the body's exception or null, awaited when it
+/// returns an awaitable (TaskGroup waits for its tasks). exit() raises what the scope raises
+/// (the body's exception, TimeoutError, an ExceptionGroup); otherwise yields the body's result.
+/// The scope must outlive the returned task.
+template <class Body, class Scope>
+Task<scope_result_t<Body, Scope>> run_scope(Scope& scope, Body body) {
+    using R = scope_result_t<Body, Scope>;
+    ScopeAccess::enter(scope);
+    std::exception_ptr error;
+    ResultStorage<R> result;
+    try {
+        if constexpr (std::is_void_v<R>) {
+            co_await invoke_scope_body(body, scope);
+        } else {
+            result.set(co_await invoke_scope_body(body, scope));
+        }
+    } catch (...) {
+        error = std::current_exception();
+    }
+    if constexpr (std::is_void_v<decltype(ScopeAccess::exit(scope, error))>) {
+        ScopeAccess::exit(scope, error);
+    } else {
+        co_await ScopeAccess::exit(scope, error);
+    }
+    if (error) {
+        // exit() raises whenever the body failed; kept so that no path can return a missing
+        // value.
+        std::rethrow_exception(error);
+    }
+    if constexpr (std::is_void_v<R>) {
+        co_return;
+    } else if constexpr (std::is_reference_v<R>) {
+        co_return result.get();
+    } else {
+        co_return std::move(result.get());
+    }
+}
 
 } // namespace coring::detail

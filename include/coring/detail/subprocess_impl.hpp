@@ -9,6 +9,7 @@
 #include <coring/task.hpp>
 
 #include <coring/detail/intrusive_list.hpp>
+#include <coring/detail/queued_waiter.hpp>
 #include <coring/detail/ring.hpp>
 #include <coring/detail/task_base.hpp>
 
@@ -97,7 +98,8 @@ private:
 
 /// Awaiter of Process::wait(): ready at once when the return code is known, else a node in the
 /// state's waiter list (in the awaiting frame). Cancelling it unlinks only this waiter.
-class [[nodiscard]] ProcessWaitAwaiter final : public ListHook<ProcessWaitTag>, public Waiter {
+class [[nodiscard]] ProcessWaitAwaiter final : public ListHook<ProcessWaitTag>,
+                                               public QueuedWaiter {
 public:
     explicit ProcessWaitAwaiter(ProcessState& s) noexcept : s_(&s) {}
 
@@ -116,23 +118,17 @@ public:
 
     template <class Promise>
     void await_suspend(std::coroutine_handle<Promise> h) {
-        static_assert(std::is_base_of_v<TaskBase, Promise>,
-                      "coring awaitables must be awaited from a coring::Task coroutine");
-        task_ = h.promise().task_;
+        task_ = task_of(h);
         s_->add_waiter(*this);
-        suspended_ = true;
-        task_->suspend_on(h, &h.promise(), *this);
+        suspend_here(h);
     }
 
     /// The child's return code. Throws: CancelledError.
     int await_resume() {
-        if (!suspended_) {
+        if (state_ == WaitState::ready) { // did not suspend
             return *s_->returncode_;
         }
-        if (cancelled_) {
-            task_->throw_cancelled();
-        }
-        task_->throw_if_cancel_pending();
+        throw_if_cancelled();
         return code_;
     }
 
@@ -141,9 +137,7 @@ public:
             return false; // the child was reaped: the task is scheduled already
         }
         s_->remove_waiter(*this);
-        cancelled_ = true;
-        task_->wake();
-        return true;
+        return cancel_dequeued();
     }
 
     void describe(std::string& out) const override;
@@ -152,10 +146,7 @@ private:
     friend class ProcessState;
 
     ProcessState* s_;
-    TaskBase* task_ = nullptr;
     int code_ = 0; // copied when woken: the state may be gone by the time the task runs
-    bool suspended_ = false;
-    bool cancelled_ = false;
 };
 
 /// A string create_subprocess_exec accepts as an argument.

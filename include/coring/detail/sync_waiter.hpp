@@ -8,13 +8,12 @@
 
 #include <coring/detail/future_base.hpp>
 #include <coring/detail/intrusive_list.hpp>
+#include <coring/detail/queued_waiter.hpp>
 #include <coring/detail/ready_queue.hpp>
 #include <coring/detail/task_base.hpp>
 
 #include <coroutine>
-#include <cstdint>
 #include <string>
-#include <type_traits>
 #include <utility>
 
 // WORKAROUND(gcc-12): GCC 12 allocates the coroutine frame too small when a co_await of a
@@ -59,21 +58,11 @@ struct TrueResult {
 
 namespace coring::detail {
 
-/// Where a waiter is in its wait. asyncio keeps the same facts in a future: pending (waiting),
-/// done with a result (woken), cancelled.
-enum class WaitState : std::uint8_t {
-    ready,     // never suspended (the fast path), or resumed already
-    waiting,   // linked in the primitive's wait list
-    woken,     // granted or notified: unlinked or at the front, its wake-up is scheduled
-    cancelled, // cancelled while waiting: unlinked, scheduled to throw CancelledError
-};
-
-/// A task suspended on a primitive: lives in the awaiting coroutine's frame (the awaiter is the
-/// node) and sits in the primitive's intrusive FIFO list, so waiting allocates nothing. Waking
-/// it appends on_wake_ to the ready queue: usually the task's step, or a primitive's own entry
-/// that decides, when the task's turn comes, whether to resume it or to wait again (what the
-/// task's step would decide in asyncio).
-class SyncWaiter : public ListHook<>, public Waiter {
+/// A task suspended on a primitive: sits in the primitive's intrusive FIFO list. Waking it
+/// appends on_wake_ to the ready queue: usually the task's step, or a primitive's own entry that
+/// decides, when the task's turn comes, whether to resume it or to wait again (what the task's
+/// step would decide in asyncio). Tracks every WaitState: the primitives read it.
+class SyncWaiter : public ListHook<>, public QueuedWaiter {
 public:
     /// Marks the waiter woken and schedules on_wake_ (never resumes inline).
     void wake() {
@@ -81,43 +70,17 @@ public:
         task_->loop()->schedule(on_wake_);
     }
 
-    // task_ and on_wake_ are written by await_suspend before anything reads them, and left
-    // uninitialised until then: an awaiter is built for every co_await, most of which take the
-    // fast path and never suspend.
-    TaskBase* task_;     // the suspended task
+    // Written by await_suspend before anything reads it (see QueuedWaiter::task_).
     ReadyEntry on_wake_; // what wake() schedules
-    WaitState state_ = WaitState::ready;
 
 protected:
     SyncWaiter() noexcept = default;
     ~SyncWaiter() = default;
 
-    /// The task that runs coroutine h (the awaiter protocol's first step).
-    template <class Promise>
-    static TaskBase* task_of(std::coroutine_handle<Promise> h) noexcept {
-        static_assert(std::is_base_of_v<TaskBase, Promise>,
-                      "coring awaitables must be awaited from a coring::Task coroutine");
-        return h.promise().task_;
-    }
-
-    /// Suspends the task on this waiter, to be resumed by its step (task->wake()).
-    template <class Promise>
-    void suspend_here(std::coroutine_handle<Promise> h) noexcept {
-        state_ = WaitState::waiting;
-        task_->suspend_on(h, &h.promise(), *this);
-    }
-
-    /// Waiter::cancel for a waiter that is still in its list: unlink it and schedule its task,
-    /// which throws CancelledError from await_resume. Returns false once the waiter was woken:
-    /// Task::cancel then leaves the cancellation pending, and await_resume deals with it.
+    /// Waiter::cancel of every primitive: unlinks a waiter that is still waiting (see
+    /// QueuedWaiter::cancel_waiting).
     bool cancel_waiting() noexcept {
-        if (state_ != WaitState::waiting) {
-            return false;
-        }
-        unlink();
-        state_ = WaitState::cancelled;
-        task_->wake();
-        return true;
+        return QueuedWaiter::cancel_waiting([this]() noexcept { unlink(); });
     }
 };
 

@@ -5,10 +5,81 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <deque>
+#include <memory>
+#include <utility>
 #include <vector>
 
 namespace coring::detail {
+
+/// A FIFO of trivially copyable T with random access, in one power-of-two array: the part of
+/// std::deque the timer lane uses, without <deque>'s cost to every includer of the loop.
+template <class T>
+class TimerRing {
+public:
+    bool empty() const noexcept { return size_ == 0; }
+
+    std::size_t size() const noexcept { return size_; }
+
+    std::size_t capacity() const noexcept { return cap_; }
+
+    T& front() noexcept { return data_[head_]; }
+
+    const T& front() const noexcept { return data_[head_]; }
+
+    T& back() noexcept { return data_[(head_ + size_ - 1) & (cap_ - 1)]; }
+
+    const T& back() const noexcept { return data_[(head_ + size_ - 1) & (cap_ - 1)]; }
+
+    /// The i-th entry from the front.
+    T& operator[](std::size_t i) noexcept { return data_[(head_ + i) & (cap_ - 1)]; }
+
+    void push_back(const T& v) {
+        if (size_ == cap_) {
+            grow();
+        }
+        data_[(head_ + size_) & (cap_ - 1)] = v;
+        ++size_;
+    }
+
+    void pop_front() noexcept {
+        head_ = (head_ + 1) & (cap_ - 1);
+        --size_;
+    }
+
+    void pop_back() noexcept { --size_; }
+
+    /// Calls f on every entry, front to back.
+    template <class F>
+    void for_each(F&& f) {
+        for (std::size_t i = 0; i < size_; ++i) {
+            f((*this)[i]);
+        }
+    }
+
+    /// Empties the ring and frees its array.
+    void clear() noexcept {
+        data_.reset();
+        cap_ = head_ = size_ = 0;
+    }
+
+private:
+    // Doubles the array (amortised O(1) per push; the entries are copied front first).
+    void grow() {
+        std::size_t cap = cap_ == 0 ? 16 : cap_ * 2;
+        std::unique_ptr<T[]> bigger(new T[cap]);
+        for (std::size_t i = 0; i < size_; ++i) {
+            bigger[i] = (*this)[i];
+        }
+        data_ = std::move(bigger);
+        cap_ = cap;
+        head_ = 0;
+    }
+
+    std::unique_ptr<T[]> data_;
+    std::size_t cap_ = 0; // 0 or a power of two
+    std::size_t head_ = 0;
+    std::size_t size_ = 0;
+};
 
 /// A timer that lives in its owner (a sleeping coroutine's frame, a TimerHandle). The queue
 /// stores a pointer to it and keeps index_ current, so cancelling is a removal, not a tombstone
@@ -54,7 +125,7 @@ public:
     std::size_t size() const noexcept { return heap_.size() + lane_live_; }
 
     /// Entries of storage held (live timers, tombstones and spare capacity), for tests.
-    std::size_t storage() const noexcept { return heap_.capacity() + lane_.size(); }
+    std::size_t storage() const noexcept { return heap_.capacity() + lane_.capacity(); }
 
     /// Deadline of the earliest timer, in the loop's nanoseconds. Precondition: !empty().
     std::int64_t earliest() const noexcept { return front().when; }
@@ -103,11 +174,11 @@ public:
             e.node->index_ = TimerNode::not_queued;
         }
         heap_.clear();
-        for (Entry& e : lane_) {
+        lane_.for_each([](Entry& e) {
             if (e.node != nullptr) {
                 e.node->index_ = TimerNode::not_queued;
             }
-        }
+        });
         lane_.clear();
         lane_live_ = lane_dead_ = 0;
     }
@@ -137,9 +208,9 @@ private:
 
     // ---- the FIFO lane ----
     //
-    // A deque (fixed-size blocks: growing never copies the whole lane, which matters at a
-    // million timers). Entries have absolute positions: lane_head_ is the front's; a node stores
-    // the low 30 bits of its own, which is enough since the lane is shorter than 2^30.
+    // A ring (one array, doubled when full; compaction rebuilds it at the live size, so memory
+    // follows the live count). Entries have absolute positions: lane_head_ is the front's; a node
+    // stores the low 30 bits of its own, which is enough since the lane is shorter than 2^30.
 
     static std::uint32_t lane_index(std::uint64_t pos) noexcept {
         return lane_bit | static_cast<std::uint32_t>(pos & lane_slot_bits);
@@ -170,14 +241,14 @@ private:
 
     // Rebuilds the lane without its tombstones; the live entries' positions change.
     void lane_compact() noexcept {
-        std::deque<Entry> live;
-        for (const Entry& e : lane_) {
+        TimerRing<Entry> live;
+        lane_.for_each([&](const Entry& e) {
             if (e.node != nullptr) {
                 live.push_back(e);
                 e.node->index_ = lane_index(lane_head_ + live.size() - 1);
             }
-        }
-        lane_.swap(live);
+        });
+        lane_ = std::move(live);
         lane_dead_ = 0;
     }
 
@@ -248,7 +319,7 @@ private:
     }
 
     std::vector<Entry> heap_;
-    std::deque<Entry> lane_;      // in (deadline, sequence) order; null nodes are tombstones
+    TimerRing<Entry> lane_;       // in (deadline, sequence) order; null nodes are tombstones
     std::uint64_t lane_head_ = 0; // absolute position of lane_.front()
     std::size_t lane_live_ = 0;   // entries holding a timer
     std::size_t lane_dead_ = 0;   // tombstones

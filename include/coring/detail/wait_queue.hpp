@@ -3,13 +3,12 @@
 // waiting for feed_data); asyncio uses a Future per waiter for the same job.
 #pragma once
 
-#include <coring/detail/future_base.hpp>
 #include <coring/detail/intrusive_list.hpp>
+#include <coring/detail/queued_waiter.hpp>
 #include <coring/detail/task_base.hpp>
 
 #include <coroutine>
 #include <string>
-#include <type_traits>
 
 namespace coring::detail {
 
@@ -32,7 +31,7 @@ private:
 /// Awaiter that suspends the task in a WaitQueue until notify_all() (the caller has checked
 /// that it must wait). Cancelling the task takes it out of the queue and resumes it with
 /// CancelledError.
-class [[nodiscard]] WaitNode final : public ListHook<>, public Waiter {
+class [[nodiscard]] WaitNode final : public ListHook<>, public QueuedWaiter {
 public:
     /// what: shown in task dumps ("StreamWriter.drain").
     WaitNode(WaitQueue& queue, const char* what) noexcept : queue_(&queue), what_(what) {}
@@ -43,28 +42,15 @@ public:
 
     template <class Promise>
     void await_suspend(std::coroutine_handle<Promise> h) {
-        static_assert(std::is_base_of_v<TaskBase, Promise>,
-                      "coring awaitables must be awaited from a coring::Task coroutine");
-        task_ = h.promise().task_;
+        task_ = task_of(h);
         queue_->list_.push_back(*this);
-        task_->suspend_on(h, &h.promise(), *this);
+        suspend_here(h);
     }
 
-    void await_resume() {
-        if (cancelled_) {
-            task_->throw_cancelled();
-        }
-        task_->throw_if_cancel_pending();
-    }
+    void await_resume() { throw_if_cancelled(); }
 
     bool cancel(const std::string&) noexcept override {
-        if (!is_linked()) {
-            return false; // notified already: the task is scheduled
-        }
-        unlink();
-        cancelled_ = true;
-        task_->wake();
-        return true;
+        return cancel_waiting([this]() noexcept { unlink(); });
     }
 
     void describe(std::string& out) const override { out += what_; }
@@ -74,12 +60,11 @@ private:
 
     WaitQueue* queue_;
     const char* what_;
-    TaskBase* task_ = nullptr;
-    bool cancelled_ = false;
 };
 
 inline void WaitQueue::notify_all() noexcept {
     while (WaitNode* n = list_.pop_front()) {
+        n->state_ = WaitState::woken;
         n->task_->wake();
     }
 }
