@@ -170,6 +170,10 @@ EventLoop::RunningScope::RunningScope(EventLoop& loop) : loop_(loop) {
 }
 
 EventLoop::RunningScope::~RunningScope() {
+    if (loop_.batch_flush_.is_linked()) {
+        loop_.batch_flush_.unlink();
+        loop_.send_batches();
+    }
     if (loop_.msg_in_flight_ > 0) {
         // Messages queued during the last pass go to the kernel now rather than whenever this
         // loop next runs: their targets may be waiting for them (or to close).
@@ -418,11 +422,16 @@ void EventLoop::on_wakeup(detail::Completion* c, int res, unsigned) noexcept {
 
 namespace detail {
 
-/// One post in flight from a loop's ring to another's: the sender's completion of the
-/// IORING_OP_MSG_RING SQE. The target's CQE carries the handle itself (message_tag set).
+/// The posts one loop made to another during one iteration, carried by one CQE (message_tag
+/// set on its address). Owned by the sender until the kernel posted the CQE, then by the target.
+struct MessageBatch {
+    std::vector<HandleState*> handles; // one reference each
+};
+
+/// The sender's completion of one IORING_OP_MSG_RING SQE.
 struct MessageSend : Completion {
     EventLoop* from;
-    HandleState* s; // one reference, owned by the target's CQE once the kernel accepted it
+    MessageBatch* batch; // the sender's only when the kernel refused it
     std::shared_ptr<ThreadsafeQueue> target;
 };
 
@@ -433,67 +442,119 @@ bool EventLoop::send_message(const std::shared_ptr<detail::ThreadsafeQueue>& tar
     if (!msg_ring_ok_ || !running_ || closed_) {
         return false;
     }
+    for (Outbox& o : outboxes_) {
+        if (o.target == target) {
+            try {
+                o.batch->handles.push_back(s);
+            } catch (...) {
+                return false;
+            }
+            s->add_ref();
+            ++messages_sent_;
+            return true;
+        }
+    }
+    // First post to target in this pass: count in its gate (held until the CQE of the batch
+    // is reaped here) and check it accepts messages.
     target->msg_senders_.fetch_add(1, std::memory_order_seq_cst);
     int fd = target->msg_fd_.load(std::memory_order_seq_cst);
     if (fd < 0) {
         target->msg_senders_.fetch_sub(1, std::memory_order_seq_cst);
         return false;
     }
-    std::unique_ptr<detail::MessageSend> m;
-    io_uring_sqe* sqe = nullptr;
     try {
-        m.reset(new detail::MessageSend{{&EventLoop::on_message_sent}, this, s, target});
-        sqe = ring_.get_sqe();
+        auto batch = std::make_unique<detail::MessageBatch>();
+        CORING_ASSERT((reinterpret_cast<std::uintptr_t>(batch.get()) & detail::message_tag) == 0,
+                      "batches are aligned");
+        batch->handles.push_back(s);
+        outboxes_.push_back({target, fd, batch.get()});
+        batch.release();
     } catch (...) {
         target->msg_senders_.fetch_sub(1, std::memory_order_seq_cst);
         return false;
     }
-    auto payload = reinterpret_cast<std::uintptr_t>(s);
-    CORING_ASSERT((payload & detail::message_tag) == 0, "handle pointers are aligned");
     s->add_ref();
-    io_uring_prep_msg_ring(sqe, fd, 0, payload | detail::message_tag, 0);
-    ring_.track(sqe, m.release());
-    ++msg_in_flight_;
     ++messages_sent_;
+    batch_flush_.loop = this;
+    defer_flush(batch_flush_);
     return true;
+}
+
+void EventLoop::flush_batches(detail::FlushNode* node) noexcept {
+    static_cast<BatchFlush*>(node)->loop->send_batches();
+}
+
+void EventLoop::send_batches() noexcept {
+    for (Outbox& o : outboxes_) {
+        try {
+            auto m = std::make_unique<detail::MessageSend>(
+                    detail::MessageSend{{&EventLoop::on_message_sent}, this, o.batch, o.target});
+            io_uring_sqe* sqe = ring_.get_sqe();
+            io_uring_prep_msg_ring(sqe,
+                                   o.fd,
+                                   0,
+                                   reinterpret_cast<std::uintptr_t>(o.batch) | detail::message_tag,
+                                   0);
+            ring_.track(sqe, m.release());
+            ++msg_in_flight_;
+        } catch (...) {
+            // No SQE (or no memory): deliver through the target's queue and eventfd.
+            detail::MessageSend m{{&EventLoop::on_message_sent}, this, o.batch, o.target};
+            ++msg_in_flight_;
+            on_message_sent_inline(m, -ENOMEM);
+        }
+    }
+    outboxes_.clear();
 }
 
 void EventLoop::on_message(void* self, std::uint64_t payload) noexcept {
     auto* loop = static_cast<EventLoop*>(self);
-    auto* s = reinterpret_cast<detail::HandleState*>(static_cast<std::uintptr_t>(payload));
-    // The kernel published the CQE after the sender wrote the handle: reaping it orders them.
-    try {
-        loop->ready_.push({&detail::HandleState::run_entry, s});
-    } catch (...) {
-        s->release(); // out of memory for the ready queue: the callback is dropped
+    std::unique_ptr<detail::MessageBatch> batch(
+            reinterpret_cast<detail::MessageBatch*>(static_cast<std::uintptr_t>(payload)));
+    // The kernel published the CQE after the sender filled the batch: reaping it orders them.
+    for (detail::HandleState* s : batch->handles) {
+        ++loop->messages_received_;
+        try {
+            loop->ready_.push({&detail::HandleState::run_entry, s});
+        } catch (...) {
+            s->release(); // out of memory for the ready queue: the callback is dropped
+        }
     }
 }
 
 void EventLoop::on_message_sent(detail::Completion* c, int res, unsigned) noexcept {
     std::unique_ptr<detail::MessageSend> m(static_cast<detail::MessageSend*>(c));
-    EventLoop& from = *m->from;
-    --from.msg_in_flight_;
+    m->from->on_message_sent_inline(*m, res);
+}
+
+void EventLoop::on_message_sent_inline(detail::MessageSend& m, int res) noexcept {
+    --msg_in_flight_;
     if (res < 0) {
         // The kernel did not post it (the target ring is gone or full, or this kernel or backend
         // has no MSG_RING): deliver through the target's queue and eventfd instead. Refusals
         // that will not change stop this loop using MSG_RING.
-        ++from.messages_refused_;
+        std::unique_ptr<detail::MessageBatch> batch(m.batch);
+        messages_refused_ += batch->handles.size();
         if (res == -EINVAL || res == -EOPNOTSUPP || res == -EBADFD || res == -EBADF) {
-            from.msg_ring_ok_ = false;
+            msg_ring_ok_ = false;
         }
-        try {
-            m->target->push_queued(m->s);
-        } catch (...) {
-            // the target loop has closed: refused, as a post to a closed loop is
+        for (detail::HandleState* s : batch->handles) {
+            try {
+                m.target->push_queued(s);
+            } catch (...) {
+                // the target loop has closed: refused, as a post to a closed loop is
+            }
+            s->release();
         }
-        m->s->release();
     }
-    m->target->msg_senders_.fetch_sub(1, std::memory_order_seq_cst);
+    m.target->msg_senders_.fetch_sub(1, std::memory_order_seq_cst);
 }
 
 void EventLoop::finish_outgoing_messages() noexcept {
     // Posts to other loops still in this ring: submit them and take their completions, so each
     // is delivered (or falls back) and its target is not left waiting for it.
+    batch_flush_.unlink();
+    send_batches();
     for (int rounds = 0; msg_in_flight_ > 0 && rounds < 50; ++rounds) {
         try {
             ring_.submit_and_wait(std::chrono::milliseconds(100));

@@ -224,6 +224,7 @@ protected:
 };
 
 struct MessageSend;
+struct MessageBatch;
 
 /// The cross-thread door of a loop (call_soon_threadsafe). Shared with every thread that posts
 /// to the loop, so a worker may still post after the loop is gone and simply be refused.
@@ -531,8 +532,9 @@ public:
 
     std::uint64_t messages_refused() const noexcept { return messages_refused_; }
 
-    /// Posts received from other loops as CQEs so far.
-    std::uint64_t messages_received() const noexcept { return ring_.messages_received(); }
+    /// Posts received from other loops as CQEs so far (one CQE carries the posts one loop made
+    /// to this one during one iteration).
+    std::uint64_t messages_received() const noexcept { return messages_received_; }
 
     /// The name used in reports (e.g. "loop 1 of a LoopGroup"); empty by default.
     const std::string& name() const noexcept { return name_; }
@@ -542,9 +544,10 @@ public:
     /// "loop 'name'" or "loop 0x7f..." for error messages.
     std::string describe() const;
 
-    /// For ThreadsafeQueue::push on this loop's thread: queues an IORING_OP_MSG_RING SQE
-    /// carrying s (one more reference) into target's ring. False when this loop cannot (path
-    /// off, not running) or target does not accept messages; s is untouched then.
+    /// For ThreadsafeQueue::push on this loop's thread: adds s (one more reference) to the batch
+    /// for target that leaves as one IORING_OP_MSG_RING SQE when this loop next enters the
+    /// kernel. False when this loop cannot (path off, not running) or target does not accept
+    /// messages; s is untouched then.
     bool send_message(const std::shared_ptr<detail::ThreadsafeQueue>& target,
                       detail::HandleState* s);
 
@@ -727,6 +730,9 @@ private:
     static void on_message(void* self, std::uint64_t payload) noexcept;
     static void on_message_sent(detail::Completion* c, int res, unsigned flags) noexcept;
     void finish_outgoing_messages() noexcept;
+    void send_batches() noexcept;
+    void on_message_sent_inline(detail::MessageSend& m, int res) noexcept;
+    static void flush_batches(detail::FlushNode* node) noexcept;
     void drain_incoming_messages() noexcept;
 
     detail::Ring ring_;
@@ -764,7 +770,23 @@ private:
     std::uint64_t msg_in_flight_ = 0; // sent, completion not reaped yet
     std::uint64_t messages_sent_ = 0;
     std::uint64_t messages_refused_ = 0;
+    std::uint64_t messages_received_ = 0;
     std::string name_;
+
+    // Posts to other loops made during this pass, one batch per target (few targets: a vector).
+    struct Outbox {
+        std::shared_ptr<detail::ThreadsafeQueue> target;
+        int fd;
+        detail::MessageBatch* batch;
+    };
+
+    struct BatchFlush : detail::FlushNode {
+        using FlushNode::FlushNode;
+        EventLoop* loop = nullptr;
+    };
+
+    std::vector<Outbox> outboxes_;
+    BatchFlush batch_flush_{&EventLoop::flush_batches};
 
     // add_reader/add_writer registrations (readiness.cpp): created on first use, so a loop that
     // never watches an fd pays nothing; a loop resource, released by close().
