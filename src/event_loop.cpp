@@ -616,8 +616,14 @@ int EventLoop::poll_fd() {
 void EventLoop::run_ready() {
     // Empty the counter first: completions arriving from here on signal it again.
     ring_.clear_poll_fd();
+    bool was_stopping = stopping_;
     stop();
-    run_forever();
+    try {
+        run_forever();
+    } catch (...) {
+        stopping_ = was_stopping; // it did not run: leave stop() as it was
+        throw;
+    }
 }
 
 std::optional<EventLoop::duration> EventLoop::next_timeout() const noexcept {
