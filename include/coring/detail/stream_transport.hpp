@@ -195,8 +195,10 @@ public:
     /// completed before it saw the cancel request leaves the cancellation pending (the result
     /// wins), and a read returning its bytes then would have them dropped by its task.
     void throw_if_cancel_pending() const {
-        if (loop_ != nullptr) [[likely]] {
-            if (TaskBase* task = loop_->current_task()) {
+        // The running loop's task, not loop_'s: a read from another loop's thread must not read
+        // loop_'s state before begin_read refuses it (they are the same loop otherwise).
+        if (EventLoop* loop = EventLoop::running()) [[likely]] {
+            if (TaskBase* task = loop->current_task()) {
                 task->throw_if_cancel_pending();
             }
         }
