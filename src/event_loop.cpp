@@ -109,6 +109,8 @@ EventLoop::EventLoop(const EventLoopOptions& options)
     threadsafe_ = std::make_shared<detail::ThreadsafeQueue>(this, fd);
     wake_completion_.complete = &EventLoop::on_wakeup;
     wake_completion_.loop = this;
+    ring_.set_message_handler(&EventLoop::on_message, this);
+    msg_ring_ok_ = ring_.supports(IORING_OP_MSG_RING);
 }
 
 EventLoop::~EventLoop() {
@@ -162,9 +164,25 @@ EventLoop::RunningScope::RunningScope(EventLoop& loop) : loop_(loop) {
     loop.running_ = true;
     running_loop_ = &loop;
     loop.arm_wakeup();
+    if (loop.ring_.supports(IORING_OP_MSG_RING)) {
+        loop.threadsafe_->open_messages(loop.ring_.fd());
+    }
 }
 
 EventLoop::RunningScope::~RunningScope() {
+    if (loop_.batch_flush_.is_linked()) {
+        loop_.batch_flush_.unlink();
+        loop_.send_batches();
+    }
+    if (loop_.msg_in_flight_ > 0) {
+        // Messages queued during the last pass go to the kernel now rather than whenever this
+        // loop next runs: their targets may be waiting for them (or to close).
+        try {
+            loop_.ring_.submit_nowait();
+        } catch (...) {
+            // the next run or close() submits them
+        }
+    }
     loop_.running_ = false;
     loop_.stopping_ = false;
     running_loop_ = nullptr;
@@ -237,6 +255,9 @@ void EventLoop::close() {
         return;
     }
     closed_ = true;
+    // Other loops stop posting CQEs into this ring; those already on their way are drained
+    // below, after this loop's own operations.
+    threadsafe_->stop_messages();
     flushes_.clear();
     // The default executor's threads post to this loop: let them finish first (asyncio shuts
     // it down without waiting, but its threads hold references to a garbage-collected loop).
@@ -246,6 +267,7 @@ void EventLoop::close() {
     }
     // Operations still in the kernel write into coroutine frames: get them all back first. (Loop
     // resources are released after the cross-thread queue, whose pending handles may hold them.)
+    finish_outgoing_messages();
     std::uint64_t user_ops = io_in_flight();
     if (!ring_.cancel_all_and_drain()) {
         // A SINGLE_ISSUER ring only accepts io_uring_enter from the thread that ran the loop.
@@ -261,6 +283,7 @@ void EventLoop::close() {
         ring_.abandon_in_flight();
     }
     wake_armed_ = false;
+    drain_incoming_messages();
 
     while (!ready_.empty()) {
         detail::ReadyEntry e = ready_.pop();
@@ -316,6 +339,23 @@ ThreadsafeQueue::~ThreadsafeQueue() {
 }
 
 void ThreadsafeQueue::push(HandleState* s) {
+    EventLoop* from = EventLoop::running();
+    if (from != nullptr && from != loop_ && msg_fd_.load(std::memory_order_relaxed) >= 0 &&
+        from->send_message(shared_from_this(), s)) {
+        return;
+    }
+    push_queued(s);
+}
+
+void ThreadsafeQueue::open_messages(int ring_fd) noexcept {
+    msg_fd_.store(ring_fd, std::memory_order_seq_cst);
+}
+
+void ThreadsafeQueue::stop_messages() noexcept {
+    msg_fd_.store(-1, std::memory_order_seq_cst);
+}
+
+void ThreadsafeQueue::push_queued(HandleState* s) {
     std::lock_guard lock(g_->mutex);
     if (g_->closed) {
         throw RuntimeError("Event loop is closed");
@@ -376,6 +416,233 @@ void EventLoop::on_wakeup(detail::Completion* c, int res, unsigned) noexcept {
                     {"could not re-arm the loop's wake-up read", std::current_exception(), {}, {}});
         }
     }
+}
+
+// ---- IORING_OP_MSG_RING ----
+
+namespace detail {
+
+/// The posts one loop made to another during one iteration, carried by one CQE (message_tag
+/// set on its address). Owned by the sender until the kernel posted the CQE, then by the target.
+struct MessageBatch {
+    std::vector<HandleState*> handles; // one reference each
+    // The kernel's CQ publication orders the sender's writes before the target's reads; this
+    // release/acquire pair (one per batch) says so to ThreadSanitizer, which cannot see it.
+    std::atomic<bool> published{false};
+};
+
+/// The sender's completion of one IORING_OP_MSG_RING SQE.
+struct MessageSend : Completion {
+    EventLoop* from;
+    MessageBatch* batch; // the sender's only when the kernel refused it
+    std::shared_ptr<ThreadsafeQueue> target;
+};
+
+} // namespace detail
+
+bool EventLoop::send_message(const std::shared_ptr<detail::ThreadsafeQueue>& target,
+                             detail::HandleState* s) {
+    if (!msg_ring_ok_ || !running_ || closed_) {
+        return false;
+    }
+    for (Outbox& o : outboxes_) {
+        if (o.target == target) {
+            try {
+                o.batch->handles.push_back(s);
+            } catch (...) {
+                return false;
+            }
+            s->add_ref();
+            ++messages_sent_;
+            return true;
+        }
+    }
+    // First post to target in this pass: count in its gate (held until the CQE of the batch
+    // is reaped here) and check it accepts messages.
+    target->msg_senders_.fetch_add(1, std::memory_order_seq_cst);
+    int fd = target->msg_fd_.load(std::memory_order_seq_cst);
+    if (fd < 0) {
+        target->msg_senders_.fetch_sub(1, std::memory_order_seq_cst);
+        return false;
+    }
+    try {
+        auto batch = std::make_unique<detail::MessageBatch>();
+        CORING_ASSERT((reinterpret_cast<std::uintptr_t>(batch.get()) & detail::message_tag) == 0,
+                      "batches are aligned");
+        batch->handles.push_back(s);
+        outboxes_.push_back({target, fd, batch.get()});
+        batch.release();
+    } catch (...) {
+        target->msg_senders_.fetch_sub(1, std::memory_order_seq_cst);
+        return false;
+    }
+    s->add_ref();
+    ++messages_sent_;
+    batch_flush_.loop = this;
+    defer_flush(batch_flush_);
+    return true;
+}
+
+void EventLoop::flush_batches(detail::FlushNode* node) noexcept {
+    static_cast<BatchFlush*>(node)->loop->send_batches();
+}
+
+void EventLoop::send_batches() noexcept {
+    for (Outbox& o : outboxes_) {
+        try {
+            auto m = std::make_unique<detail::MessageSend>(
+                    detail::MessageSend{{&EventLoop::on_message_sent}, this, o.batch, o.target});
+            io_uring_sqe* sqe = ring_.get_sqe();
+            o.batch->published.store(true, std::memory_order_release);
+            io_uring_prep_msg_ring(sqe,
+                                   o.fd,
+                                   0,
+                                   reinterpret_cast<std::uintptr_t>(o.batch) | detail::message_tag,
+                                   0);
+            ring_.track(sqe, m.release());
+            ++msg_in_flight_;
+        } catch (...) {
+            // No SQE (or no memory): deliver through the target's queue and eventfd.
+            detail::MessageSend m{{&EventLoop::on_message_sent}, this, o.batch, o.target};
+            ++msg_in_flight_;
+            on_message_sent_inline(m, -ENOMEM);
+        }
+    }
+    outboxes_.clear();
+}
+
+void EventLoop::on_message(void* self, std::uint64_t payload) noexcept {
+    auto* loop = static_cast<EventLoop*>(self);
+    std::unique_ptr<detail::MessageBatch> batch(
+            reinterpret_cast<detail::MessageBatch*>(static_cast<std::uintptr_t>(payload)));
+    // The kernel published the CQE after the sender filled the batch: reaping it orders them.
+    [[maybe_unused]] bool published = batch->published.load(std::memory_order_acquire);
+    for (detail::HandleState* s : batch->handles) {
+        ++loop->messages_received_;
+        try {
+            loop->ready_.push({&detail::HandleState::run_entry, s});
+        } catch (...) {
+            s->release(); // out of memory for the ready queue: the callback is dropped
+        }
+    }
+}
+
+void EventLoop::on_message_sent(detail::Completion* c, int res, unsigned) noexcept {
+    std::unique_ptr<detail::MessageSend> m(static_cast<detail::MessageSend*>(c));
+    m->from->on_message_sent_inline(*m, res);
+}
+
+void EventLoop::on_message_sent_inline(detail::MessageSend& m, int res) noexcept {
+    --msg_in_flight_;
+    if (res < 0) {
+        // The kernel did not post it (the target ring is gone or full, or this kernel or backend
+        // has no MSG_RING): deliver through the target's queue and eventfd instead. Refusals
+        // that will not change stop this loop using MSG_RING.
+        std::unique_ptr<detail::MessageBatch> batch(m.batch);
+        messages_refused_ += batch->handles.size();
+        if (res == -EINVAL || res == -EOPNOTSUPP || res == -EBADFD || res == -EBADF) {
+            msg_ring_ok_ = false;
+        }
+        for (detail::HandleState* s : batch->handles) {
+            try {
+                m.target->push_queued(s);
+            } catch (...) {
+                // the target loop has closed: refused, as a post to a closed loop is
+            }
+            s->release();
+        }
+    }
+    m.target->msg_senders_.fetch_sub(1, std::memory_order_seq_cst);
+}
+
+void EventLoop::finish_outgoing_messages() noexcept {
+    // Posts to other loops still in this ring: submit them and take their completions, so each
+    // is delivered (or falls back) and its target is not left waiting for it.
+    batch_flush_.unlink();
+    send_batches();
+    for (int rounds = 0; msg_in_flight_ > 0 && rounds < 50; ++rounds) {
+        try {
+            ring_.submit_and_wait(std::chrono::milliseconds(100));
+        } catch (...) {
+            return; // closed on a thread other than the ring's: it cannot be entered
+        }
+        ring_.reap([](detail::Completion* c, int res, unsigned flags) noexcept {
+            // Other completions are dropped as cancel_all_and_drain drops them.
+            if (c->complete == &EventLoop::on_message_sent) {
+                c->complete(c, res, flags);
+            }
+        });
+    }
+}
+
+void EventLoop::drain_incoming_messages() noexcept {
+    // Posts other loops started before stop_messages(): wait until their senders saw them
+    // complete, then bring them into the CQ (deferred task work) and queue them, to be dropped
+    // with the rest of the ready queue (that releases them: nothing is lost silently).
+    if (thread_ == 0 || !ring_.supports(IORING_OP_MSG_RING)) {
+        return; // never ran: never accepted messages
+    }
+    auto t0 = clock::now();
+    while (threadsafe_->senders() > 0 && clock::now() - t0 < std::chrono::seconds(5)) {
+        try {
+            ring_.submit_and_wait(std::chrono::milliseconds(1));
+        } catch (...) {
+            return;
+        }
+        ring_.reap([](detail::Completion*, int, unsigned) noexcept {});
+    }
+    // The kernel runs a bounded batch of deferred task work per entry: enter until nothing more
+    // comes.
+    for (int rounds = 0; rounds < 100000; ++rounds) {
+        try {
+            ring_.submit_and_wait(std::chrono::nanoseconds(0));
+        } catch (...) {
+            return;
+        }
+        if (ring_.reap([](detail::Completion*, int, unsigned) noexcept {}) == 0 &&
+            !ring_.kernel_has_work()) {
+            break;
+        }
+    }
+}
+
+// ---- Embedding ----
+
+int EventLoop::poll_fd() {
+    check_closed();
+    return ring_.poll_fd();
+}
+
+void EventLoop::run_ready() {
+    // Empty the counter first: completions arriving from here on signal it again.
+    ring_.clear_poll_fd();
+    bool was_stopping = stopping_;
+    stop();
+    try {
+        run_forever();
+    } catch (...) {
+        stopping_ = was_stopping; // it did not run: leave stop() as it was
+        throw;
+    }
+}
+
+std::optional<EventLoop::duration> EventLoop::next_timeout() const noexcept {
+    if (!ready_.empty() || !flushes_.empty() || stopping_ || ring_.has_completions() ||
+        ring_.has_pending_submissions() || ring_.kernel_has_work()) {
+        return duration::zero();
+    }
+    if (timers_.empty() || timers_.earliest() >= detail::never_ns) {
+        return std::nullopt;
+    }
+    std::int64_t wait = timers_.earliest() - now_ns();
+    return duration(wait > 0 ? wait : 0);
+}
+
+std::string EventLoop::describe() const {
+    if (!name_.empty()) {
+        return fmt::format("loop '{}'", name_);
+    }
+    return fmt::format("loop {}", static_cast<const void*>(this));
 }
 
 void EventLoop::report_slow_callback(const std::string& what, duration took) noexcept {

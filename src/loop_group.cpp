@@ -211,6 +211,8 @@ void LoopGroup::run_threads(const std::function<void(std::size_t)>& body) {
                 int attach = i != 0 && options_.share_kernel_workers ? first_ring_fd.load() : -1;
                 runner.emplace(RunOptions{options_.debug, options_.ring_entries, attach});
                 EventLoop& loop = runner->get_loop();
+                loop.set_msg_ring(options_.msg_ring);
+                loop.set_name(fmt::format("LoopGroup loop {}", i));
                 slot.loop = &loop;
                 if (i == 0) {
                     first_ring_fd.store(loop.ring().fd());

@@ -230,7 +230,11 @@ void DoneAwaiter::check_awaitable(TaskBase* task) const {
         throw RuntimeError(fmt::format("Task cannot await on itself: {}", task->describe()));
     }
     if (future_->loop() != task->loop()) {
-        throw RuntimeError(fmt::format("{} is attached to a different loop", future_->describe()));
+        throw RuntimeError(fmt::format(
+                "{} is attached to a different loop (it belongs to {}, awaited on {})",
+                future_->describe(),
+                future_->loop() != nullptr ? future_->loop()->describe() : "a closed loop",
+                task->loop() != nullptr ? task->loop()->describe() : "a closed loop"));
     }
 }
 

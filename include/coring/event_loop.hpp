@@ -223,10 +223,16 @@ protected:
     ~LoopResource() = default;
 };
 
+struct MessageSend;
+struct MessageBatch;
+
 /// The cross-thread door of a loop (call_soon_threadsafe). Shared with every thread that posts
 /// to the loop, so a worker may still post after the loop is gone and simply be refused.
+/// A post made on another loop's thread travels as a CQE that the sender's ring posts straight
+/// into this loop's ring (IORING_OP_MSG_RING) while this loop accepts such messages; else, or
+/// when the kernel refuses, it is queued here and the loop woken through its eventfd.
 /// Thread safety: every member is safe from any thread.
-class ThreadsafeQueue {
+class ThreadsafeQueue : public std::enable_shared_from_this<ThreadsafeQueue> {
 public:
     ThreadsafeQueue(EventLoop* loop, int wake_fd);
 
@@ -250,9 +256,23 @@ public:
         s->release(); // push took its own reference
     }
 
-    /// Queues s (taking a reference) and wakes the loop.
+    /// Queues s (taking a reference) and wakes the loop: by IORING_OP_MSG_RING from another
+    /// loop's thread when possible, else through the queue and the eventfd (push_queued).
     /// Throws: RuntimeError when the loop has closed; s is untouched then.
     void push(HandleState* s);
+
+    /// The eventfd path of push.
+    void push_queued(HandleState* s);
+
+    /// Loop thread: from now on other loops may post into ring_fd with IORING_OP_MSG_RING.
+    void open_messages(int ring_fd) noexcept;
+
+    /// Loop thread, at close: refuses further IORING_OP_MSG_RING posts; those already started
+    /// are counted by senders() until their sender has seen them complete.
+    void stop_messages() noexcept;
+
+    /// Number of IORING_OP_MSG_RING posts to this loop started and not yet complete.
+    int senders() const noexcept { return msg_senders_.load(std::memory_order_acquire); }
 
     /// Loop thread: takes every queued handle (each with one reference) and re-allows a wake-up.
     std::vector<HandleState*> take();
@@ -263,9 +283,17 @@ public:
     int wake_fd() const noexcept { return wake_fd_; }
 
 private:
+    friend class coring::EventLoop;
+    friend struct MessageSend;
+
     // The mutex and the state it guards, in event_loop.cpp: this header does without <mutex>.
     struct Guarded;
 
+    // IORING_OP_MSG_RING gate: a sender counts itself in msg_senders_, then reads msg_fd_; the
+    // closing loop sets msg_fd_ to -1, then waits for msg_senders_ to reach 0 (both seq_cst:
+    // either the sender sees -1 or the loop sees the sender).
+    std::atomic<int> msg_fd_{-1};
+    std::atomic<int> msg_senders_{0};
     EventLoop* loop_;
     int wake_fd_; // guarded by the mutex after construction
     std::unique_ptr<Guarded> g_;
@@ -464,6 +492,65 @@ public:
     /// The loop running on this thread, or nullptr.
     static EventLoop* running() noexcept { return running_loop_; }
 
+    // ---- Embedding in a foreign event loop (glib, Qt, a plain poll/epoll loop). ----
+
+    /// A file descriptor that becomes readable whenever this loop may have work to do (an
+    /// eventfd registered with its io_uring). A host loop polls it for reading, and calls
+    /// run_ready() when it is readable or when next_timeout() has passed. The first call binds
+    /// the loop to the calling thread: drive the loop from that thread only. The fd belongs to
+    /// the loop (do not close it).
+    /// Throws: RuntimeError when the loop is closed or the fd cannot be set up.
+    int poll_fd();
+
+    /// Runs one iteration without blocking: submits queued operations, takes the completions
+    /// and timers that are due, and runs what is ready (asyncio's stop() + run_forever()).
+    /// Throws: as run_forever.
+    void run_ready();
+
+    /// How long a host loop may sleep before calling run_ready() again (with poll_fd() watched
+    /// for reading meanwhile): zero when work is ready now, the time to the nearest timer, or
+    /// nullopt when only I/O (poll_fd) can bring work.
+    std::optional<duration> next_timeout() const noexcept;
+
+    // ---- Cross-loop messages (IORING_OP_MSG_RING). ----
+
+    /// Whether posts from this loop's thread to other loops (call_soon_threadsafe, LoopGroup's
+    /// run_on/post, LoopChannel wake-ups) may go as IORING_OP_MSG_RING CQEs into the other
+    /// loop's ring (the default when the kernel supports the opcode) rather than through the
+    /// other loop's eventfd. False after the kernel refused such a message.
+    bool msg_ring() const noexcept { return msg_ring_ok_; }
+
+    /// Turns the MSG_RING path of posts from this loop off (false) or back on where the kernel
+    /// supports it (true).
+    void set_msg_ring(bool enabled) noexcept {
+        msg_ring_ok_ = enabled && ring_.supports(IORING_OP_MSG_RING);
+    }
+
+    /// Posts sent from this loop as IORING_OP_MSG_RING so far, and of those the ones the kernel
+    /// refused (delivered through the eventfd instead).
+    std::uint64_t messages_sent() const noexcept { return messages_sent_; }
+
+    std::uint64_t messages_refused() const noexcept { return messages_refused_; }
+
+    /// Posts received from other loops as CQEs so far (one CQE carries the posts one loop made
+    /// to this one during one iteration).
+    std::uint64_t messages_received() const noexcept { return messages_received_; }
+
+    /// The name used in reports (e.g. "loop 1 of a LoopGroup"); empty by default.
+    const std::string& name() const noexcept { return name_; }
+
+    void set_name(std::string name) { name_ = std::move(name); }
+
+    /// "loop 'name'" or "loop 0x7f..." for error messages.
+    std::string describe() const;
+
+    /// For ThreadsafeQueue::push on this loop's thread: adds s (one more reference) to the batch
+    /// for target that leaves as one IORING_OP_MSG_RING SQE when this loop next enters the
+    /// kernel. False when this loop cannot (path off, not running) or target does not accept
+    /// messages; s is untouched then.
+    bool send_message(const std::shared_ptr<detail::ThreadsafeQueue>& target,
+                      detail::HandleState* s);
+
     // ---- For coring's own layers (awaiters, tasks); not part of the asyncio API. ----
 
     /// The io_uring behind this loop.
@@ -640,6 +727,13 @@ private:
     void check_closed() const;
     void arm_wakeup();
     static void on_wakeup(detail::Completion* c, int res, unsigned flags) noexcept;
+    static void on_message(void* self, std::uint64_t payload) noexcept;
+    static void on_message_sent(detail::Completion* c, int res, unsigned flags) noexcept;
+    void finish_outgoing_messages() noexcept;
+    void send_batches() noexcept;
+    void on_message_sent_inline(detail::MessageSend& m, int res) noexcept;
+    static void flush_batches(detail::FlushNode* node) noexcept;
+    void drain_incoming_messages() noexcept;
 
     detail::Ring ring_;
     detail::ReadyQueue ready_;
@@ -670,6 +764,29 @@ private:
     std::uint64_t background_io_ = 0; // see count_background_io
     std::uint64_t wake_buf_ = 0;
     WakeCompletion wake_completion_{};
+
+    // IORING_OP_MSG_RING posts from this loop (see send_message).
+    bool msg_ring_ok_ = false;
+    std::uint64_t msg_in_flight_ = 0; // sent, completion not reaped yet
+    std::uint64_t messages_sent_ = 0;
+    std::uint64_t messages_refused_ = 0;
+    std::uint64_t messages_received_ = 0;
+    std::string name_;
+
+    // Posts to other loops made during this pass, one batch per target (few targets: a vector).
+    struct Outbox {
+        std::shared_ptr<detail::ThreadsafeQueue> target;
+        int fd;
+        detail::MessageBatch* batch;
+    };
+
+    struct BatchFlush : detail::FlushNode {
+        using FlushNode::FlushNode;
+        EventLoop* loop = nullptr;
+    };
+
+    std::vector<Outbox> outboxes_;
+    BatchFlush batch_flush_{&EventLoop::flush_batches};
 
     // add_reader/add_writer registrations (readiness.cpp): created on first use, so a loop that
     // never watches an fd pays nothing; a loop resource, released by close().

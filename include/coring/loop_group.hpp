@@ -44,6 +44,10 @@ struct LoopGroupOptions {
     /// The rings of loops 1..N-1 share loop 0's kernel worker pool (IORING_SETUP_ATTACH_WQ):
     /// one set of io-wq threads for the blocking work of the whole group, not one per loop.
     bool share_kernel_workers = true;
+    /// Posts between the group's loops (run_on, post, LoopChannel wake-ups) travel as CQEs one
+    /// ring posts into another (IORING_OP_MSG_RING) where the kernel supports it; false: through
+    /// the target loop's eventfd, as posts from other threads always do.
+    bool msg_ring = true;
 };
 
 static_assert(std::is_trivially_destructible_v<LoopGroupOptions>);

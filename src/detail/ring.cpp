@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -154,6 +155,35 @@ Ring::~Ring() {
                         in_flight_));
     }
     io_uring_queue_exit(&ring_);
+    if (poll_fd_ >= 0) {
+        sys.close(poll_fd_);
+    }
+}
+
+int Ring::poll_fd() {
+    if (poll_fd_ >= 0) {
+        return poll_fd_;
+    }
+    enable();
+    int fd = sys.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (fd < 0) {
+        throw RuntimeError(fmt::format("coring: eventfd for poll_fd(): {}", std::strerror(errno)));
+    }
+    int ret = io_uring_register_eventfd(&ring_, fd);
+    if (ret < 0) {
+        sys.close(fd);
+        throw RuntimeError(
+                fmt::format("coring: io_uring_register_eventfd: {}", std::strerror(-ret)));
+    }
+    poll_fd_ = fd;
+    return fd;
+}
+
+void Ring::clear_poll_fd() noexcept {
+    if (poll_fd_ >= 0) {
+        std::uint64_t n = 0;
+        [[maybe_unused]] ssize_t r = ::read(poll_fd_, &n, sizeof n);
+    }
 }
 
 void Ring::enable() {

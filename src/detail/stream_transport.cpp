@@ -128,6 +128,15 @@ void StreamTransport::on_loop_close() noexcept {
 
 // ---- reading ----
 
+void StreamTransport::throw_wrong_loop(const char* what) const {
+    EventLoop* running = EventLoop::running();
+    throw RuntimeError(fmt::format("{} is attached to a different loop (it belongs to {}, called "
+                                   "on {})",
+                                   what,
+                                   loop_->describe(),
+                                   running != nullptr ? running->describe() : "no loop"));
+}
+
 void StreamTransport::throw_concurrent_read(const char* func) {
     throw RuntimeError(fmt::format(
             "{}() called while another coroutine is already waiting for incoming data", func));

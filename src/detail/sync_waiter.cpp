@@ -12,8 +12,13 @@ namespace coring {
 
 namespace detail {
 
-void LoopBound::throw_bound_elsewhere(const char* what) {
-    throw RuntimeError(fmt::format("<coring::{}> is bound to a different event loop", what));
+void LoopBound::throw_bound_elsewhere(const char* what, EventLoop* bound, EventLoop* waiting) {
+    throw RuntimeError(fmt::format(
+            "<coring::{}> is bound to a different event loop (it belongs to {}, awaited on {})",
+            what,
+            // The first loop may be gone (destroyed): its address only.
+            fmt::format("loop {}", static_cast<const void*>(bound)),
+            waiting != nullptr ? waiting->describe() : "no loop"));
 }
 
 void throw_runtime_error(const char* what) {

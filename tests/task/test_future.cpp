@@ -166,9 +166,13 @@ TEST_CASE("Future: a future outlives its closed loop but cannot be set", "[futur
 
 TEST_CASE("Future: awaiting a future of another loop is an error", "[future]") {
     EventLoop other;
+    other.set_name("other");
     Future<int> foreign(other);
     run_test([&]() -> Task<> {
-        CO_CHECK_THROWS_WITH(foreign, "Future is attached to a different loop");
+        coring::get_running_loop().set_name("main");
+        CO_CHECK_THROWS_WITH(foreign,
+                             "Future is attached to a different loop (it belongs to loop "
+                             "'other', awaited on loop 'main')");
         co_return;
     });
 }

@@ -23,6 +23,11 @@ struct Completion {
 /// user_data of SQEs whose completion nobody waits for (cancel requests).
 inline constexpr std::uint64_t ignored_user_data = 0;
 
+/// Low bit of the user_data of a CQE another ring posted into this one (IORING_OP_MSG_RING):
+/// the rest is the sender's pointer, handed to the ring's message handler. Such CQEs were never
+/// tracked here, so they do not count against in_flight().
+inline constexpr std::uint64_t message_tag = 1;
+
 /// Setup parameters of a Ring.
 struct RingOptions {
     unsigned entries = 1024; // submission queue size; the completion queue is twice as large
@@ -92,6 +97,11 @@ public:
             if (ud == ignored_user_data) {
                 continue;
             }
+            if ((ud & message_tag) != 0) [[unlikely]] {
+                ++messages_received_;
+                on_message_(message_ctx_, ud & ~message_tag);
+                continue;
+            }
             if (!(cqe->flags & IORING_CQE_F_MORE)) {
                 --in_flight_;
             }
@@ -100,6 +110,38 @@ public:
         io_uring_cq_advance(&ring_, n);
         return n;
     }
+
+    /// Receives the payload (user_data without message_tag) of every CQE another ring posted here
+    /// with IORING_OP_MSG_RING, on the thread that reaps. Set once, before the ring is used.
+    using MessageFn = void (*)(void* ctx, std::uint64_t payload) noexcept;
+
+    void set_message_handler(MessageFn fn, void* ctx) noexcept {
+        on_message_ = fn;
+        message_ctx_ = ctx;
+    }
+
+    /// Number of CQEs other rings posted here (IORING_OP_MSG_RING) reaped so far.
+    std::uint64_t messages_received() const noexcept { return messages_received_; }
+
+    /// True when SQEs are queued that the kernel has not been handed yet.
+    bool has_pending_submissions() const noexcept { return io_uring_sq_ready(&ring_) != 0; }
+
+    /// True when the kernel may hold completions not yet in the CQ (deferred task work, an
+    /// overflowed CQ): entering the kernel without waiting would bring them in.
+    bool kernel_has_work() const noexcept {
+        return (IO_URING_READ_ONCE(*ring_.sq.kflags) &
+                (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) != 0;
+    }
+
+    /// An fd for a foreign event loop to poll: an eventfd registered with the ring
+    /// (io_uring_register_eventfd), created on the first call and signalled whenever the ring
+    /// gets a completion or completion work (with DEFER_TASKRUN the ring fd itself is not
+    /// signalled for deferred work). Enables the ring, binding it to the calling thread.
+    /// Throws: RuntimeError when the eventfd cannot be created or registered.
+    int poll_fd();
+
+    /// Empties poll_fd()'s counter (non-blocking); nothing when poll_fd() was never called.
+    void clear_poll_fd() noexcept;
 
     /// True when the CQ holds completions not reaped yet.
     bool has_completions() const noexcept { return io_uring_cq_ready(&ring_) != 0; }
@@ -144,7 +186,13 @@ private:
     void enter_nowait();
     void check_sqes_before_submit() noexcept;
 
+    static void drop_message(void*, std::uint64_t) noexcept {}
+
     io_uring ring_{};
+    MessageFn on_message_ = &Ring::drop_message;
+    void* message_ctx_ = nullptr;
+    std::uint64_t messages_received_ = 0;
+    int poll_fd_ = -1;
     std::uint64_t ops_[4] = {}; // bit op set when the kernel supports opcode op (no <bitset>)
     std::uint64_t in_flight_ = 0;
     std::uint64_t enters_ = 0;

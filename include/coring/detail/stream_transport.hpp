@@ -195,8 +195,10 @@ public:
     /// completed before it saw the cancel request leaves the cancellation pending (the result
     /// wins), and a read returning its bytes then would have them dropped by its task.
     void throw_if_cancel_pending() const {
-        if (loop_ != nullptr) [[likely]] {
-            if (TaskBase* task = loop_->current_task()) {
+        // The running loop's task, not loop_'s: a read from another loop's thread must not read
+        // loop_'s state before begin_read refuses it (they are the same loop otherwise).
+        if (EventLoop* loop = EventLoop::running()) [[likely]] {
+            if (TaskBase* task = loop->current_task()) {
                 task->throw_if_cancel_pending();
             }
         }
@@ -254,6 +256,9 @@ public:
         }
         wbuf_.append(p, n);
         if (!send_in_flight_) {
+            if (loop_->get_debug() && EventLoop::running() != loop_) [[unlikely]] {
+                throw_wrong_loop("StreamWriter.write"); // debug mode only: writes are hot
+            }
             loop_->defer_flush(*this);
         }
         if (!paused_ && write_buffer_size() > high_water_) {
@@ -377,6 +382,7 @@ private:
     void last_release() noexcept;
     [[noreturn]] void throw_drain_error() const;
     [[noreturn]] static void throw_concurrent_read(const char* func);
+    [[noreturn]] void throw_wrong_loop(const char* what) const;
     std::size_t read_result_slow(int res);
     void write_refused(std::size_t n);
 
@@ -584,6 +590,11 @@ inline bool StreamTransport::begin_read(ReadRequest& r,
                                         std::span<char> dest,
                                         std::size_t want,
                                         const char* what) {
+    // A stream stays on its loop: a read from another loop's task would submit into a ring
+    // another thread owns (asyncio: "attached to a different loop"). Suspending reads only.
+    if (loop_ != nullptr && EventLoop::running() != loop_) [[unlikely]] {
+        throw_wrong_loop(what);
+    }
     r.dest_ = dest;
     if (kind_ == TransportKind::none || filter_ != nullptr) [[unlikely]] {
         return begin_fed_read(r, what);

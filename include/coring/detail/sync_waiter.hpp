@@ -97,14 +97,15 @@ protected:
         if (loop_ == nullptr) {
             loop_ = loop;
         } else if (loop_ != loop) {
-            throw_bound_elsewhere(what);
+            throw_bound_elsewhere(what, loop_, loop);
         }
     }
 
     EventLoop* loop_ = nullptr; // the loop of the first wait, or null
 
 private:
-    [[noreturn]] static void throw_bound_elsewhere(const char* what);
+    [[noreturn]] static void
+    throw_bound_elsewhere(const char* what, EventLoop* bound, EventLoop* waiting);
 };
 
 /// Moves w into list at the place its ticket (seq_) gives it among the waiters at the front: a
