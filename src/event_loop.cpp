@@ -23,6 +23,7 @@
 #include <mutex>
 
 #include "diagnostics.hpp"
+#include "loop_debug.hpp"
 
 static_assert(std::is_same_v<pthread_t, unsigned long>, "EventLoop::thread_ holds a pthread_t");
 
@@ -60,7 +61,11 @@ void HandleState::run_entry(void* self, bool discard) noexcept {
     auto* s = static_cast<HandleState*>(self);
     if (!discard && !s->cancelled_) {
         EventLoop& loop = *s->loop_;
-        auto t0 = loop.debug_ ? EventLoop::clock::now() : EventLoop::time_point{};
+        if (loop.instrumented_) [[unlikely]] {
+            run_instrumented(*s);
+            s->release();
+            return;
+        }
         try {
             s->invoke();
         } catch (...) {
@@ -70,15 +75,37 @@ void HandleState::run_entry(void* self, bool discard) noexcept {
                      {},
                      {}});
         }
-        if (loop.debug_) {
-            auto took = EventLoop::clock::now() - t0;
-            if (took >= loop.slow_callback_duration_) {
-                loop.report_slow_callback(
-                        fmt::format("<Handle {}>", detail::demangle(*s->callback_type_)), took);
-            }
-        }
     }
     s->release();
+}
+
+void HandleState::run_instrumented(HandleState& s) noexcept {
+    // run_entry with debug mode's slow-callback report and the debugging tools' hooks.
+    EventLoop& loop = *s.loop_;
+    bool debug = loop.debug_;
+    auto t0 = debug ? EventLoop::clock::now() : EventLoop::time_point{};
+    if (LoopDebug* dbg = loop.dbg_) {
+        dbg->callback_begin(*s.callback_type_);
+    }
+    try {
+        s.invoke();
+    } catch (...) {
+        loop.call_exception_handler(
+                {fmt::format("Exception in callback {}", detail::demangle(*s.callback_type_)),
+                 std::current_exception(),
+                 {},
+                 {}});
+    }
+    if (LoopDebug* dbg = loop.dbg_) {
+        dbg->callback_end();
+    }
+    if (debug) {
+        auto took = EventLoop::clock::now() - t0;
+        if (took >= loop.slow_callback_duration_) {
+            loop.report_slow_callback(
+                    fmt::format("<Handle {}>", detail::demangle(*s.callback_type_)), took);
+        }
+    }
 }
 
 void HandleState::fire_timer(TimerNode* node, bool discard) noexcept {
@@ -109,6 +136,8 @@ EventLoop::EventLoop(const EventLoopOptions& options)
     threadsafe_ = std::make_shared<detail::ThreadsafeQueue>(this, fd);
     wake_completion_.complete = &EventLoop::on_wakeup;
     wake_completion_.loop = this;
+    update_instrumented();
+    init_debug_from_env();
 }
 
 EventLoop::~EventLoop() {
@@ -118,6 +147,7 @@ EventLoop::~EventLoop() {
                 __FILE__, __LINE__, "!running_", "EventLoop destroyed while running");
     }
     close();
+    delete dbg_;
 }
 
 std::uint64_t EventLoop::next_task_id() noexcept {
@@ -187,6 +217,8 @@ void EventLoop::run_once() {
     while (detail::FlushNode* f = flushes_.pop_front()) {
         f->flush_(f);
     }
+    detail::LoopDebug* dbg = dbg_; // the debugging tools' hooks (loop_debug.cpp), null when off
+    std::int64_t wait_t0 = dbg != nullptr ? dbg->wait_begin() : 0;
     // 1. Submit what is queued and wait for completions: not at all when something is ready,
     //    else until the nearest timer (base_events._run_once's select timeout).
     if (!ready_.empty() || stopping_) {
@@ -208,21 +240,38 @@ void EventLoop::run_once() {
             ring_.submit_and_wait(std::chrono::nanoseconds(std::min(wait, max_wait_ns)));
         }
     }
+    if (dbg != nullptr) [[unlikely]] {
+        dbg->wait_end(wait_t0);
+    }
 
     // 2. Completions become ready entries, in completion order.
-    ring_.reap([](detail::Completion* c, int res, unsigned flags) noexcept {
-        c->complete(c, res, flags);
-    });
+    if (dbg != nullptr) [[unlikely]] {
+        ring_.reap([dbg](detail::Completion* c, int res, unsigned flags) noexcept {
+            dbg->on_complete(c, res, flags);
+            c->complete(c, res, flags);
+        });
+    } else {
+        ring_.reap([](detail::Completion* c, int res, unsigned flags) noexcept {
+            c->complete(c, res, flags);
+        });
+    }
 
     // 3. Timers that are due, in deadline order (ties in scheduling order).
     if (!timers_.empty()) {
         std::int64_t now = now_ns();
         while (!timers_.empty() && timers_.earliest() <= now) {
+            if (dbg != nullptr) [[unlikely]] {
+                dbg->on_timer();
+            }
             timers_.pop()->fire(false);
         }
     }
 
     // 4. Run exactly what was ready when this pass began; what it schedules waits for the next.
+    if (dbg != nullptr) [[unlikely]] {
+        run_ready_hooked(*dbg);
+        return;
+    }
     for (std::size_t n = ready_.size(); n > 0; --n) {
         detail::ReadyEntry e = ready_.pop();
         e.run(e.arg, false);
@@ -291,6 +340,7 @@ void EventLoop::close() {
     while (detail::FutureBase* f = live_.pop_front()) {
         f->detach_from_loop();
     }
+    close_debug(); // stops the watchdog, completes the trace file
 }
 
 namespace detail {
