@@ -242,7 +242,12 @@ public:
     }
 
     /// Loop thread: the step ended (seq_ becomes even).
-    void step_end() noexcept { seq_.fetch_add(1, std::memory_order_release); }
+    void step_end() noexcept {
+        // Only the loop thread writes seq_. A watchdog started during a step sees no begin.
+        if ((seq_.load(std::memory_order_relaxed) & 1) != 0) {
+            seq_.fetch_add(1, std::memory_order_release);
+        }
+    }
 
     /// Signal handler, on the loop thread: writes the report.
     void report_from_signal() noexcept {

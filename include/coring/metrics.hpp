@@ -52,7 +52,8 @@ struct LoopMetrics {
     std::uint64_t ops_submitted = 0;
     std::uint64_t ops_completed = 0;
     /// Operations in the kernel now (submitted while metrics were on), by kind; kinds with none
-    /// are left out.
+    /// are left out. The loop's own wake-up read (a READ of its eventfd, armed when it starts
+    /// running) is one of them.
     std::vector<OpCount> in_flight_by_op;
     /// Operations submitted, by kind.
     std::vector<OpCount> submitted_by_op;

@@ -209,3 +209,31 @@ TEST_CASE("watchdog: CORING_WATCHDOG=ms turns it on for new loops", "[debug][wat
     EventLoop other;
     CHECK(other.watchdog() == 0ms);
 }
+
+namespace {
+
+coring::Task<> start_watchdog_then_sleep(int fd) {
+    coring::get_running_loop().set_watchdog(20ms, fd); // from inside a step
+    co_await coring::sleep(10ms);                      // a second, short step
+    co_await coring::sleep(100ms);                     // idle, not blocked
+}
+
+} // namespace
+
+TEST_CASE("watchdog: started from inside a step, it reports nothing for an idle loop",
+          "[debug][watchdog][threads]") {
+    int fds[2];
+    REQUIRE(::pipe2(fds, O_CLOEXEC | O_NONBLOCK) == 0);
+    {
+        EventLoop loop;
+        loop.set_metrics(true); // the tools' hooks already run around that step
+        loop.run_until_complete(start_watchdog_then_sleep(fds[1]));
+        loop.close();
+    }
+    char buf[256];
+    ssize_t n = ::read(fds[0], buf, sizeof buf);
+    INFO(std::string(buf, n > 0 ? static_cast<std::size_t>(n) : 0));
+    CHECK(n < 0);
+    ::close(fds[0]);
+    ::close(fds[1]);
+}
