@@ -217,8 +217,11 @@ void EventLoop::run_once() {
     while (detail::FlushNode* f = flushes_.pop_front()) {
         f->flush_(f);
     }
-    detail::LoopDebug* dbg = dbg_; // the debugging tools' hooks (loop_debug.cpp), null when off
-    std::int64_t wait_t0 = dbg != nullptr ? dbg->wait_begin() : 0;
+    // The debugging tools' hooks (loop_debug.cpp): dbg_ is null while they are all off; it is
+    // read again at each hook so that nothing extra stays live across the kernel wait.
+    if (dbg_ != nullptr) [[unlikely]] {
+        dbg_->wait_begin();
+    }
     // 1. Submit what is queued and wait for completions: not at all when something is ready,
     //    else until the nearest timer (base_events._run_once's select timeout).
     if (!ready_.empty() || stopping_) {
@@ -240,38 +243,25 @@ void EventLoop::run_once() {
             ring_.submit_and_wait(std::chrono::nanoseconds(std::min(wait, max_wait_ns)));
         }
     }
-    if (dbg != nullptr) [[unlikely]] {
-        dbg->wait_end(wait_t0);
+    if (dbg_ != nullptr) [[unlikely]] {
+        finish_iteration_hooked(*dbg_); // steps 2 to 4 with the hooks
+        return;
     }
 
     // 2. Completions become ready entries, in completion order.
-    if (dbg != nullptr) [[unlikely]] {
-        ring_.reap([dbg](detail::Completion* c, int res, unsigned flags) noexcept {
-            dbg->on_complete(c, res, flags);
-            c->complete(c, res, flags);
-        });
-    } else {
-        ring_.reap([](detail::Completion* c, int res, unsigned flags) noexcept {
-            c->complete(c, res, flags);
-        });
-    }
+    ring_.reap([](detail::Completion* c, int res, unsigned flags) noexcept {
+        c->complete(c, res, flags);
+    });
 
     // 3. Timers that are due, in deadline order (ties in scheduling order).
     if (!timers_.empty()) {
         std::int64_t now = now_ns();
         while (!timers_.empty() && timers_.earliest() <= now) {
-            if (dbg != nullptr) [[unlikely]] {
-                dbg->on_timer();
-            }
             timers_.pop()->fire(false);
         }
     }
 
     // 4. Run exactly what was ready when this pass began; what it schedules waits for the next.
-    if (dbg != nullptr) [[unlikely]] {
-        run_ready_hooked(*dbg);
-        return;
-    }
     for (std::size_t n = ready_.size(); n > 0; --n) {
         detail::ReadyEntry e = ready_.pop();
         e.run(e.arg, false);

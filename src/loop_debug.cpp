@@ -524,13 +524,15 @@ void LoopDebug::update_hook() noexcept {
     }
 }
 
-std::int64_t LoopDebug::wait_begin() noexcept {
-    return (metrics_on_ || trace_) ? loop_.now_ns() : 0;
+void LoopDebug::wait_begin() noexcept {
+    wait_t0_ = (metrics_on_ || trace_) ? loop_.now_ns() : -1;
 }
 
-void LoopDebug::wait_end(std::int64_t t0) noexcept {
-    if (!metrics_on_ && !trace_) {
-        return;
+void LoopDebug::wait_end() noexcept {
+    std::int64_t t0 = wait_t0_;
+    wait_t0_ = -1;
+    if (t0 < 0 || (!metrics_on_ && !trace_)) {
+        return; // the tools were turned on during this iteration
     }
     std::int64_t took = loop_.now_ns() - t0;
     if (metrics_on_) {
@@ -906,7 +908,23 @@ void EventLoop::close_debug() noexcept {
     }
 }
 
-void EventLoop::run_ready_hooked(detail::LoopDebug& dbg) {
+void EventLoop::finish_iteration_hooked(detail::LoopDebug& dbg) {
+    // Steps 2 to 4 of run_once (event_loop.cpp), with the tools' hooks: keep them in step.
+    dbg.wait_end();
+    // 2. Completions become ready entries, in completion order.
+    ring_.reap([&dbg](detail::Completion* c, int res, unsigned flags) noexcept {
+        dbg.on_complete(c, res, flags);
+        c->complete(c, res, flags);
+    });
+    // 3. Timers that are due, in deadline order.
+    if (!timers_.empty()) {
+        std::int64_t now = now_ns();
+        while (!timers_.empty() && timers_.earliest() <= now) {
+            dbg.on_timer();
+            timers_.pop()->fire(false);
+        }
+    }
+    // 4. Run exactly what was ready when this pass began.
     std::size_t n = ready_.size();
     dbg.run_phase_begin(n);
     for (; n > 0; --n) {

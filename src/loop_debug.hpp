@@ -49,8 +49,8 @@ public:
     // ---- hooks called by the loop (only while this exists) ----
 
     /// Around the kernel wait of an iteration (step 1 of run_once).
-    std::int64_t wait_begin() noexcept;
-    void wait_end(std::int64_t t0) noexcept;
+    void wait_begin() noexcept;
+    void wait_end() noexcept;
 
     /// A tracked SQE (Ring's track hook) and a completion being delivered.
     void on_track(const io_uring_sqe* sqe, Completion* c) noexcept;
@@ -103,6 +103,7 @@ private:
     std::int64_t lag_due_ns_ = 0;
     TimerHandle lag_timer_;
     std::int64_t entry_t0_ = 0;
+    std::int64_t wait_t0_ = -1; // wait_begin's time; -1: no wait begun
     std::unique_ptr<Watchdog> watchdog_;
     std::unique_ptr<TraceWriter> trace_;
 };

@@ -188,22 +188,7 @@ void TaskBase::step_entry(void* self, bool discard) noexcept {
     }
 }
 
-void TaskBase::step() noexcept {
-    // asyncio's Task.__step.
-    EventLoop& loop = *loop_;
-    if (loop.instrumented()) [[unlikely]] {
-        step_instrumented(loop);
-        return;
-    }
-    if (!begin_step()) {
-        return;
-    }
-    loop.set_current_task(this);
-    handle_.resume(); // may finish and destroy the task
-    loop.set_current_task(nullptr);
-}
-
-bool TaskBase::begin_step() noexcept {
+[[gnu::always_inline]] inline bool TaskBase::begin_step() noexcept {
     waiter_ = nullptr;
     if (!started_) {
         started_ = true;
@@ -217,6 +202,21 @@ bool TaskBase::begin_step() noexcept {
         }
     }
     return true;
+}
+
+void TaskBase::step() noexcept {
+    // asyncio's Task.__step.
+    EventLoop& loop = *loop_;
+    if (loop.instrumented()) [[unlikely]] {
+        step_instrumented(loop);
+        return;
+    }
+    if (!begin_step()) {
+        return;
+    }
+    loop.set_current_task(this);
+    handle_.resume(); // may finish and destroy the task
+    loop.set_current_task(nullptr);
 }
 
 void TaskBase::step_instrumented(EventLoop& loop) noexcept {
@@ -279,7 +279,7 @@ void TaskBase::finish_root() noexcept {
     }
     waiter_ = nullptr;
     finish(s);
-    if (loop_ != nullptr && loop_->debug_state() != nullptr) [[unlikely]] {
+    if (loop_->debug_state() != nullptr) [[unlikely]] { // a step's loop: never null here
         loop_->debug_state()->task_done(*this);
     }
     release(); // the loop's reference; may destroy the frame

@@ -696,7 +696,7 @@ private:
     void update_instrumented() noexcept { instrumented_ = debug_ || dbg_ != nullptr; }
 
     void drop_debug_if_unused() noexcept;
-    void run_ready_hooked(detail::LoopDebug& dbg);
+    void finish_iteration_hooked(detail::LoopDebug& dbg);
     static void on_wakeup(detail::Completion* c, int res, unsigned flags) noexcept;
 
     detail::Ring ring_;
