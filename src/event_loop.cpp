@@ -23,6 +23,7 @@
 #include <mutex>
 
 #include "diagnostics.hpp"
+#include "loop_debug.hpp"
 
 static_assert(std::is_same_v<pthread_t, unsigned long>, "EventLoop::thread_ holds a pthread_t");
 
@@ -60,7 +61,11 @@ void HandleState::run_entry(void* self, bool discard) noexcept {
     auto* s = static_cast<HandleState*>(self);
     if (!discard && !s->cancelled_) {
         EventLoop& loop = *s->loop_;
-        auto t0 = loop.debug_ ? EventLoop::clock::now() : EventLoop::time_point{};
+        if (loop.instrumented_) [[unlikely]] {
+            run_instrumented(*s);
+            s->release();
+            return;
+        }
         try {
             s->invoke();
         } catch (...) {
@@ -70,15 +75,37 @@ void HandleState::run_entry(void* self, bool discard) noexcept {
                      {},
                      {}});
         }
-        if (loop.debug_) {
-            auto took = EventLoop::clock::now() - t0;
-            if (took >= loop.slow_callback_duration_) {
-                loop.report_slow_callback(
-                        fmt::format("<Handle {}>", detail::demangle(*s->callback_type_)), took);
-            }
-        }
     }
     s->release();
+}
+
+void HandleState::run_instrumented(HandleState& s) noexcept {
+    // run_entry with debug mode's slow-callback report and the debugging tools' hooks.
+    EventLoop& loop = *s.loop_;
+    bool debug = loop.debug_;
+    auto t0 = debug ? EventLoop::clock::now() : EventLoop::time_point{};
+    if (LoopDebug* dbg = loop.dbg_) {
+        dbg->callback_begin(*s.callback_type_);
+    }
+    try {
+        s.invoke();
+    } catch (...) {
+        loop.call_exception_handler(
+                {fmt::format("Exception in callback {}", detail::demangle(*s.callback_type_)),
+                 std::current_exception(),
+                 {},
+                 {}});
+    }
+    if (LoopDebug* dbg = loop.dbg_) {
+        dbg->callback_end();
+    }
+    if (debug) {
+        auto took = EventLoop::clock::now() - t0;
+        if (took >= loop.slow_callback_duration_) {
+            loop.report_slow_callback(
+                    fmt::format("<Handle {}>", detail::demangle(*s.callback_type_)), took);
+        }
+    }
 }
 
 void HandleState::fire_timer(TimerNode* node, bool discard) noexcept {
@@ -111,6 +138,8 @@ EventLoop::EventLoop(const EventLoopOptions& options)
     wake_completion_.loop = this;
     ring_.set_message_handler(&EventLoop::on_message, this);
     msg_ring_ok_ = ring_.supports(IORING_OP_MSG_RING);
+    update_instrumented();
+    init_debug_from_env();
 }
 
 EventLoop::~EventLoop() {
@@ -120,6 +149,7 @@ EventLoop::~EventLoop() {
                 __FILE__, __LINE__, "!running_", "EventLoop destroyed while running");
     }
     close();
+    delete dbg_;
 }
 
 std::uint64_t EventLoop::next_task_id() noexcept {
@@ -205,6 +235,11 @@ void EventLoop::run_once() {
     while (detail::FlushNode* f = flushes_.pop_front()) {
         f->flush_(f);
     }
+    // The debugging tools' hooks (loop_debug.cpp): dbg_ is null while they are all off; it is
+    // read again at each hook so that nothing extra stays live across the kernel wait.
+    if (dbg_ != nullptr) [[unlikely]] {
+        dbg_->wait_begin();
+    }
     // 1. Submit what is queued and wait for completions: not at all when something is ready,
     //    else until the nearest timer (base_events._run_once's select timeout).
     if (!ready_.empty() || stopping_) {
@@ -225,6 +260,10 @@ void EventLoop::run_once() {
             constexpr std::int64_t max_wait_ns = std::int64_t{24} * 3600 * 1'000'000'000;
             ring_.submit_and_wait(std::chrono::nanoseconds(std::min(wait, max_wait_ns)));
         }
+    }
+    if (dbg_ != nullptr) [[unlikely]] {
+        finish_iteration_hooked(*dbg_); // steps 2 to 4 with the hooks
+        return;
     }
 
     // 2. Completions become ready entries, in completion order.
@@ -314,6 +353,7 @@ void EventLoop::close() {
     while (detail::FutureBase* f = live_.pop_front()) {
         f->detach_from_loop();
     }
+    close_debug(); // stops the watchdog, completes the trace file
 }
 
 namespace detail {

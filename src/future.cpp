@@ -76,6 +76,7 @@ void FutureBase::report_unretrieved() noexcept {
             auto* t = static_cast<TaskBase*>(this);
             ctx.task = t->name();
             ctx.source = source_of(*t);
+            t->describe_origin(ctx.source); // debug mode: its async stack and its creator's
         }
     } catch (...) {
         // out of memory while building the report: send what we have

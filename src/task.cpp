@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include "diagnostics.hpp"
+#include "loop_debug.hpp"
 #include "task_internal.hpp"
 
 namespace coring {
@@ -128,7 +129,57 @@ void TaskBase::start_root(EventLoop& loop, std::coroutine_handle<> self, std::st
     if (!name.empty()) {
         set_name(std::string(name));
     }
+    if (loop.instrumented()) [[unlikely]] {
+        on_created(loop);
+    }
     wake();
+}
+
+void TaskBase::on_created(EventLoop& loop) {
+    if (loop.get_debug()) {
+        if (TaskBase* creator = loop.current_task()) {
+            std::string stack;
+            creator->describe_stack(stack);
+            if (!extras_) {
+                extras_ = std::make_unique<Extras>();
+            }
+            extras_->created_by = std::move(stack);
+        }
+    }
+    if (LoopDebug* dbg = loop.debug_state()) {
+        dbg->task_created(*this);
+    }
+}
+
+void TaskBase::describe_origin(std::string& out) const {
+    if (!extras_) {
+        return;
+    }
+    auto indented = [&out](std::string_view text) {
+        bool at_start = true;
+        for (char c : text) {
+            if (at_start) {
+                out += "    ";
+                at_start = false;
+            }
+            out += c;
+            at_start = c == '\n';
+        }
+    };
+    auto section = [&](std::string_view header, const std::string& text) {
+        if (text.empty()) {
+            return;
+        }
+        out += "\n  ";
+        out += header;
+        out += '\n';
+        indented(text);
+        while (!out.empty() && out.back() == '\n') {
+            out.pop_back();
+        }
+    };
+    section("async stack when the task last resumed:", extras_->last_stack);
+    section("created by:", extras_->created_by);
 }
 
 void TaskBase::step_entry(void* self, bool discard) noexcept {
@@ -137,9 +188,7 @@ void TaskBase::step_entry(void* self, bool discard) noexcept {
     }
 }
 
-void TaskBase::step() noexcept {
-    // asyncio's Task.__step.
-    EventLoop& loop = *loop_;
+[[gnu::always_inline]] inline bool TaskBase::begin_step() noexcept {
     waiter_ = nullptr;
     if (!started_) {
         started_ = true;
@@ -149,29 +198,62 @@ void TaskBase::step() noexcept {
             must_cancel_ = false;
             exception_ = std::make_exception_ptr(CancelledError(cancel_message()));
             finish_root();
-            return;
+            return false;
         }
     }
-    loop.set_current_task(this);
-    if (loop.get_debug()) {
-        step_debug(loop);
-    } else {
-        handle_.resume(); // may finish and destroy the task
+    return true;
+}
+
+void TaskBase::step() noexcept {
+    // asyncio's Task.__step.
+    EventLoop& loop = *loop_;
+    if (loop.instrumented()) [[unlikely]] {
+        step_instrumented(loop);
+        return;
     }
+    if (!begin_step()) {
+        return;
+    }
+    loop.set_current_task(this);
+    handle_.resume(); // may finish and destroy the task
     loop.set_current_task(nullptr);
 }
 
-void TaskBase::step_debug(EventLoop& loop) noexcept {
+void TaskBase::step_instrumented(EventLoop& loop) noexcept {
+    // step() in debug mode (slow-step report, the stack for unretrieved-exception reports) or
+    // with a debugging tool on (watchdog description, trace events).
+    bool debug = loop.get_debug();
+    LoopDebug* dbg = loop.debug_state();
+    std::string stack; // before begin_step clears waiter_: what the task was waiting on
     std::string what;
     try {
-        what = fmt::format("<Task '{}' {}>", name(), source_of(*this));
+        if (debug || (dbg != nullptr && dbg->wants_task_stack())) {
+            describe_stack(stack);
+        }
+        if (debug) {
+            what = fmt::format("<Task '{}' {}>", name(), source_of(*this));
+            if (!extras_) {
+                extras_ = std::make_unique<Extras>();
+            }
+            extras_->last_stack = stack;
+        }
     } catch (...) {
     }
-    auto t0 = EventLoop::clock::now();
-    handle_.resume(); // may finish and destroy the task: only locals below
-    auto took = EventLoop::clock::now() - t0;
-    if (took >= loop.slow_callback_duration()) {
-        loop.report_slow_callback(what, took);
+    if (dbg != nullptr) {
+        dbg->task_step_begin(*this, stack);
+    }
+    if (begin_step()) {
+        loop.set_current_task(this);
+        auto t0 = EventLoop::clock::now();
+        handle_.resume(); // may finish and destroy the task: only locals below
+        auto took = EventLoop::clock::now() - t0;
+        loop.set_current_task(nullptr);
+        if (debug && took >= loop.slow_callback_duration()) {
+            loop.report_slow_callback(what, took);
+        }
+    }
+    if (LoopDebug* d = loop.debug_state()) {
+        d->task_step_end();
     }
 }
 
@@ -197,6 +279,9 @@ void TaskBase::finish_root() noexcept {
     }
     waiter_ = nullptr;
     finish(s);
+    if (loop_->debug_state() != nullptr) [[unlikely]] { // a step's loop: never null here
+        loop_->debug_state()->task_done(*this);
+    }
     release(); // the loop's reference; may destroy the frame
 }
 

@@ -17,6 +17,7 @@
 #include <coring/log.hpp>
 #include <coring/loop_channel.hpp>
 #include <coring/loop_group.hpp>
+#include <coring/metrics.hpp>
 #include <coring/net/address.hpp>
 #include <coring/net/datagram.hpp>
 #include <coring/net/socket.hpp>

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 // Task dumps for hung programs: every pending task, its chain of coroutines and what it awaits,
 // as a tree from awaiter to awaited (asyncio's Task.print_stack over all_tasks(); the
-// `python -m asyncio pstree` view of 3.14).
+// `python -m asyncio pstree` view of 3.14); the blocking-call watchdog's signal. The watchdog,
+// metrics and tracing are switched on through EventLoop (set_watchdog, set_metrics,
+// start_trace; docs/guides/debugging.md).
 #pragma once
 
 #include <coring/event_loop.hpp>
@@ -36,5 +38,20 @@ void dump_tasks(EventLoop& loop, std::FILE* out = stderr);
 /// Writes format_tasks() of the running loop to out (stderr by default).
 /// Throws: RuntimeError when no loop is running.
 void dump_tasks(std::FILE* out = stderr);
+
+/// The realtime signal (SIGRTMIN + 4) the blocking-call watchdog (EventLoop::set_watchdog)
+/// sends to a stuck loop thread so that the thread writes its own report: its handler is
+/// installed process-wide the first time a watchdog starts. While a callback or task step has
+/// run longer than the threshold, the watchdog's thread signals the loop thread once for that
+/// step; the handler writes, without allocating, "coring watchdog: the event loop thread has been
+/// blocked for N ms (threshold T ms) in:", the running task's name and async stack as it was at
+/// the start of the step (format_tasks' rendering, "task step of Task 'x' (pending)" ...) or the
+/// callback's type, the loop thread's native backtrace (glibc backtrace_symbols_fd: function names
+/// appear for exported symbols, so link programs with -rdynamic; otherwise the binary+offset
+/// addresses can be resolved with addr2line), and "coring watchdog: end of report".
+/// Consequences of signalling: the handler is installed with SA_RESTART, but a blocking call that
+/// the kernel never restarts (nanosleep/usleep, poll, epoll_wait, ...) returns early with EINTR
+/// when it is interrupted; a thread that blocks the signal gets no report.
+int watchdog_signal() noexcept;
 
 } // namespace coring

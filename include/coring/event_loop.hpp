@@ -31,6 +31,7 @@ namespace coring {
 
 class EventLoop;
 class Executor;
+struct LoopMetrics;
 
 namespace testing {
 std::size_t run_until_idle(EventLoop& loop, std::size_t max_iterations);
@@ -43,6 +44,7 @@ class TaskBase;
 
 struct LoopTag {};
 class HandleState;
+class LoopDebug;
 } // namespace detail
 
 /// What went wrong, as passed to an exception handler (asyncio's context dict).
@@ -149,6 +151,9 @@ public:
 
     /// Timer fire function: moves the handle from the timer heap to the ready queue.
     static void fire_timer(TimerNode* node, bool discard) noexcept;
+
+    /// run_entry's path in debug mode or with a debugging tool on.
+    static void run_instrumented(HandleState& s) noexcept;
 
     EventLoop* loop_;
     std::int64_t when_ns_ = 0;
@@ -466,7 +471,10 @@ public:
 
     /// Debug mode: reports callbacks and task steps slower than slow_callback_duration(), and
     /// coroutines that were created but never awaited.
-    void set_debug(bool enabled) noexcept { debug_ = enabled; }
+    void set_debug(bool enabled) noexcept {
+        debug_ = enabled;
+        update_instrumented();
+    }
 
     bool get_debug() const noexcept { return debug_; }
 
@@ -550,6 +558,46 @@ public:
     /// messages; s is untouched then.
     bool send_message(const std::shared_ptr<detail::ThreadsafeQueue>& target,
                       detail::HandleState* s);
+    // ---- Debugging tools (coring/debug.hpp, coring/metrics.hpp; defined in loop_debug.cpp) ----
+
+    /// Blocking-call watchdog: a watcher thread reports every callback or task step that runs
+    /// longer than threshold while it is still running: the task's name and async stack and the
+    /// loop thread's native backtrace, written to fd (stderr by default). Zero or negative turns
+    /// it off. Also on when the environment variable CORING_WATCHDOG is a number of
+    /// milliseconds when the loop is created. See coring/debug.hpp for the details.
+    void set_watchdog(duration threshold, int fd = 2);
+
+    /// The watchdog's threshold, or zero when it is off.
+    duration watchdog() const noexcept;
+
+    /// Loop metrics (coring/metrics.hpp): iterations, ready-queue length, time in callbacks and
+    /// in the kernel, operations by kind, timer lag. Off by default (then they cost nothing);
+    /// also on when the environment variable CORING_METRICS is set to 1. Turning them on
+    /// resets them.
+    void set_metrics(bool enabled);
+
+    /// Measures the loop's lag: a timer every interval notes how late it ran (metrics().lag_*).
+    /// Turns metrics on; zero or negative stops the probe.
+    void set_lag_probe(duration interval);
+
+    /// A snapshot of the loop metrics (all zero while off). Include coring/metrics.hpp.
+    LoopMetrics metrics() const;
+
+    /// Writes a Chrome trace-event JSON timeline of tasks, callbacks, timers and I/O to path
+    /// (Perfetto, chrome://tracing), completed when stop_trace() is called or the loop closes.
+    /// Also started by the environment variable CORING_TRACE=path when the loop is created.
+    /// Throws: std::system_error when path cannot be opened.
+    void start_trace(const std::string& path);
+
+    /// Ends the trace: writes what is buffered and closes the file. Does nothing when off.
+    void stop_trace() noexcept;
+
+    /// The state of the debugging tools, null while all are off (for coring's layers).
+    detail::LoopDebug* debug_state() const noexcept { return dbg_; }
+
+    /// Whether debug mode or any debugging tool is on: task steps and callbacks take the
+    /// instrumented path (one branch on this flag when off).
+    bool instrumented() const noexcept { return instrumented_; }
 
     // ---- For coring's own layers (awaiters, tasks); not part of the asyncio API. ----
 
@@ -726,6 +774,15 @@ private:
 
     void check_closed() const;
     void arm_wakeup();
+    // loop_debug.cpp
+    void init_debug_from_env();
+    void close_debug() noexcept;
+    detail::LoopDebug& debug_state_or_create();
+
+    void update_instrumented() noexcept { instrumented_ = debug_ || dbg_ != nullptr; }
+
+    void drop_debug_if_unused() noexcept;
+    void finish_iteration_hooked(detail::LoopDebug& dbg);
     static void on_wakeup(detail::Completion* c, int res, unsigned flags) noexcept;
     static void on_message(void* self, std::uint64_t payload) noexcept;
     static void on_message_sent(detail::Completion* c, int res, unsigned flags) noexcept;
@@ -752,6 +809,8 @@ private:
     bool closed_ = false;
     bool debug_ = false;
     bool virtual_time_ = false;
+    bool instrumented_ = false;        // debug_ || dbg_ (update_instrumented)
+    detail::LoopDebug* dbg_ = nullptr; // debugging tools (loop_debug.cpp), null while all off
 
     // call_soon_threadsafe: other threads append to the shared queue and write the eventfd; a
     // read on the eventfd stays in flight in the ring while the loop runs.

@@ -60,6 +60,18 @@ public:
     void track(io_uring_sqe* sqe, Completion* c) noexcept {
         io_uring_sqe_set_data(sqe, c);
         ++in_flight_;
+        if (track_hook_ != nullptr) [[unlikely]] {
+            track_hook_(track_hook_arg_, sqe, c);
+        }
+    }
+
+    /// Called by track() with every tracked SQE (already prepared) while set: the loop's metrics
+    /// and tracing (loop_debug.cpp). Null (the default) turns it off.
+    using TrackHook = void (*)(void* arg, const io_uring_sqe* sqe, Completion* c) noexcept;
+
+    void set_track_hook(TrackHook hook, void* arg) noexcept {
+        track_hook_ = hook;
+        track_hook_arg_ = arg;
     }
 
     /// Queues an asynchronous cancel of the operation whose user_data is c. Its completion
@@ -196,6 +208,8 @@ private:
     std::uint64_t ops_[4] = {}; // bit op set when the kernel supports opcode op (no <bitset>)
     std::uint64_t in_flight_ = 0;
     std::uint64_t enters_ = 0;
+    TrackHook track_hook_ = nullptr;
+    void* track_hook_arg_ = nullptr;
     unsigned setup_flags_ = 0;
     unsigned features_ = 0;
     bool enabled_ = false;

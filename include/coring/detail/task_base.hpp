@@ -138,6 +138,11 @@ public:
     /// One line per coroutine from the root to the innermost, then what it waits on.
     void describe_stack(std::string& out) const;
 
+    /// Debug mode only (empty otherwise): appends, indented, the task's async stack when it last
+    /// suspended and the stack of the task that created it, for "Task exception was never
+    /// retrieved".
+    void describe_origin(std::string& out) const;
+
     /// Makes this coroutine (whose handle is self) the root of a task on loop and schedules
     /// its first step. The task holds two references: the loop's, and the caller's.
     void start_root(EventLoop& loop, std::coroutine_handle<> self, std::string_view name);
@@ -158,12 +163,16 @@ private:
     friend class TaskPromise;
 
     void step() noexcept;
-    void step_debug(EventLoop& loop) noexcept;
+    bool begin_step() noexcept;
+    void step_instrumented(EventLoop& loop) noexcept;
+    void on_created(EventLoop& loop);
     const std::string& cancel_message() const noexcept;
 
     struct Extras {
         std::string name;
         std::string cancel_message;
+        std::string created_by; // debug mode: the creating task's stack
+        std::string last_stack; // debug mode: the stack when the task last suspended
     };
 
     std::uint32_t num_cancels_requested_ = 0; // beside line_, filling its padding
