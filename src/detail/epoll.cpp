@@ -8,6 +8,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -21,6 +22,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <new>
 
 namespace coring::detail {
 
@@ -53,6 +55,23 @@ unsigned round_up_pow2(unsigned n) noexcept {
         p <<= 1;
     }
     return p;
+}
+
+// The signal that interrupts a pool worker's blocking call when its job is cancelled (as the
+// kernel's io-wq does for io_uring): a handler that does nothing, installed without SA_RESTART,
+// and unblocked only in pool workers.
+int pool_signal() noexcept {
+    static const int sig = [] {
+        int s = SIGRTMIN + 6;
+        struct sigaction sa {};
+        sa.sa_handler = [](int) {
+        };
+        sigemptyset(&sa.sa_mask);
+        sa.sa_flags = 0;
+        ::sigaction(s, &sa, nullptr);
+        return s;
+    }();
+    return sig;
 }
 
 } // namespace
@@ -183,7 +202,8 @@ EpollEngine::Op* EpollEngine::new_op(const Sqe& sqe) {
     if (!free_ops_.empty()) {
         op = free_ops_.back();
         free_ops_.pop_back();
-        *op = Op{};
+        op->~Op();
+        new (op) Op;
     } else {
         op = new Op;
     }
@@ -844,6 +864,11 @@ void EpollEngine::on_event(int fd, std::uint32_t events) {
 
 void EpollEngine::poll(std::int64_t timeout_ns) {
     flush_overflow();
+    if (!cancelling_.empty()) {
+        signal_cancelled();
+        constexpr std::int64_t resignal_ns = 10'000'000;
+        timeout_ns = timeout_ns < 0 ? resignal_ns : std::min(timeout_ns, resignal_ns);
+    }
     if (std::int64_t nearest = nearest_timer(); nearest >= 0 && timeout_ns != 0) {
         std::int64_t until = std::max<std::int64_t>(0, nearest - monotonic_ns());
         timeout_ns = timeout_ns < 0 ? until : std::min(timeout_ns, until);
@@ -913,8 +938,20 @@ int EpollEngine::cancel(std::uint64_t user_data) noexcept {
     }
     {
         std::lock_guard lock(mutex_);
+        if (op.state == State::pool_running) {
+            // Interrupt its blocking call; it completes with -ECANCELED (or its result, if
+            // that came first), as io_uring's cancel of a running io-wq work says -EALREADY.
+            if (!op.cancel.exchange(true)) {
+                try {
+                    cancelling_.push_back(&op);
+                } catch (...) {
+                }
+                ::pthread_kill(op.worker, pool_signal());
+            }
+            return -EALREADY;
+        }
         if (op.state != State::pool_queued) {
-            return -EALREADY; // running on the pool: it completes on its own
+            return -EALREADY; // done, its completion on the way
         }
         for (auto j = jobs_.begin(); j != jobs_.end(); ++j) {
             if (*j == &op) {
@@ -971,6 +1008,13 @@ void EpollEngine::to_pool(Op* op) {
 }
 
 void EpollEngine::worker() noexcept {
+    // Only the cancel signal reaches pool threads; the process's signals go to other threads.
+    sigset_t set;
+    sigfillset(&set);
+    ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    sigemptyset(&set);
+    sigaddset(&set, pool_signal());
+    ::pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
     std::unique_lock lock(mutex_);
     for (;;) {
         ++idle_workers_;
@@ -982,6 +1026,7 @@ void EpollEngine::worker() noexcept {
         Op* op = jobs_.front();
         jobs_.pop_front();
         op->state = State::pool_running;
+        op->worker = ::pthread_self();
         ++running_jobs_;
         lock.unlock();
         int res = run_blocking(*op);
@@ -1044,9 +1089,22 @@ int EpollEngine::run_blocking(Op& op) noexcept {
             return -EINVAL;
         }
         if (r < 0 && errno == EINTR) {
+            if (op.cancel.load()) {
+                return -ECANCELED;
+            }
             continue;
         }
         return errno_result(r);
+    }
+}
+
+void EpollEngine::signal_cancelled() noexcept {
+    // A signal that arrived just before the worker entered its blocking call is lost: repeat.
+    std::lock_guard lock(mutex_);
+    for (Op* op : cancelling_) {
+        if (op->state == State::pool_running) {
+            ::pthread_kill(op->worker, pool_signal());
+        }
     }
 }
 
@@ -1059,11 +1117,18 @@ void EpollEngine::on_pool_done() noexcept {
         finished.swap(done_);
     }
     for (Op* op : finished) {
+        for (auto it = cancelling_.begin(); it != cancelling_.end(); ++it) {
+            if (*it == op) {
+                cancelling_.erase(it);
+                break;
+            }
+        }
         finish(*op, op->res);
     }
 }
 
 bool EpollEngine::wait_pool(int timeout_ms) noexcept {
+    signal_cancelled();
     pollfd p{pool_efd_, POLLIN, 0};
     ::poll(&p, 1, timeout_ms);
     on_pool_done();

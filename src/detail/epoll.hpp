@@ -5,6 +5,9 @@
 
 #include <liburing.h>
 
+#include <pthread.h>
+
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -100,6 +103,10 @@ private:
         Wait wait = Wait::none;
         State state = State::idle;
         bool connecting = false; // connect: EINPROGRESS seen, SO_ERROR gives the result
+        // Pool jobs: the worker running it (guarded by mutex_), and whether a cancel asked it
+        // to stop (the worker's blocking call is interrupted with pool_signal()).
+        pthread_t worker{};
+        std::atomic<bool> cancel{false};
     };
 
     struct OpList {
@@ -151,6 +158,7 @@ private:
     void free_op(Op* op) noexcept;
     void unlink(Op& op) noexcept;
     static int run_blocking(Op& op) noexcept;
+    void signal_cancelled() noexcept;
     void worker() noexcept;
 
     io_uring& ring_;
@@ -170,7 +178,8 @@ private:
     std::vector<FdEntry> fds_;
     std::unordered_map<std::uint64_t, Op*> by_user_data_;
     std::vector<Op*> free_ops_;
-    std::vector<Op*> timers_; // IORING_OP_TIMEOUT operations (tests use them; rare)
+    std::vector<Op*> timers_;     // IORING_OP_TIMEOUT operations (tests use them; rare)
+    std::vector<Op*> cancelling_; // pool jobs running when cancelled: signalled until they end
 
     // The pool: jobs queue under mutex_; workers post finished ones to done_ and write pool_efd_.
     std::mutex mutex_;
