@@ -12,6 +12,7 @@
 #   --coring-server PATH  coring's echo server (default build/release/examples/echo_server)
 #   --servers LIST        comma-separated subset of: coring liburing liburing_defer asio_uring
 #                         asio_epoll asyncio uvloop uvloop_protocol asyncio_protocol
+#                         coring_epoll (coring's server on its epoll backend, CORING_BACKEND=epoll)
 #                         (default: all but asyncio_protocol)
 #   --connections LIST    default 1,64,512
 #   --sizes LIST          message sizes in bytes, default 64,4096
@@ -90,7 +91,8 @@ IFS=, read -r -a sizes <<<"$sizes_arg"
 if [ -n "$servers_arg" ]; then
     IFS=, read -r -a servers <<<"$servers_arg"
 else
-    servers=(coring liburing liburing_defer asio_uring asio_epoll asyncio uvloop uvloop_protocol)
+    servers=(coring coring_epoll liburing liburing_defer asio_uring asio_epoll asyncio uvloop
+        uvloop_protocol)
 fi
 
 if [ "$build" -eq 1 ]; then
@@ -118,6 +120,7 @@ fi
 server_command() {
     case "$1" in
     coring) [ -x "$coring_server" ] && echo "$coring_server" ;;
+    coring_epoll) [ -x "$coring_server" ] && echo "env CORING_BACKEND=epoll $coring_server" ;;
     liburing) [ -x "$bindir/bench_echo_liburing" ] && echo "$bindir/bench_echo_liburing" ;;
     liburing_defer)
         [ -x "$bindir/bench_echo_liburing" ] &&
@@ -145,7 +148,7 @@ for s in "${servers[@]}"; do
         available+=("$s")
     else
         echo "echo_run.sh: server '$s' is not available here, skipped" >&2
-        if [ "$s" = coring ]; then
+        if [ "$s" = coring ] || [ "$s" = coring_epoll ]; then
             echo "echo_run.sh: no coring echo server at $coring_server (--coring-server PATH)" >&2
         fi
     fi

@@ -126,7 +126,7 @@ EventLoop::EventLoop() : EventLoop(EventLoopOptions{}) {
 }
 
 EventLoop::EventLoop(const EventLoopOptions& options)
-    : ring_(detail::RingOptions{options.ring_entries, options.attach_wq_fd}),
+    : ring_(detail::RingOptions{options.ring_entries, options.attach_wq_fd, options.backend}),
       debug_(options.debug.value_or(detail::debug_from_env())) {
     int fd = detail::sys.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (fd < 0) {

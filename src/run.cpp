@@ -34,8 +34,8 @@ EventLoop& Runner::get_loop() {
         throw RuntimeError("Runner is closed");
     }
     if (!loop_) {
-        loop_.emplace(
-                EventLoopOptions{options_.ring_entries, options_.debug, options_.attach_wq_fd});
+        loop_.emplace(EventLoopOptions{
+                options_.ring_entries, options_.debug, options_.attach_wq_fd, options_.backend});
     }
     return *loop_;
 }

@@ -156,7 +156,7 @@ def callgrind(directory):
 
 # Servers in table order; the references the ratios are taken against.
 ECHO_SERVERS = ["coring", "liburing", "liburing_defer", "asio_uring", "asio_epoll", "asyncio",
-                "uvloop", "uvloop_protocol", "asyncio_protocol"]
+                "uvloop", "uvloop_protocol", "asyncio_protocol", "coring_epoll"]
 ECHO_REFS = [("liburing", "liburing"), ("asio_uring", "asio io_uring"), ("asyncio", "asyncio")]
 
 
@@ -341,6 +341,10 @@ def echo_targets(raw_path, directory):
     for ref, label in [("liburing", "raw liburing"), ("liburing_defer", "raw liburing, DEFER")]:
         target(f"p99 ≤ 1.10× {label}",
                div(core.get("latency_p99"), metric(ref, "latency_p99")), 1.10, False)
+    # Issue 16: coring on its epoll backend against Asio's epoll reactor.
+    target("epoll: CPU/req ≤ 1.0× asio epoll",
+           div(metric("coring_epoll", "server_cpu_per_req"), metric("asio_epoll", "server_cpu_per_req")),
+           1.0, False)
     if ("coring", "c64") in instr:
         t, n = instr[("coring", "c64")]
         per = t / n

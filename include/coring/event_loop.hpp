@@ -2,6 +2,7 @@
 // EventLoop: one io_uring, a ready queue and a timer heap (asyncio.events / base_events).
 #pragma once
 
+#include <coring/backend.hpp>
 #include <coring/errors.hpp>
 
 #include <coring/detail/deadline.hpp>
@@ -73,6 +74,9 @@ struct EventLoopOptions {
     /// this loop's ring shares (IORING_SETUP_ATTACH_WQ); -1: a pool of its own. A ring the
     /// kernel refuses to attach gets a pool of its own.
     int attach_wq_fd = -1;
+    /// The I/O backend; when unset, the environment variable CORING_BACKEND ("uring" or
+    /// "epoll"), else io_uring, falling back to epoll where io_uring is refused.
+    std::optional<Backend> backend{};
 };
 
 /// A callback scheduled with call_soon (asyncio.Handle). Copies share the callback.
@@ -603,6 +607,9 @@ public:
 
     /// The io_uring behind this loop.
     detail::Ring& ring() noexcept { return ring_; }
+
+    /// The I/O backend this loop runs on.
+    Backend backend() const noexcept { return ring_.backend(); }
 
     /// Appends an entry to the ready queue.
     void schedule(detail::ReadyEntry entry) { ready_.push(entry); }

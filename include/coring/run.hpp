@@ -52,6 +52,8 @@ struct RunOptions {
     unsigned ring_entries = 1024;
     /// EventLoopOptions::attach_wq_fd of the new loop.
     int attach_wq_fd = -1;
+    /// EventLoopOptions::backend of the new loop.
+    std::optional<Backend> backend{};
 };
 
 /// Owns a loop for a sequence of run() calls (asyncio.Runner). close() (also run by the

@@ -13,9 +13,14 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <string_view>
+
+#include "epoll.hpp"
 
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
@@ -106,34 +111,114 @@ constexpr unsigned setup_chain[] = {
 
 } // namespace
 
+namespace {
+
+std::optional<Backend> backend_from_env() {
+    const char* value = std::getenv("CORING_BACKEND");
+    if (value == nullptr || *value == '\0') {
+        return std::nullopt;
+    }
+    std::string_view v(value);
+    if (v == "uring" || v == "io_uring") {
+        return Backend::uring;
+    }
+    if (v == "epoll") {
+        return Backend::epoll;
+    }
+    throw RuntimeError(fmt::format(
+            "coring: CORING_BACKEND is '{}'; it must be 'uring' or 'epoll' (or unset: io_uring, "
+            "falling back to epoll where io_uring is refused)",
+            v));
+}
+
+const char* refusal_reason(int err) noexcept {
+    switch (err) {
+    case EPERM:
+    case EACCES:
+        return "seccomp or kernel.io_uring_disabled";
+    case ENOSYS:
+        return "this kernel has no io_uring";
+    default:
+        return "the kernel refuses every io_uring setup, even without flags";
+    }
+}
+
+std::atomic<bool> fallback_warned{false};
+
+} // namespace
+
+void reset_fallback_warning() noexcept {
+    fallback_warned.store(false);
+}
+
 Ring::Ring(const RingOptions& options) {
+    std::optional<Backend> chosen = options.backend ? options.backend : backend_from_env();
+    if (chosen == Backend::epoll) {
+        start_epoll(options.entries);
+        return;
+    }
+    setup_uring(options, chosen.has_value());
+}
+
+void Ring::start_epoll(unsigned entries) {
+    epoll_ = std::make_unique<EpollEngine>(ring_, entries);
+    enabled_ = true;
+    for (unsigned op = 0; op < 256; ++op) {
+        if (EpollEngine::executes(op)) {
+            ops_[op / 64] |= std::uint64_t{1} << (op % 64);
+        }
+    }
+}
+
+void Ring::setup_uring(const RingOptions& options, bool forced) {
     int ret = -EINVAL;
-    // With attach_wq_fd, the chain is tried with IORING_SETUP_ATTACH_WQ first, then without
-    // (a stale fd, or a ring the kernel cannot share with, costs only the sharing).
-    for (bool attach : {options.attach_wq_fd >= 0, false}) {
-        for (unsigned flags : setup_chain) {
-            io_uring_params params{};
-            params.flags = flags;
-            if (attach) {
-                params.flags |= IORING_SETUP_ATTACH_WQ;
-                params.wq_fd = static_cast<unsigned>(options.attach_wq_fd);
+    // ENOMEM (ring memory counted against RLIMIT_MEMLOCK before 5.12) is retried with smaller
+    // rings before anything else: it is no reason to leave io_uring.
+    for (unsigned entries = options.entries;; entries /= 2) {
+        // With attach_wq_fd, the chain is tried with IORING_SETUP_ATTACH_WQ first, then without
+        // (a stale fd, or a ring the kernel cannot share with, costs only the sharing).
+        for (bool attach : {options.attach_wq_fd >= 0, false}) {
+            for (unsigned flags : setup_chain) {
+                io_uring_params params{};
+                params.flags = flags;
+                if (attach) {
+                    params.flags |= IORING_SETUP_ATTACH_WQ;
+                    params.wq_fd = static_cast<unsigned>(options.attach_wq_fd);
+                }
+                ret = sys.io_uring_queue_init_params(entries, &ring_, &params);
+                if (ret == 0) {
+                    setup_flags_ = params.flags;
+                    features_ = params.features;
+                    break;
+                }
+                if (ret != -EINVAL && !(attach && ret == -EBADF)) {
+                    break;
+                }
             }
-            ret = sys.io_uring_queue_init_params(options.entries, &ring_, &params);
-            if (ret == 0) {
-                setup_flags_ = params.flags;
-                features_ = params.features;
-                break;
-            }
-            if (ret != -EINVAL && !(attach && ret == -EBADF)) {
+            if (ret == 0 || !attach) {
                 break;
             }
         }
-        if (ret == 0 || !attach) {
+        if (ret != -ENOMEM || entries <= 16) {
             break;
         }
     }
     if (ret != 0) {
-        throw_setup_error(-ret, options.entries);
+        int err = -ret;
+        bool refused = err == EPERM || err == EACCES || err == ENOSYS ||
+                       (err == EINVAL && options.entries >= 1 && options.entries <= 32768);
+        if (!forced && refused) {
+            if (!fallback_warned.exchange(true)) {
+                log(LogLevel::warning,
+                    fmt::format("coring: io_uring_setup: {} ({}); using the epoll backend",
+                                std::strerror(err),
+                                refusal_reason(err)));
+            }
+            ring_ = io_uring{};
+            start_epoll(options.entries);
+            return;
+        }
+        throw_setup_error(err, options.entries);
     }
     enabled_ = !(setup_flags_ & IORING_SETUP_R_DISABLED);
     std::unique_ptr<io_uring_probe, void (*)(io_uring_probe*)> probe(
@@ -154,13 +239,19 @@ Ring::~Ring() {
                         "destroyed",
                         in_flight_));
     }
-    io_uring_queue_exit(&ring_);
+    if (!epoll_) {
+        io_uring_queue_exit(&ring_);
+    }
     if (poll_fd_ >= 0) {
         sys.close(poll_fd_);
     }
 }
 
 int Ring::poll_fd() {
+    if (epoll_) {
+        // The epoll set itself: readable when a watched fd or the pool's eventfd has an event.
+        return epoll_->fd();
+    }
     if (poll_fd_ >= 0) {
         return poll_fd_;
     }
@@ -180,7 +271,7 @@ int Ring::poll_fd() {
 }
 
 void Ring::clear_poll_fd() noexcept {
-    if (poll_fd_ >= 0) {
+    if (poll_fd_ >= 0 && !epoll_) {
         std::uint64_t n = 0;
         [[maybe_unused]] ssize_t r = ::read(poll_fd_, &n, sizeof n);
     }
@@ -201,6 +292,12 @@ void Ring::enable() {
 }
 
 io_uring_sqe* Ring::get_sqe_slow() {
+    if (epoll_) {
+        check_sqes_before_submit();
+        epoll_->submit(); // executing the queue empties it
+        ++enters_;
+        return io_uring_get_sqe(&ring_);
+    }
     for (;;) {
         // The SQ is full: hand its entries to the kernel and take a fresh slot.
         check_sqes_before_submit();
@@ -234,6 +331,14 @@ bool benign_enter_error(int ret) noexcept {
 
 void Ring::submit_and_wait(std::chrono::nanoseconds timeout) {
     check_sqes_before_submit();
+    if (epoll_) {
+        epoll_->submit();
+        if (!epoll_->has_completions()) {
+            epoll_->poll(timeout.count() < 0 ? -1 : timeout.count());
+        }
+        ++enters_;
+        return;
+    }
     int ret;
     io_uring_cqe* cqe = nullptr;
     if (timeout.count() < 0) {
@@ -252,6 +357,14 @@ void Ring::submit_and_wait(std::chrono::nanoseconds timeout) {
 
 void Ring::enter_nowait() {
     check_sqes_before_submit();
+    if (epoll_) {
+        epoll_->submit();
+        if (epoll_->pending() != 0) {
+            epoll_->poll(0);
+        }
+        ++enters_;
+        return;
+    }
     int ret = sys.io_uring_submit_and_get_events(&ring_);
     ++enters_;
     if (!benign_enter_error(ret)) {
@@ -259,7 +372,40 @@ void Ring::enter_nowait() {
     }
 }
 
+bool Ring::epoll_cancel_all_and_drain() noexcept {
+    try {
+        check_sqes_before_submit();
+        epoll_->submit(); // queued closes run, as io_uring would run them
+    } catch (...) {
+    }
+    epoll_->cancel_all();
+    // Pool jobs already running finish on their own: wait for them (they write into frames).
+    int idle_rounds = 0;
+    for (;;) {
+        reap([](Completion*, int, unsigned) noexcept {});
+        if (in_flight_ == 0) {
+            return true;
+        }
+        if (epoll_->pending() == 0 && !epoll_->has_completions()) {
+            in_flight_ = 0; // nothing is left that could complete
+            return true;
+        }
+        bool running = epoll_->wait_pool(100);
+        idle_rounds = running ? idle_rounds + 1 : 0;
+        if (idle_rounds == 50) {
+            log(LogLevel::error,
+                fmt::format("coring: {} operations did not finish within 5 s of being cancelled "
+                            "at close",
+                            in_flight_));
+            return false;
+        }
+    }
+}
+
 bool Ring::cancel_all_and_drain() noexcept {
+    if (epoll_) {
+        return epoll_cancel_all_and_drain();
+    }
     if (in_flight_ == 0) {
         // Untracked SQEs may still be queued (a socket's fire-and-forget close from a
         // destructor): hand them to the kernel before the ring goes.

@@ -11,12 +11,24 @@
 
 #include <new>
 
+#include "epoll.hpp"
+
 namespace coring::detail {
+
+namespace {
+
+// close(2), remembered so the epoll backend does not trust a registration for a reused number.
+int close_noting(int fd) {
+    note_fd_closed(fd);
+    return ::close(fd);
+}
+
+} // namespace
 
 Sys sys = {
         &::io_uring_queue_init_params,
         &::eventfd,
-        &::close,
+        &close_noting,
         &::signalfd,
         &::pthread_sigmask,
         &::sigaction,

@@ -30,6 +30,8 @@
 #include <thread>
 #include <vector>
 
+#include "support/test_support.hpp"
+
 using namespace std::chrono_literals;
 using coring::LoopGroup;
 using coring::Task;
@@ -516,6 +518,9 @@ TEST_CASE("run_per_core: SIGTERM cancels every loop's main and run throws Signal
 
 TEST_CASE("LoopGroup: the loops' rings share loop 0's kernel worker pool (ATTACH_WQ)",
           "[group][threads]") {
+    if (coring::EventLoop().backend() == coring::Backend::epoll) {
+        CORING_SKIP("io_uring only: ATTACH_WQ shares io_uring's kernel workers");
+    }
     for (bool share : {true, false}) {
         LoopGroup group({.loops = 3, .share_kernel_workers = share});
         std::vector<bool> attached = group.run([](std::size_t) -> Task<bool> {
@@ -529,6 +534,9 @@ TEST_CASE("LoopGroup: the loops' rings share loop 0's kernel worker pool (ATTACH
 
 TEST_CASE("EventLoopOptions::attach_wq_fd: a fd that is no ring gives a pool of the loop's own",
           "[group]") {
+    if (coring::EventLoop().backend() == coring::Backend::epoll) {
+        CORING_SKIP("io_uring only: ATTACH_WQ shares io_uring's kernel workers");
+    }
     int fds[2];
     REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
     coring::EventLoopOptions options{};

@@ -61,10 +61,16 @@ int refuse_flags(unsigned entries, io_uring* ring, io_uring_params* p) {
     return ::io_uring_queue_init_params(entries, ring, p);
 }
 
+// Setup tests are about io_uring: they force it (the epoll pass sets CORING_BACKEND=epoll).
+coring::detail::RingOptions uring_options() {
+    return coring::detail::RingOptions{1024, -1, coring::Backend::uring};
+}
+
 std::string setup_error(InitFn fn) {
     SysOverride<InitFn> guard(&Sys::io_uring_queue_init_params, fn);
     try {
-        Ring ring;
+        // Forced: unforced, a refused io_uring falls back to epoll (tests/ring/test_backend.cpp).
+        Ring ring(uring_options());
     } catch (const coring::RuntimeError& e) {
         return e.what();
     }
@@ -114,11 +120,15 @@ TEST_CASE("Ring: EINVAL for every flag set names unsupported flags or sizes", "[
 
 TEST_CASE("Ring: an EventLoop whose ring cannot be set up throws RuntimeError", "[ring]") {
     SysOverride<InitFn> guard(&Sys::io_uring_queue_init_params, &fail_eperm);
-    CHECK_THROWS_AS(coring::EventLoop(), coring::RuntimeError);
+    coring::EventLoopOptions uring;
+    uring.backend = coring::Backend::uring;
+    CHECK_THROWS_AS(coring::EventLoop(uring), coring::RuntimeError);
     auto main_task = []() -> coring::Task<int> {
         co_return 1;
     };
-    CHECK_THROWS_AS(coring::run(main_task()), coring::RuntimeError);
+    coring::RunOptions run_uring;
+    run_uring.backend = coring::Backend::uring;
+    CHECK_THROWS_AS(coring::run(main_task(), run_uring), coring::RuntimeError);
 }
 
 TEST_CASE("Ring: setup falls back one flag set at a time when the kernel refuses flags", "[ring]") {
@@ -126,7 +136,7 @@ TEST_CASE("Ring: setup falls back one flag set at a time when the kernel refuses
     SECTION("a kernel without DEFER_TASKRUN gets COOP_TASKRUN and SINGLE_ISSUER") {
         refused = IORING_SETUP_DEFER_TASKRUN;
         attempts.clear();
-        Ring ring;
+        Ring ring(uring_options());
         CHECK(attempts.size() == 2);
         CHECK_FALSE(ring.setup_flags() & IORING_SETUP_DEFER_TASKRUN);
         CHECK(ring.setup_flags() & IORING_SETUP_COOP_TASKRUN);
@@ -135,7 +145,7 @@ TEST_CASE("Ring: setup falls back one flag set at a time when the kernel refuses
     SECTION("a kernel without SINGLE_ISSUER gets COOP_TASKRUN") {
         refused = IORING_SETUP_SINGLE_ISSUER;
         attempts.clear();
-        Ring ring;
+        Ring ring(uring_options());
         CHECK(attempts.size() == 3);
         CHECK(ring.setup_flags() & IORING_SETUP_COOP_TASKRUN);
         CHECK_FALSE(ring.setup_flags() & IORING_SETUP_SINGLE_ISSUER);
@@ -144,7 +154,7 @@ TEST_CASE("Ring: setup falls back one flag set at a time when the kernel refuses
         refused = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SINGLE_ISSUER |
                   IORING_SETUP_DEFER_TASKRUN;
         attempts.clear();
-        Ring ring;
+        Ring ring(uring_options());
         CHECK(attempts.size() == 5);
         CHECK(attempts.back() == 0);
         CHECK(ring.setup_flags() == 0);
@@ -163,7 +173,7 @@ TEST_CASE("Ring: setup falls back one flag set at a time when the kernel refuses
 }
 
 TEST_CASE("Ring: the best flags this kernel accepts are in use", "[ring]") {
-    Ring ring;
+    Ring ring(uring_options());
     INFO("setup flags 0x" << std::hex << ring.setup_flags());
     CHECK(ring.setup_flags() & IORING_SETUP_SUBMIT_ALL);
     CHECK(ring.supports(IORING_OP_NOP));

@@ -2,12 +2,16 @@
 // RAII over one io_uring: setup with feature fallback, SQE acquisition, batched submit, reaping.
 #pragma once
 
+#include <coring/backend.hpp>
+
 #include <coring/detail/assert.hpp>
 
 #include <liburing.h>
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
+#include <optional>
 
 namespace coring::detail {
 
@@ -32,14 +36,30 @@ inline constexpr std::uint64_t message_tag = 1;
 struct RingOptions {
     unsigned entries = 1024; // submission queue size; the completion queue is twice as large
     int attach_wq_fd = -1;   // IORING_SETUP_ATTACH_WQ: share this ring's kernel workers (io-wq)
+    std::optional<Backend> backend{}; // unset: CORING_BACKEND, else io_uring with epoll fallback
 };
 
-/// One io_uring instance. Not thread-safe: a Ring belongs to the thread that runs its loop.
+class EpollEngine;
+
+/// Lets the next fallback to epoll log its warning again (for tests; once per process otherwise).
+void reset_fallback_warning() noexcept;
+
+/// One io_uring instance, or its epoll emulation. Not thread-safe: a Ring belongs to the thread
+/// that runs its loop.
+///
+/// In epoll mode (Backend::epoll) the Ring's io_uring is a fake whose SQ and CQ point at arrays
+/// of the EpollEngine (src/detail/epoll.hpp): awaiters fill SQEs and the loop reaps CQEs exactly
+/// as on io_uring, and the inline hot path (get_sqe, track, reap, submit_nowait) is the same
+/// code on both; only the out-of-line entries (submit, wait, drain) branch on the mode.
 class Ring {
 public:
     /// Sets the ring up with the best flags the kernel accepts (SINGLE_ISSUER, DEFER_TASKRUN,
-    /// COOP_TASKRUN, SUBMIT_ALL, falling back one step at a time on EINVAL).
-    /// Throws: coring::RuntimeError naming the cause and the fix when io_uring is unavailable.
+    /// COOP_TASKRUN, SUBMIT_ALL, falling back one step at a time on EINVAL). The backend is
+    /// options.backend, else the environment variable CORING_BACKEND ("uring" or "epoll"),
+    /// else io_uring, falling back to epoll (with one warning per process through coring::log)
+    /// when io_uring_setup is refused with EPERM, EACCES, ENOSYS, or EINVAL without any flags.
+    /// Throws: coring::RuntimeError naming the cause and the fix when io_uring is unavailable
+    /// and was asked for, or CORING_BACKEND holds something else.
     explicit Ring(const RingOptions& options = {});
 
     Ring(const Ring&) = delete;
@@ -148,7 +168,8 @@ public:
     /// An fd for a foreign event loop to poll: an eventfd registered with the ring
     /// (io_uring_register_eventfd), created on the first call and signalled whenever the ring
     /// gets a completion or completion work (with DEFER_TASKRUN the ring fd itself is not
-    /// signalled for deferred work). Enables the ring, binding it to the calling thread.
+    /// signalled for deferred work). Enables the ring, binding it to the calling thread. In
+    /// epoll mode: the epoll fd itself.
     /// Throws: RuntimeError when the eventfd cannot be created or registered.
     int poll_fd();
 
@@ -189,7 +210,11 @@ public:
     /// is torn down.
     void abandon_in_flight() noexcept { in_flight_ = 0; }
 
+    /// The io_uring's fd (-1 in epoll mode).
     int fd() const noexcept { return ring_.ring_fd; }
+
+    /// Which backend this ring runs on.
+    Backend backend() const noexcept { return epoll_ ? Backend::epoll : Backend::uring; }
 
     io_uring* native() noexcept { return &ring_; }
 
@@ -197,6 +222,9 @@ private:
     io_uring_sqe* get_sqe_slow();
     void enter_nowait();
     void check_sqes_before_submit() noexcept;
+    void setup_uring(const RingOptions& options, bool forced);
+    void start_epoll(unsigned entries);
+    bool epoll_cancel_all_and_drain() noexcept;
 
     static void drop_message(void*, std::uint64_t) noexcept {}
 
@@ -205,6 +233,7 @@ private:
     void* message_ctx_ = nullptr;
     std::uint64_t messages_received_ = 0;
     int poll_fd_ = -1;
+    std::unique_ptr<EpollEngine> epoll_;
     std::uint64_t ops_[4] = {}; // bit op set when the kernel supports opcode op (no <bitset>)
     std::uint64_t in_flight_ = 0;
     std::uint64_t enters_ = 0;
