@@ -359,7 +359,7 @@ Process spawn(const std::string& program,
             break;
         case Stdio::Kind::pipe: {
             int fds[2];
-            if (::pipe2(fds, O_CLOEXEC) < 0) {
+            if (detail::sys.pipe2(fds, O_CLOEXEC) < 0) {
                 throw_errno(errno, what + ": pipe");
             }
             OwnedFd read_end(fds[0]);

@@ -346,9 +346,12 @@ void EpollEngine::execute(const Sqe& sqe) {
     case IORING_OP_CLOSE:
         do_close(sqe);
         return;
-    case IORING_OP_SOCKET:
-        reply(errno_result(::socket(sqe.fd, static_cast<int>(sqe.off), static_cast<int>(sqe.len))));
+    case IORING_OP_SOCKET: {
+        int fd = ::socket(sqe.fd, static_cast<int>(sqe.off), static_cast<int>(sqe.len));
+        note_fd_closed(fd); // a new file under this number (nothing for -1)
+        reply(errno_result(fd));
         return;
+    }
     case IORING_OP_OPENAT:
     case IORING_OP_STATX:
     case IORING_OP_FSYNC:
@@ -513,6 +516,8 @@ int EpollEngine::attempt(Op& op) {
                               reinterpret_cast<socklen_t*>(static_cast<std::uintptr_t>(s.off)),
                               static_cast<int>(s.op_flags));
             if (c >= 0) {
+                // A new file under this number: whatever the engine knew about it is stale.
+                note_fd_closed(c);
                 if (!multishot) {
                     return c;
                 }
@@ -1063,6 +1068,7 @@ int EpollEngine::run_blocking(Op& op) noexcept {
             break;
         case IORING_OP_OPENAT:
             r = ::openat(s.fd, path, static_cast<int>(s.op_flags), static_cast<mode_t>(s.len));
+            note_fd_closed(static_cast<int>(r));
             break;
         case IORING_OP_STATX:
             r = ::statx(s.fd,

@@ -2,6 +2,7 @@
 // The real functions behind the syscall seam.
 #include <coring/detail/sys.hpp>
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/eventfd.h>
@@ -23,17 +24,50 @@ int close_noting(int fd) {
     return ::close(fd);
 }
 
+// The creators: a new file under a number the engine may remember (closed behind coring's back,
+// as libcurl and libpq close their sockets with close(2)) must not inherit what it knew.
+int socket_noting(int domain, int type, int protocol) {
+    int fd = ::socket(domain, type, protocol);
+    note_fd_closed(fd);
+    return fd;
+}
+
+int socketpair_noting(int domain, int type, int protocol, int fds[2]) {
+    int r = ::socketpair(domain, type, protocol, fds);
+    if (r == 0) {
+        note_fd_closed(fds[0]);
+        note_fd_closed(fds[1]);
+    }
+    return r;
+}
+
+int pipe2_noting(int fds[2], int flags) {
+    int r = ::pipe2(fds, flags);
+    if (r == 0) {
+        note_fd_closed(fds[0]);
+        note_fd_closed(fds[1]);
+    }
+    return r;
+}
+
+int eventfd_noting(unsigned initval, int flags) {
+    int fd = ::eventfd(initval, flags);
+    note_fd_closed(fd);
+    return fd;
+}
+
 } // namespace
 
 Sys sys = {
         &::io_uring_queue_init_params,
-        &::eventfd,
+        &eventfd_noting,
         &close_noting,
         &::signalfd,
         &::pthread_sigmask,
         &::sigaction,
-        &::socket,
-        &::socketpair,
+        &socket_noting,
+        &socketpair_noting,
+        &pipe2_noting,
         &::setsockopt,
         &::bind,
         &::listen,

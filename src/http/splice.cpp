@@ -5,6 +5,7 @@
 #include <coring/errors.hpp>
 
 #include <coring/detail/io_operation.hpp>
+#include <coring/detail/sys.hpp>
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -35,8 +36,8 @@ struct Pipe {
 
     ~Pipe() {
         if (fd[0] >= 0) {
-            ::close(fd[0]);
-            ::close(fd[1]);
+            coring::detail::sys.close(fd[0]);
+            coring::detail::sys.close(fd[1]);
         }
     }
 };
@@ -52,7 +53,7 @@ Task<> splice_file(StreamWriter& writer, int file_fd, std::uint64_t size, std::u
     writer.set_write_buffer_limits(high, low);
 
     Pipe pipe;
-    if (::pipe2(pipe.fd, O_CLOEXEC) != 0) {
+    if (coring::detail::sys.pipe2(pipe.fd, O_CLOEXEC) != 0) {
         throw std::system_error(errno, std::system_category(), "pipe2");
     }
     int sock = writer.fd();

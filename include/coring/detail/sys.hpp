@@ -33,6 +33,7 @@ struct Sys {
     int (*sigaction)(int sig, const struct sigaction* action, struct sigaction* old);
     int (*socket)(int domain, int type, int protocol);
     int (*socketpair)(int domain, int type, int protocol, int fds[2]);
+    int (*pipe2)(int fds[2], int flags);
     int (*setsockopt)(int fd, int level, int name, const void* value, socklen_t len);
     int (*bind)(int fd, const sockaddr* addr, socklen_t len);
     int (*listen)(int fd, int backlog);
