@@ -668,7 +668,7 @@ void EventLoop::run_ready() {
 
 std::optional<EventLoop::duration> EventLoop::next_timeout() const noexcept {
     if (!ready_.empty() || !flushes_.empty() || stopping_ || ring_.has_completions() ||
-        ring_.has_pending_submissions() || ring_.kernel_has_work()) {
+        ring_.has_pending_submissions() || ring_.host_must_enter()) {
         return duration::zero();
     }
     if (timers_.empty() || timers_.earliest() >= detail::never_ns) {

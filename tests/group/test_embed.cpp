@@ -76,8 +76,13 @@ TEST_CASE("Embedding: a server and a client on loopback driven from a plain poll
     }
     REQUIRE(task.done());
     CHECK(task.result() == "echo: hello\n");
-    // The completions (connect, accept, recv) woke poll() through the fd, with DEFER_TASKRUN too.
-    CHECK(readable > 0);
+    // io_uring: the completions (connect, accept, recv) woke poll() through the fd, with
+    // DEFER_TASKRUN too. epoll: loopback operations are ready by the time run_ready()'s own
+    // zero-timeout epoll_wait looks, so poll() may never need to wake; the step bound below
+    // shows the host did not spin either way.
+    if (loop.backend() == coring::Backend::uring) {
+        CHECK(readable > 0);
+    }
     INFO("steps " << steps << ", DEFER_TASKRUN "
                   << ((loop.ring().setup_flags() & IORING_SETUP_DEFER_TASKRUN) != 0));
     CHECK(steps < 1000);

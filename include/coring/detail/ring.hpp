@@ -165,6 +165,15 @@ public:
                 (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) != 0;
     }
 
+    /// Like kernel_has_work(), for a host loop deciding whether it may sleep on poll_fd(): in
+    /// epoll mode waiting operations are watched by poll_fd() itself, so only CQEs held back
+    /// for want of CQ room count.
+    bool host_must_enter() const noexcept {
+        unsigned mask =
+                epoll_ ? IORING_SQ_CQ_OVERFLOW : (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW);
+        return (IO_URING_READ_ONCE(*ring_.sq.kflags) & mask) != 0;
+    }
+
     /// An fd for a foreign event loop to poll: an eventfd registered with the ring
     /// (io_uring_register_eventfd), created on the first call and signalled whenever the ring
     /// gets a completion or completion work (with DEFER_TASKRUN the ring fd itself is not
