@@ -5,8 +5,6 @@
 
 #include <coring/event_loop.hpp>
 
-#include <fmt/format.h>
-
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -70,13 +68,3 @@ std::string opcode_name(unsigned opcode);
 std::string to_string(const LoopMetrics& m);
 
 } // namespace coring
-
-/// fmt::format("{}", metrics) gives coring::to_string(metrics).
-template <>
-struct fmt::formatter<coring::LoopMetrics> : fmt::formatter<std::string_view> {
-    template <class FormatContext>
-    auto format(const coring::LoopMetrics& m, FormatContext& ctx) const {
-        std::string text = coring::to_string(m);
-        return fmt::formatter<std::string_view>::format(std::string_view(text), ctx);
-    }
-};

@@ -6,12 +6,12 @@
 // clang-format on
 
 #include <coring/event_loop.hpp>
+#include <coring/fmt.hpp>
 #include <coring/readiness.hpp>
 #include <coring/sleep.hpp>
 #include <coring/task.hpp>
 
 #include <catch2/catch.hpp>
-#include <fmt/format.h>
 #include <liburing.h>
 
 #include <sys/socket.h>
