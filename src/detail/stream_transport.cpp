@@ -62,10 +62,14 @@ StreamTransport::StreamTransport(EventLoop& loop, int fd, TransportKind kind, st
     // IORING_RECVSEND_POLL_FIRST came with Linux 5.19, as IORING_OP_SOCKET did; older kernels
     // refuse a recv whose ioprio is not zero.
     poll_first_supported_ = kind == TransportKind::socket && loop.ring().supports(IORING_OP_SOCKET);
+    if (kind == TransportKind::memory) {
+        flush_ = &StreamTransport::flush_memory_entry; // the socket's flush pays no test for it
+    }
     loop.register_resource(*this);
 }
 
 StreamTransport::~StreamTransport() {
+    unlink_memory();
     detach_server();
     if (fd_ >= 0) {
         close_fd(fd_);
@@ -73,7 +77,8 @@ StreamTransport::~StreamTransport() {
 }
 
 void StreamTransport::last_release() noexcept {
-    if (loop_ != nullptr && close_ == CloseState::open && fd_ >= 0 &&
+    if (loop_ != nullptr && close_ == CloseState::open &&
+        (fd_ >= 0 || (mem_ != nullptr && mem_->peer != nullptr)) &&
         (!wbuf_.empty() || !sending_.empty())) {
         // Nobody holds the stream any more but bytes wait to go: send them, then close
         // (close() takes the reference that keeps this alive until then).
@@ -146,6 +151,8 @@ bool StreamTransport::begin_fed_read(ReadRequest& r, const char* what) {
     r.wait_.emplace(feed_waiters_, what);
     if (filter_ != nullptr) {
         start_filter_recv();
+    } else if (mem_ != nullptr) {
+        memory_wants_data(); // the peer's next piece, or its injected reset
     }
     return false;
 }

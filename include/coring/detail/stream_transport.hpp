@@ -40,10 +40,30 @@ class ServerState;
 struct ServerConnTag {};
 
 /// How a transport moves bytes.
+/// Kinds before `socket` have no fd and read what is fed (begin_read tests `kind < socket`).
 enum class TransportKind : std::uint8_t {
     none,   // no fd: bytes arrive through feed_data (a StreamReader built by hand)
+    memory, // no fd: one end of an in-memory pair; writes feed the peer's reader (link_memory)
     socket, // recv / send with MSG_NOSIGNAL; write_eof is shutdown(SHUT_WR)
     pipe,   // read / write (pipes, FIFOs, character devices); write_eof closes the fd
+};
+
+/// How one end of an in-memory pair delivers what is written to it to the other end's reader
+/// (testing::open_stream_pair).
+struct MemoryLinkOptions {
+    /// What an injected failure does once `budget` bytes were delivered.
+    enum class Failure : std::uint8_t {
+        none,
+        reset_reader, // the receiving reader's next wait for data fails with ConnectionResetError
+        drop_peer,    // the receiving end goes away: its reader sees EOF, it closes
+    };
+
+    /// Largest piece delivered at once; the next piece goes when the reader waits for more.
+    /// 0: as much as the receiving buffer takes.
+    std::size_t chunk = 0;
+    /// Bytes delivered before `failure` happens.
+    std::size_t budget = static_cast<std::size_t>(-1);
+    Failure failure = Failure::none;
 };
 
 /// The state behind a StreamReader / StreamWriter pair: the fd, the reader's buffer and limit,
@@ -332,6 +352,19 @@ public:
 
     StreamFilter* filter() const noexcept { return filter_.get(); }
 
+    // ---- an in-memory pair (kind memory) ----
+
+    /// Connects two transports of kind memory on one loop: what a's writer writes, b's reader
+    /// reads (as a_to_b says), and the other way round. A receiving buffer takes up to twice
+    /// its limit (asyncio pauses reading there) and more while its reader waits. Closing one end
+    /// is EOF for the other; writing to an end that has closed fails with BrokenPipeError.
+    /// Throws: ValueError when a transport is not of kind memory, is linked already, or the two
+    /// are on different loops.
+    static void link_memory(StreamTransport& a,
+                            StreamTransport& b,
+                            const MemoryLinkOptions& a_to_b,
+                            const MemoryLinkOptions& b_to_a);
+
     // ---- information ----
 
     int fd() const noexcept { return fd_; }
@@ -430,6 +463,12 @@ private:
     void detach_server() noexcept;
     void start_filter_recv() noexcept;
     void filter_received() noexcept;
+    static void flush_memory_entry(FlushNode* node) noexcept;
+    void flush_memory() noexcept;
+    bool deliver_memory(StreamTransport& to) noexcept;
+    void memory_wants_data() noexcept;
+    void memory_peer_gone() noexcept;
+    void unlink_memory() noexcept;
     std::string target(const char* op);
 
     /// A free SQE, or null when the ring cannot give one (it is dead).
@@ -499,6 +538,16 @@ private:
     std::optional<SocketAddress> peer_;
     std::optional<SocketAddress> local_;
     ServerState* server_ = nullptr;
+
+    // An in-memory pair (kind memory): the other end (null once either end closed) and how
+    // this end's writes reach it.
+    struct MemoryLink {
+        StreamTransport* peer = nullptr;
+        MemoryLinkOptions options;
+        bool failed = false; // the injected failure happened
+        bool wanted = false; // the peer's reader waited for data since the last delivery
+    };
+    std::unique_ptr<MemoryLink> mem_;
 };
 
 /// An owning reference to a StreamTransport.
@@ -596,7 +645,7 @@ inline bool StreamTransport::begin_read(ReadRequest& r,
         throw_wrong_loop(what);
     }
     r.dest_ = dest;
-    if (kind_ == TransportKind::none || filter_ != nullptr) [[unlikely]] {
+    if (kind_ < TransportKind::socket || filter_ != nullptr) [[unlikely]] {
         return begin_fed_read(r, what);
     }
     if (dest.empty()) {
