@@ -189,6 +189,9 @@ EventLoop::RunningScope::RunningScope(EventLoop& loop) : loop_(loop) {
         throw RuntimeError("coring: this event loop's io_uring is bound to the thread that first "
                            "ran it (IORING_SETUP_SINGLE_ISSUER); run it on that thread");
     }
+    if (!loop.watchdog_chosen_ && loop.debug_ != loop.watchdog_auto_) [[unlikely]] {
+        loop.follow_debug_mode(); // debug mode's watchdog (loop_debug.cpp)
+    }
     loop.ring_.enable();
     loop.thread_ = pthread_self();
     loop.running_ = true;

@@ -826,10 +826,27 @@ void EventLoop::drop_debug_if_unused() noexcept {
 }
 
 void EventLoop::set_watchdog(duration threshold, int fd) {
+    watchdog_chosen_ = true;
+    watchdog_auto_ = false;
     if (threshold.count() <= 0 && dbg_ == nullptr) {
         return;
     }
     debug_state_or_create().set_watchdog(threshold.count(), fd);
+    drop_debug_if_unused();
+}
+
+void EventLoop::follow_debug_mode() noexcept {
+    if (watchdog_chosen_ || debug_ == watchdog_auto_) {
+        return;
+    }
+    try {
+        debug_state_or_create().set_watchdog(
+                debug_ ? duration(debug_watchdog_threshold).count() : 0, 2);
+        watchdog_auto_ = debug_;
+    } catch (const std::exception& e) {
+        watchdog_chosen_ = true; // no watcher thread: say so once, run without
+        log(LogLevel::warning, fmt::format("coring: debug mode's watchdog is off: {}", e.what()));
+    }
     drop_debug_if_unused();
 }
 

@@ -13,9 +13,8 @@ namespace coring::testing {
 
 namespace {
 
-detail::MemoryLinkOptions direction(std::size_t chunk,
-                                    std::size_t fail_after,
-                                    detail::MemoryLinkOptions::Failure failure) {
+detail::MemoryLinkOptions
+direction(std::size_t chunk, std::size_t fail_after, detail::MemoryLinkOptions::Failure failure) {
     detail::MemoryLinkOptions o;
     o.chunk = chunk;
     if (fail_after != std::numeric_limits<std::size_t>::max()) {
@@ -44,10 +43,8 @@ Task<StreamPair> open_stream_pair(StreamPairOptions options) {
             *test,
             direction(options.chunk_size, options.fail_writes_after, Failure::drop_peer),
             direction(options.chunk_size, options.fail_reads_after, Failure::reset_reader));
-    co_return StreamPair{StreamReader(code),
-                         StreamWriter(code),
-                         StreamReader(test),
-                         StreamWriter(test)};
+    co_return StreamPair{
+            StreamReader(code), StreamWriter(code), StreamReader(test), StreamWriter(test)};
 }
 
 } // namespace coring::testing

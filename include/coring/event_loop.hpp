@@ -568,8 +568,13 @@ public:
     /// longer than threshold while it is still running: the task's name and async stack and the
     /// loop thread's native backtrace, written to fd (stderr by default). Zero or negative turns
     /// it off. Also on when the environment variable CORING_WATCHDOG is a number of
-    /// milliseconds when the loop is created. See coring/debug.hpp for the details.
+    /// milliseconds when the loop is created, and in debug mode (see debug_watchdog_threshold)
+    /// unless this or CORING_WATCHDOG chose otherwise. See coring/debug.hpp for the details.
     void set_watchdog(duration threshold, int fd = 2);
+
+    /// The watchdog's threshold in debug mode when neither set_watchdog nor CORING_WATCHDOG set
+    /// one: it starts when the loop next runs in debug mode and stops when it next runs without.
+    static constexpr std::chrono::seconds debug_watchdog_threshold{1};
 
     /// The watchdog's threshold, or zero when it is off.
     duration watchdog() const noexcept;
@@ -789,6 +794,7 @@ private:
     void update_instrumented() noexcept { instrumented_ = debug_ || dbg_ != nullptr; }
 
     void drop_debug_if_unused() noexcept;
+    void follow_debug_mode() noexcept; // starts or stops debug mode's watchdog
     void finish_iteration_hooked(detail::LoopDebug& dbg);
     static void on_wakeup(detail::Completion* c, int res, unsigned flags) noexcept;
     static void on_message(void* self, std::uint64_t payload) noexcept;
@@ -815,6 +821,8 @@ private:
     bool stopping_ = false;
     bool closed_ = false;
     bool debug_ = false;
+    bool watchdog_chosen_ = false; // set_watchdog or CORING_WATCHDOG: debug mode leaves it alone
+    bool watchdog_auto_ = false;   // the watchdog debug mode started is on
     bool virtual_time_ = false;
     bool instrumented_ = false;        // debug_ || dbg_ (update_instrumented)
     detail::LoopDebug* dbg_ = nullptr; // debugging tools (loop_debug.cpp), null while all off

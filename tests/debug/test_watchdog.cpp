@@ -240,3 +240,74 @@ TEST_CASE("watchdog: started from inside a step, it reports nothing for an idle 
     ::close(fds[0]);
     ::close(fds[1]);
 }
+
+TEST_CASE("watchdog: debug mode turns it on at debug_watchdog_threshold, unless one was chosen",
+          "[debug][watchdog][threads]") {
+    using coring::sleep;
+    EventLoop loop;
+    loop.set_debug(false);
+    loop.run_until_complete(sleep(1ms));
+    CHECK(loop.watchdog() == 0ms);
+    loop.set_debug(true);
+    CHECK(loop.watchdog() == 0ms); // it starts when the loop next runs
+    loop.run_until_complete(sleep(1ms));
+    CHECK(loop.watchdog() == EventLoop::debug_watchdog_threshold);
+    CHECK(EventLoop::debug_watchdog_threshold == 1s);
+    loop.set_debug(false);
+    loop.run_until_complete(sleep(1ms));
+    CHECK(loop.watchdog() == 0ms); // and stops when it next runs without debug mode
+    CHECK(loop.debug_state() == nullptr);
+    loop.close();
+
+    EventLoop off; // set_watchdog(0) is a choice debug mode keeps
+    off.set_watchdog(0ms);
+    off.set_debug(true);
+    off.run_until_complete(sleep(1ms));
+    CHECK(off.watchdog() == 0ms);
+    off.close();
+
+    int fds[2];
+    REQUIRE(::pipe2(fds, O_CLOEXEC | O_NONBLOCK) == 0);
+    EventLoop chosen; // so is a threshold of the program's own
+    chosen.set_watchdog(5s, fds[1]);
+    chosen.set_debug(true);
+    chosen.run_until_complete(sleep(1ms));
+    CHECK(chosen.watchdog() == 5s);
+    chosen.set_debug(false);
+    chosen.run_until_complete(sleep(1ms));
+    CHECK(chosen.watchdog() == 5s);
+    chosen.close();
+    ::close(fds[0]);
+    ::close(fds[1]);
+}
+
+TEST_CASE("watchdog: in debug mode a step stuck for a second is reported on stderr while stuck",
+          "[debug][watchdog][threads]") {
+    int fds[2];
+    REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
+    std::atomic<bool> seen{false};
+    bool ok = false;
+    std::string text;
+    const int saved_stderr = ::dup(2);
+    REQUIRE(saved_stderr >= 0);
+    {
+        ReportReader reader(fds[0], seen);
+        ::dup2(fds[1], 2); // the debug-mode watchdog writes to stderr
+        {
+            EventLoop loop;
+            loop.set_debug(true);
+            ok = loop.run_until_complete(watched_main(seen));
+            loop.close();
+        }
+        ::dup2(saved_stderr, 2);
+        ::close(fds[1]);
+        reader.thread.join();
+        text = reader.text;
+    }
+    ::close(saved_stderr);
+    ::close(fds[0]);
+    INFO(text);
+    CHECK(ok); // the report came while the step was still blocked
+    CHECK(text.find("(threshold 1000 ms)") != std::string::npos);
+    CHECK(text.find("stuck_step") != std::string::npos);
+}
