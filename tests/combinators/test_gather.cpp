@@ -9,6 +9,7 @@
 #include <coring/sleep.hpp>
 #include <coring/task.hpp>
 #include <coring/testing.hpp>
+#include <coring/testing/catch2.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -29,7 +30,6 @@ using coring::Task;
 using coring::TaskHandle;
 using coring::test::fail_after;
 using coring::test::LogCapture;
-using coring::test::run_test;
 using coring::test::run_virtual;
 using coring::test::value_after;
 
@@ -78,33 +78,29 @@ TEST_CASE("gather: a range gives a vector in range order", "[combinators][gather
     });
 }
 
-TEST_CASE("gather: nothing to gather yields at once", "[combinators][gather]") {
-    run_test([]() -> Task<> {
-        EventLoop& loop = coring::get_running_loop();
-        auto before = loop.iteration_count();
-        std::tuple<> none = co_await coring::gather();
-        static_cast<void>(none);
-        std::vector<Task<int>> empty;
-        std::vector<int> results = co_await coring::gather(std::move(empty));
-        CHECK(results.empty());
-        CHECK(loop.iteration_count() == before);
-    });
+CORING_TEST_CASE("gather: nothing to gather yields at once", "[combinators][gather]") {
+    EventLoop& loop = coring::get_running_loop();
+    auto before = loop.iteration_count();
+    std::tuple<> none = co_await coring::gather();
+    static_cast<void>(none);
+    std::vector<Task<int>> empty;
+    std::vector<int> results = co_await coring::gather(std::move(empty));
+    CHECK(results.empty());
+    CHECK(loop.iteration_count() == before);
 }
 
-TEST_CASE("gather: coroutines become tasks when gather is called", "[combinators][gather]") {
-    run_test([]() -> Task<> {
-        std::vector<std::string> order;
-        auto child = [&](std::string name) -> Task<> {
-            order.push_back(name);
-            co_return;
-        };
-        auto g = coring::gather(child("a"), child("b"));
-        order.push_back("created");
-        co_await coring::sleep(0s); // the children's first steps run in this iteration
-        order.push_back("yielded");
-        co_await std::move(g);
-        CHECK(order == std::vector<std::string>{"created", "a", "b", "yielded"});
-    });
+CORING_TEST_CASE("gather: coroutines become tasks when gather is called", "[combinators][gather]") {
+    std::vector<std::string> order;
+    auto child = [&](std::string name) -> Task<> {
+        order.push_back(name);
+        co_return;
+    };
+    auto g = coring::gather(child("a"), child("b"));
+    order.push_back("created");
+    co_await coring::sleep(0s); // the children's first steps run in this iteration
+    order.push_back("yielded");
+    co_await std::move(g);
+    CHECK(order == std::vector<std::string>{"created", "a", "b", "yielded"});
 }
 
 TEST_CASE("gather: TaskHandles and Futures are used as they are", "[combinators][gather]") {
@@ -123,35 +119,31 @@ TEST_CASE("gather: TaskHandles and Futures are used as they are", "[combinators]
     });
 }
 
-TEST_CASE("gather: move-only results are moved out of the tasks", "[combinators][gather]") {
-    run_test([]() -> Task<> {
-        auto make = [](int v) -> Task<std::unique_ptr<int>> {
-            co_return std::make_unique<int>(v);
-        };
-        auto [a, b] = co_await coring::gather(make(1), make(2));
-        REQUIRE(a);
-        REQUIRE(b);
-        CHECK(*a + *b == 3);
-        auto h = coring::create_task(make(3));
-        auto [c] = co_await coring::gather(std::move(h));
-        REQUIRE(c);
-        CHECK(*c == 3);
-    });
+CORING_TEST_CASE("gather: move-only results are moved out of the tasks", "[combinators][gather]") {
+    auto make = [](int v) -> Task<std::unique_ptr<int>> {
+        co_return std::make_unique<int>(v);
+    };
+    auto [a, b] = co_await coring::gather(make(1), make(2));
+    REQUIRE(a);
+    REQUIRE(b);
+    CHECK(*a + *b == 3);
+    auto h = coring::create_task(make(3));
+    auto [c] = co_await coring::gather(std::move(h));
+    REQUIRE(c);
+    CHECK(*c == 3);
 }
 
-TEST_CASE("gather: reference results stay references", "[combinators][gather]") {
-    run_test([]() -> Task<> {
-        static int storage = 5;
-        auto ref = []() -> Task<int&> {
-            co_return storage;
-        };
-        auto [r] = co_await coring::gather(ref());
-        CHECK(&r == &storage);
-        std::vector<Task<int&>> refs;
-        refs.push_back(ref());
-        auto v = co_await coring::gather(std::move(refs));
-        CHECK(&v[0].get() == &storage);
-    });
+CORING_TEST_CASE("gather: reference results stay references", "[combinators][gather]") {
+    static int storage = 5;
+    auto ref = []() -> Task<int&> {
+        co_return storage;
+    };
+    auto [r] = co_await coring::gather(ref());
+    CHECK(&r == &storage);
+    std::vector<Task<int&>> refs;
+    refs.push_back(ref());
+    auto v = co_await coring::gather(std::move(refs));
+    CHECK(&v[0].get() == &storage);
 }
 
 TEST_CASE("gather: the first exception reaches the awaiter at once, the others keep running",
@@ -297,22 +289,20 @@ TEST_CASE("gather: an lvalue range of handles leaves their results in place",
     });
 }
 
-TEST_CASE("gather: a duplicate handle yields its result in both places", "[combinators][gather]") {
-    run_test([]() -> Task<> {
-        auto h = coring::create_task(value_after(1ms, 9));
-        auto [a, b] = co_await coring::gather(h, h);
-        CHECK(a == 9);
-        CHECK(b == 9);
-    });
+CORING_TEST_CASE("gather: a duplicate handle yields its result in both places",
+                 "[combinators][gather]") {
+    auto h = coring::create_task(value_after(1ms, 9));
+    auto [a, b] = co_await coring::gather(h, h);
+    CHECK(a == 9);
+    CHECK(b == 9);
 }
 
-TEST_CASE("gather: awaiting a gather twice is an InvalidStateError", "[combinators][gather]") {
-    run_test([]() -> Task<> {
-        auto g = coring::gather(value_after(0ms, 1));
-        auto [v] = co_await g;
-        CHECK(v == 1);
-        CO_CHECK_THROWS_AS(g, coring::InvalidStateError);
-    });
+CORING_TEST_CASE("gather: awaiting a gather twice is an InvalidStateError",
+                 "[combinators][gather]") {
+    auto g = coring::gather(value_after(0ms, 1));
+    auto [v] = co_await g;
+    CHECK(v == 1);
+    CO_CHECK_THROWS_AS(g, coring::InvalidStateError);
 }
 
 TEST_CASE("gather: a gather that is never awaited lets its children finish",
@@ -342,23 +332,22 @@ TEST_CASE("gather: an exception of a gather nobody awaits is still reported",
     CHECK(logs.contains("unseen"));
 }
 
-TEST_CASE("gather: a cancel arriving after the children finished still raises CancelledError",
-          "[combinators][gather]") {
-    run_test([]() -> Task<> {
-        EventLoop& loop = coring::get_running_loop();
-        auto a = coring::create_task(value_after(0ms, 1));
-        auto outer = coring::create_task([](TaskHandle<int> x) -> Task<int> {
-            auto [v] = co_await coring::gather(x);
-            co_return v;
-        }(a));
-        // Wait until the child is done and the gather's node has run (outer is scheduled to
-        // wake), then cancel: asyncio's must_cancel wins over the finished outcome.
-        while (!a.done()) {
-            co_await coring::sleep(0s);
-        }
-        loop.call_soon([outer] { outer.cancel("late"); });
-        CO_CHECK_THROWS_WITH(outer, "late");
-    });
+CORING_TEST_CASE(
+        "gather: a cancel arriving after the children finished still raises CancelledError",
+        "[combinators][gather]") {
+    EventLoop& loop = coring::get_running_loop();
+    auto a = coring::create_task(value_after(0ms, 1));
+    auto outer = coring::create_task([](TaskHandle<int> x) -> Task<int> {
+        auto [v] = co_await coring::gather(x);
+        co_return v;
+    }(a));
+    // Wait until the child is done and the gather's node has run (outer is scheduled to
+    // wake), then cancel: asyncio's must_cancel wins over the finished outcome.
+    while (!a.done()) {
+        co_await coring::sleep(0s);
+    }
+    loop.call_soon([outer] { outer.cancel("late"); });
+    CO_CHECK_THROWS_WITH(outer, "late");
 }
 
 TEST_CASE("gather: the awaiting task's stack shows the gather", "[combinators][gather][debug]") {

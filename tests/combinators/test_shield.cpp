@@ -9,6 +9,7 @@
 #include <coring/run.hpp>
 #include <coring/sleep.hpp>
 #include <coring/task.hpp>
+#include <coring/testing/catch2.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -25,7 +26,6 @@ using coring::Task;
 using coring::TaskHandle;
 using coring::test::fail_after;
 using coring::test::LogCapture;
-using coring::test::run_test;
 using coring::test::run_virtual;
 using coring::test::value_after;
 
@@ -37,17 +37,16 @@ TEST_CASE("shield: passes the result and the exception through", "[combinators][
     });
 }
 
-TEST_CASE("shield: a finished task is returned without suspending", "[combinators][shield]") {
-    run_test([]() -> Task<> {
-        auto t = coring::create_task(value_after(0ms, 5));
-        co_await t;
-        EventLoop& loop = coring::get_running_loop();
-        auto before = loop.iteration_count();
-        int& v = co_await coring::shield(t);
-        CHECK(v == 5);
-        CHECK(&v == &t.result());
-        CHECK(loop.iteration_count() == before);
-    });
+CORING_TEST_CASE("shield: a finished task is returned without suspending",
+                 "[combinators][shield]") {
+    auto t = coring::create_task(value_after(0ms, 5));
+    co_await t;
+    EventLoop& loop = coring::get_running_loop();
+    auto before = loop.iteration_count();
+    int& v = co_await coring::shield(t);
+    CHECK(v == 5);
+    CHECK(&v == &t.result());
+    CHECK(loop.iteration_count() == before);
 }
 
 TEST_CASE("shield: cancelling the outer task does not cancel the inner one",
@@ -105,24 +104,22 @@ TEST_CASE("shield: a coroutine is wrapped in a task that survives the cancel",
     });
 }
 
-TEST_CASE("shield: a cancel that arrives after the inner task finished is raised later",
-          "[combinators][shield]") {
-    run_test([]() -> Task<> {
-        auto inner = coring::create_task(value_after(0ms, 1));
-        bool got_value = false;
-        auto shielded = [&](TaskHandle<int> i) -> Task<> {
-            co_await coring::shield(i);
-            got_value = true;
-        };
-        auto outer = coring::create_task(shielded(inner));
-        while (!inner.done()) {
-            co_await coring::sleep(0s);
-        }
-        // inner has finished and the shield's wake-up is queued: cancel() cannot detach any more.
-        outer.cancel();
-        CO_CHECK_THROWS_AS(outer, CancelledError);
-        CHECK_FALSE(got_value);
-    });
+CORING_TEST_CASE("shield: a cancel that arrives after the inner task finished is raised later",
+                 "[combinators][shield]") {
+    auto inner = coring::create_task(value_after(0ms, 1));
+    bool got_value = false;
+    auto shielded = [&](TaskHandle<int> i) -> Task<> {
+        co_await coring::shield(i);
+        got_value = true;
+    };
+    auto outer = coring::create_task(shielded(inner));
+    while (!inner.done()) {
+        co_await coring::sleep(0s);
+    }
+    // inner has finished and the shield's wake-up is queued: cancel() cannot detach any more.
+    outer.cancel();
+    CO_CHECK_THROWS_AS(outer, CancelledError);
+    CHECK_FALSE(got_value);
 }
 
 TEST_CASE("shield: gather of shielded tasks keeps them when the gather is cancelled",

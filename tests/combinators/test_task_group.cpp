@@ -9,6 +9,7 @@
 #include <coring/sleep.hpp>
 #include <coring/task.hpp>
 #include <coring/testing.hpp>
+#include <coring/testing/catch2.hpp>
 #include <coring/timeout.hpp>
 
 #include <catch2/catch.hpp>
@@ -499,13 +500,11 @@ TEST_CASE("TaskGroup: a refused coroutine is destroyed without a never-awaited r
     CHECK_FALSE(logs.contains("never awaited"));
 }
 
-TEST_CASE("TaskGroup: tasks get their names", "[combinators][task_group]") {
-    run_test([]() -> Task<> {
-        co_await coring::task_group([](TaskGroup& g) -> Task<> {
-            auto t = g.create_task(coring::sleep(0s), "yolo");
-            CHECK(t.get_name() == "yolo");
-            co_return;
-        });
+CORING_TEST_CASE("TaskGroup: tasks get their names", "[combinators][task_group]") {
+    co_await coring::task_group([](TaskGroup& g) -> Task<> {
+        auto t = g.create_task(coring::sleep(0s), "yolo");
+        CHECK(t.get_name() == "yolo");
+        co_return;
     });
 }
 

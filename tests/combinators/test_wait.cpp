@@ -10,6 +10,7 @@
 #include <coring/sleep.hpp>
 #include <coring/task.hpp>
 #include <coring/testing.hpp>
+#include <coring/testing/catch2.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -31,7 +32,6 @@ using coring::TimeoutError;
 using coring::test::elapsed_ms;
 using coring::test::fail_after;
 using coring::test::LogCapture;
-using coring::test::run_test;
 using coring::test::run_virtual;
 using coring::test::value_after;
 
@@ -136,12 +136,10 @@ TEST_CASE("wait: a timeout returns what is done and cancels nothing", "[combinat
     });
 }
 
-TEST_CASE("wait: an empty set is a ValueError", "[combinators][wait]") {
-    run_test([]() -> Task<> {
-        std::vector<TaskHandle<int>> none;
-        CO_CHECK_THROWS_WITH(coring::wait(none), "Set of Tasks/Futures is empty.");
-        CO_CHECK_THROWS_AS(coring::wait(none), coring::ValueError);
-    });
+CORING_TEST_CASE("wait: an empty set is a ValueError", "[combinators][wait]") {
+    std::vector<TaskHandle<int>> none;
+    CO_CHECK_THROWS_WITH(coring::wait(none), "Set of Tasks/Futures is empty.");
+    CO_CHECK_THROWS_AS(coring::wait(none), coring::ValueError);
 }
 
 TEST_CASE("wait: duplicates count once", "[combinators][wait]") {
@@ -153,18 +151,16 @@ TEST_CASE("wait: duplicates count once", "[combinators][wait]") {
     });
 }
 
-TEST_CASE("wait: already finished tasks still take the usual hops", "[combinators][wait]") {
-    run_test([]() -> Task<> {
-        auto tasks = spawn({{0ms, 1}, {0ms, 2}});
-        co_await coring::wait(tasks);
-        EventLoop& loop = coring::get_running_loop();
-        auto before = loop.iteration_count();
-        auto [done, pending] = co_await coring::wait(tasks, coring::FIRST_COMPLETED);
-        CHECK(done.size() == 2);
-        // asyncio: the done callbacks run on the next iteration, the waiter wakes on the one
-        // after.
-        CHECK(loop.iteration_count() - before == 2);
-    });
+CORING_TEST_CASE("wait: already finished tasks still take the usual hops", "[combinators][wait]") {
+    auto tasks = spawn({{0ms, 1}, {0ms, 2}});
+    co_await coring::wait(tasks);
+    EventLoop& loop = coring::get_running_loop();
+    auto before = loop.iteration_count();
+    auto [done, pending] = co_await coring::wait(tasks, coring::FIRST_COMPLETED);
+    CHECK(done.size() == 2);
+    // asyncio: the done callbacks run on the next iteration, the waiter wakes on the one
+    // after.
+    CHECK(loop.iteration_count() - before == 2);
 }
 
 TEST_CASE("wait: futures can be waited on", "[combinators][wait]") {
@@ -320,26 +316,24 @@ TEST_CASE("wait_for: cancelling the awaiting task cancels the inner one",
     });
 }
 
-TEST_CASE("wait_for: a cancel after the inner task finished is not lost (gh-86296)",
-          "[combinators][wait_for]") {
-    run_test([]() -> Task<> {
-        bool reached_end = false;
-        auto body = [&]() -> Task<> {
-            co_await coring::wait_for(
-                    []() -> Task<> {
-                        co_return;
-                    }(),
-                    100s);
-            co_await coring::sleep(1s);
-            reached_end = true;
-        };
-        auto task = coring::create_task(body());
-        co_await coring::sleep(0s);
-        CHECK_FALSE(task.done());
-        task.cancel();
-        CO_CHECK_THROWS_AS(task, CancelledError);
-        CHECK_FALSE(reached_end);
-    });
+CORING_TEST_CASE("wait_for: a cancel after the inner task finished is not lost (gh-86296)",
+                 "[combinators][wait_for]") {
+    bool reached_end = false;
+    auto body = [&]() -> Task<> {
+        co_await coring::wait_for(
+                []() -> Task<> {
+                    co_return;
+                }(),
+                100s);
+        co_await coring::sleep(1s);
+        reached_end = true;
+    };
+    auto task = coring::create_task(body());
+    co_await coring::sleep(0s);
+    CHECK_FALSE(task.done());
+    task.cancel();
+    CO_CHECK_THROWS_AS(task, CancelledError);
+    CHECK_FALSE(reached_end);
 }
 
 TEST_CASE("wait_for: a task cancelled while inside wait_for whose inner task refuses",
@@ -521,26 +515,25 @@ TEST_CASE("as_completed: concurrent awaiters get one result each", "[combinators
     });
 }
 
-TEST_CASE("as_completed: a cancelled getter passes its result on", "[combinators][as_completed]") {
-    run_test([]() -> Task<> {
-        coring::Future<int> f1;
-        coring::Future<int> f2;
-        std::vector<coring::Future<int>> fs{f1, f2};
-        auto ac = coring::as_completed(fs);
-        auto getter = [](coring::AsCompleted<int, false> a) -> Task<int> {
-            co_return co_await a.next();
-        };
-        auto g1 = coring::create_task(getter(ac));
-        auto g2 = coring::create_task(getter(ac));
-        co_await coring::sleep(0s); // both getters are queued
-        f1.set_result(8);
-        co_await coring::sleep(0s); // the slot ran in this iteration, before us: g1 was woken
-        g1.cancel();                // too late to dequeue it: it passes the result to g2
-        CO_CHECK_THROWS_AS(g1, CancelledError);
-        int v = co_await g2;
-        CHECK(v == 8);
-        f2.cancel();
-    });
+CORING_TEST_CASE("as_completed: a cancelled getter passes its result on",
+                 "[combinators][as_completed]") {
+    coring::Future<int> f1;
+    coring::Future<int> f2;
+    std::vector<coring::Future<int>> fs{f1, f2};
+    auto ac = coring::as_completed(fs);
+    auto getter = [](coring::AsCompleted<int, false> a) -> Task<int> {
+        co_return co_await a.next();
+    };
+    auto g1 = coring::create_task(getter(ac));
+    auto g2 = coring::create_task(getter(ac));
+    co_await coring::sleep(0s); // both getters are queued
+    f1.set_result(8);
+    co_await coring::sleep(0s); // the slot ran in this iteration, before us: g1 was woken
+    g1.cancel();                // too late to dequeue it: it passes the result to g2
+    CO_CHECK_THROWS_AS(g1, CancelledError);
+    int v = co_await g2;
+    CHECK(v == 8);
+    f2.cancel();
 }
 
 TEST_CASE("as_completed: coroutines and duplicates", "[combinators][as_completed]") {

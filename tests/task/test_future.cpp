@@ -7,6 +7,7 @@
 #include <coring/run.hpp>
 #include <coring/sleep.hpp>
 #include <coring/task.hpp>
+#include <coring/testing/catch2.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -78,46 +79,40 @@ TEST_CASE("Future: cancel makes result throw CancelledError with the message", "
     CHECK_THROWS_WITH(f.set_result(1), "CANCELLED: Future");
 }
 
-TEST_CASE("Future: awaiting yields the value, several coroutines may await it", "[future]") {
-    run_test([]() -> Task<> {
-        Future<int> f;
-        int sum = 0;
-        auto waiter = [&]() -> Task<> {
-            sum += co_await f;
-        };
-        auto a = coring::create_task(waiter());
-        auto b = coring::create_task(waiter());
-        coring::get_running_loop().call_later(1ms, [f] { f.set_result(21); });
-        co_await a;
-        co_await b;
-        CHECK(sum == 42);
-        {
-            auto awaited = co_await f;
-            CHECK(awaited == 21); // done already: no suspension
-        }
-    });
+CORING_TEST_CASE("Future: awaiting yields the value, several coroutines may await it", "[future]") {
+    Future<int> f;
+    int sum = 0;
+    auto waiter = [&]() -> Task<> {
+        sum += co_await f;
+    };
+    auto a = coring::create_task(waiter());
+    auto b = coring::create_task(waiter());
+    coring::get_running_loop().call_later(1ms, [f] { f.set_result(21); });
+    co_await a;
+    co_await b;
+    CHECK(sum == 42);
+    {
+        auto awaited = co_await f;
+        CHECK(awaited == 21); // done already: no suspension
+    }
 }
 
-TEST_CASE("Future: awaiting a failed future rethrows, a cancelled one raises CancelledError",
-          "[future]") {
-    run_test([]() -> Task<> {
-        Future<> failed;
-        failed.set_exception(std::make_exception_ptr(std::logic_error("nope")));
-        CO_CHECK_THROWS_AS(failed, std::logic_error);
-        Future<> cancelled;
-        coring::get_running_loop().call_soon([cancelled] { cancelled.cancel(); });
-        CO_CHECK_THROWS_AS(cancelled, coring::CancelledError);
-    });
+CORING_TEST_CASE("Future: awaiting a failed future rethrows, a cancelled one raises CancelledError",
+                 "[future]") {
+    Future<> failed;
+    failed.set_exception(std::make_exception_ptr(std::logic_error("nope")));
+    CO_CHECK_THROWS_AS(failed, std::logic_error);
+    Future<> cancelled;
+    coring::get_running_loop().call_soon([cancelled] { cancelled.cancel(); });
+    CO_CHECK_THROWS_AS(cancelled, coring::CancelledError);
 }
 
-TEST_CASE("Future: an rvalue future yields its value moved out", "[future]") {
-    run_test([]() -> Task<> {
-        Future<std::unique_ptr<int>> f;
-        f.set_result(std::make_unique<int>(4));
-        std::unique_ptr<int> p = co_await Future<std::unique_ptr<int>>(f);
-        REQUIRE(p);
-        CHECK(*p == 4);
-    });
+CORING_TEST_CASE("Future: an rvalue future yields its value moved out", "[future]") {
+    Future<std::unique_ptr<int>> f;
+    f.set_result(std::make_unique<int>(4));
+    std::unique_ptr<int> p = co_await Future<std::unique_ptr<int>>(f);
+    REQUIRE(p);
+    CHECK(*p == 4);
 }
 
 TEST_CASE("Future: done callbacks run later, in order, and can be removed", "[future]") {

@@ -7,6 +7,7 @@
 #include <coring/run.hpp>
 #include <coring/task.hpp>
 #include <coring/testing.hpp>
+#include <coring/testing/catch2.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -23,96 +24,83 @@ using coring::EventLoop;
 using coring::Task;
 using coring::test::run_test;
 
-TEST_CASE("sleep: sleeps at least the given time", "[sleep]") {
-    run_test([]() -> Task<> {
-        EventLoop& loop = coring::get_running_loop();
-        auto t0 = loop.time();
-        co_await coring::sleep(15ms);
-        CHECK(loop.time() - t0 >= 15ms);
-    });
+CORING_TEST_CASE("sleep: sleeps at least the given time", "[sleep]") {
+    EventLoop& loop = coring::get_running_loop();
+    auto t0 = loop.time();
+    co_await coring::sleep(15ms);
+    CHECK(loop.time() - t0 >= 15ms);
 }
 
-TEST_CASE("sleep: sleep(0s) yields exactly one iteration", "[sleep]") {
-    run_test([]() -> Task<> {
-        std::vector<std::string> order;
-        auto other = [&]() -> Task<> {
-            order.push_back("other 1");
-            co_await coring::sleep(0s);
-            order.push_back("other 2");
-        };
-        auto h = coring::create_task(other());
-        order.push_back("main 1");
-        co_await coring::sleep(0s); // other's first step runs in this iteration
-        order.push_back("main 2");
+CORING_TEST_CASE("sleep: sleep(0s) yields exactly one iteration", "[sleep]") {
+    std::vector<std::string> order;
+    auto other = [&]() -> Task<> {
+        order.push_back("other 1");
         co_await coring::sleep(0s);
-        order.push_back("main 3");
+        order.push_back("other 2");
+    };
+    auto h = coring::create_task(other());
+    order.push_back("main 1");
+    co_await coring::sleep(0s); // other's first step runs in this iteration
+    order.push_back("main 2");
+    co_await coring::sleep(0s);
+    order.push_back("main 3");
+    co_await h;
+    CHECK(order == std::vector<std::string>{"main 1", "other 1", "main 2", "other 2", "main 3"});
+}
+
+CORING_TEST_CASE("sleep: a negative delay behaves as sleep(0s)", "[sleep]") {
+    EventLoop& loop = coring::get_running_loop();
+    auto iterations = loop.iteration_count();
+    co_await coring::sleep(-5s);
+    CHECK(loop.iteration_count() == iterations + 1);
+}
+
+CORING_TEST_CASE("sleep: sleepers wake in deadline order", "[sleep]") {
+    std::vector<int> order;
+    auto sleeper = [&](int ms) -> Task<> {
+        co_await coring::sleep(std::chrono::milliseconds(ms));
+        order.push_back(ms);
+    };
+    std::vector<coring::TaskHandle<>> hs;
+    for (int ms : {9, 3, 6, 1, 12}) {
+        hs.push_back(coring::create_task(sleeper(ms)));
+    }
+    for (auto& h : hs) {
         co_await h;
-        CHECK(order ==
-              std::vector<std::string>{"main 1", "other 1", "main 2", "other 2", "main 3"});
-    });
+    }
+    CHECK(order == std::vector<int>{1, 3, 6, 9, 12});
 }
 
-TEST_CASE("sleep: a negative delay behaves as sleep(0s)", "[sleep]") {
-    run_test([]() -> Task<> {
-        EventLoop& loop = coring::get_running_loop();
-        auto iterations = loop.iteration_count();
-        co_await coring::sleep(-5s);
-        CHECK(loop.iteration_count() == iterations + 1);
-    });
+CORING_TEST_CASE("sleep: sleep_until waits for a point on the loop clock", "[sleep]") {
+    EventLoop& loop = coring::get_running_loop();
+    auto target = loop.time() + 5ms;
+    co_await coring::sleep_until(target);
+    CHECK(loop.time() >= target);
 }
 
-TEST_CASE("sleep: sleepers wake in deadline order", "[sleep]") {
-    run_test([]() -> Task<> {
-        std::vector<int> order;
-        auto sleeper = [&](int ms) -> Task<> {
-            co_await coring::sleep(std::chrono::milliseconds(ms));
-            order.push_back(ms);
-        };
-        std::vector<coring::TaskHandle<>> hs;
-        for (int ms : {9, 3, 6, 1, 12}) {
-            hs.push_back(coring::create_task(sleeper(ms)));
-        }
-        for (auto& h : hs) {
-            co_await h;
-        }
-        CHECK(order == std::vector<int>{1, 3, 6, 9, 12});
-    });
-}
-
-TEST_CASE("sleep: sleep_until waits for a point on the loop clock", "[sleep]") {
-    run_test([]() -> Task<> {
-        EventLoop& loop = coring::get_running_loop();
-        auto target = loop.time() + 5ms;
-        co_await coring::sleep_until(target);
-        CHECK(loop.time() >= target);
-    });
-}
-
-TEST_CASE("sleep: 100,000 concurrent sleepers all wake, none early", "[sleep][slow]") {
-    run_test([]() -> Task<> {
-        constexpr int n = 100'000;
-        EventLoop& loop = coring::get_running_loop();
-        int woken = 0;
-        int early = 0;
-        auto sleeper = [&](int i) -> Task<> {
-            auto delay = std::chrono::microseconds(10 + (i % 1000) * 10);
-            auto deadline = loop.time() + delay;
-            co_await coring::sleep(delay);
-            early += loop.time() < deadline ? 1 : 0;
-            ++woken;
-        };
-        std::vector<coring::TaskHandle<>> hs;
-        hs.reserve(n);
-        for (int i = 0; i < n; ++i) {
-            hs.push_back(coring::create_task(sleeper(i)));
-        }
-        for (auto& h : hs) {
-            co_await h;
-        }
-        CHECK(woken == n);
-        CHECK(early == 0);
-        CHECK(loop.timer_count() == 0);
-    });
+CORING_TEST_CASE("sleep: 100,000 concurrent sleepers all wake, none early", "[sleep][slow]") {
+    constexpr int n = 100'000;
+    EventLoop& loop = coring::get_running_loop();
+    int woken = 0;
+    int early = 0;
+    auto sleeper = [&](int i) -> Task<> {
+        auto delay = std::chrono::microseconds(10 + (i % 1000) * 10);
+        auto deadline = loop.time() + delay;
+        co_await coring::sleep(delay);
+        early += loop.time() < deadline ? 1 : 0;
+        ++woken;
+    };
+    std::vector<coring::TaskHandle<>> hs;
+    hs.reserve(n);
+    for (int i = 0; i < n; ++i) {
+        hs.push_back(coring::create_task(sleeper(i)));
+    }
+    for (auto& h : hs) {
+        co_await h;
+    }
+    CHECK(woken == n);
+    CHECK(early == 0);
+    CHECK(loop.timer_count() == 0);
 }
 
 TEST_CASE("sleep: virtual time runs long sleeps instantly and in order", "[sleep][testing]") {
@@ -241,27 +229,23 @@ TEST_CASE("sleep: sleep_until saturates time points of any unit", "[sleep]") {
     });
 }
 
-TEST_CASE("sleep: sleep(delay, result) returns result, as asyncio.sleep(delay, result)",
-          "[sleep]") {
-    run_test([]() -> Task<> {
-        int v = co_await coring::sleep(1ms, 42);
-        CHECK(v == 42);
-        std::string s = co_await coring::sleep(0s, std::string("done"));
-        CHECK(s == "done");
-        std::unique_ptr<int> p = co_await coring::sleep(-1s, std::make_unique<int>(7));
-        REQUIRE(p);
-        CHECK(*p == 7);
-    });
+CORING_TEST_CASE("sleep: sleep(delay, result) returns result, as asyncio.sleep(delay, result)",
+                 "[sleep]") {
+    int v = co_await coring::sleep(1ms, 42);
+    CHECK(v == 42);
+    std::string s = co_await coring::sleep(0s, std::string("done"));
+    CHECK(s == "done");
+    std::unique_ptr<int> p = co_await coring::sleep(-1s, std::make_unique<int>(7));
+    REQUIRE(p);
+    CHECK(*p == 7);
 }
 
-TEST_CASE("sleep: sleep(delay, result) is cancellable like sleep(delay)", "[sleep]") {
-    run_test([]() -> Task<> {
-        auto sleeper = []() -> Task<int> {
-            co_return co_await coring::sleep(1h, 5);
-        };
-        auto h = coring::create_task(sleeper());
-        co_await coring::sleep(0s);
-        h.cancel();
-        CO_CHECK_THROWS_AS(h, coring::CancelledError);
-    });
+CORING_TEST_CASE("sleep: sleep(delay, result) is cancellable like sleep(delay)", "[sleep]") {
+    auto sleeper = []() -> Task<int> {
+        co_return co_await coring::sleep(1h, 5);
+    };
+    auto h = coring::create_task(sleeper());
+    co_await coring::sleep(0s);
+    h.cancel();
+    CO_CHECK_THROWS_AS(h, coring::CancelledError);
 }

@@ -8,6 +8,7 @@
 #include <coring/run.hpp>
 #include <coring/sleep.hpp>
 #include <coring/testing.hpp>
+#include <coring/testing/catch2.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -83,33 +84,28 @@ TEST_CASE("Task: a Task is lazy: nothing runs until it is awaited", "[task]") {
     });
 }
 
-TEST_CASE("Task: exceptions propagate through three levels of co_await", "[task]") {
-    run_test([]() -> Task<> {
-        try {
-            co_await level1();
-            FAIL("no exception");
-        } catch (const std::invalid_argument& e) {
-            CHECK(std::string(e.what()) == "deep failure");
-        }
-    });
+CORING_TEST_CASE("Task: exceptions propagate through three levels of co_await", "[task]") {
+    try {
+        co_await level1();
+        FAIL("no exception");
+    } catch (const std::invalid_argument& e) {
+        CHECK(std::string(e.what()) == "deep failure");
+    }
 }
 
-TEST_CASE("Task: a chain of 100,000 nested awaits does not overflow the stack", "[task][deep]") {
-    run_test([]() -> Task<> {
-        long depth = co_await nested(100'000);
-        CHECK(depth == 100'000);
-    });
+CORING_TEST_CASE("Task: a chain of 100,000 nested awaits does not overflow the stack",
+                 "[task][deep]") {
+    long depth = co_await nested(100'000);
+    CHECK(depth == 100'000);
 }
 
-TEST_CASE("Task: 1,000,000 sequential awaits of ready tasks do not grow the stack",
-          "[task][deep]") {
-    run_test([]() -> Task<> {
-        long sum = 0;
-        for (int i = 0; i < 1'000'000; ++i) {
-            sum += co_await immediate(1);
-        }
-        CHECK(sum == 1'000'000);
-    });
+CORING_TEST_CASE("Task: 1,000,000 sequential awaits of ready tasks do not grow the stack",
+                 "[task][deep]") {
+    long sum = 0;
+    for (int i = 0; i < 1'000'000; ++i) {
+        sum += co_await immediate(1);
+    }
+    CHECK(sum == 1'000'000);
 }
 
 TEST_CASE("Task: T may be void, a reference or move-only", "[task]") {
@@ -142,130 +138,116 @@ TEST_CASE("Task: T may be void, a reference or move-only", "[task]") {
     });
 }
 
-TEST_CASE("Task: awaiting a Task twice is an InvalidStateError", "[task]") {
-    run_test([]() -> Task<> {
-        Task<int> t = immediate(3);
-        {
-            auto awaited = co_await t;
-            CHECK(awaited == 3);
-        }
-        CO_CHECK_THROWS_AS(t, coring::InvalidStateError);
-        Task<int> empty;
-        CO_CHECK_THROWS_AS(empty, coring::InvalidStateError);
-    });
+CORING_TEST_CASE("Task: awaiting a Task twice is an InvalidStateError", "[task]") {
+    Task<int> t = immediate(3);
+    {
+        auto awaited = co_await t;
+        CHECK(awaited == 3);
+    }
+    CO_CHECK_THROWS_AS(t, coring::InvalidStateError);
+    Task<int> empty;
+    CO_CHECK_THROWS_AS(empty, coring::InvalidStateError);
 }
 
-TEST_CASE("Task: create_task starts the task on a later iteration, not inline", "[task]") {
-    run_test([]() -> Task<> {
-        std::vector<std::string> order;
-        auto child = [&]() -> Task<> {
-            order.push_back("child");
-            co_return;
-        };
-        auto h = coring::create_task(child());
-        order.push_back("after create_task");
-        co_await coring::sleep(0s);
-        order.push_back("after yield");
-        CHECK(order == std::vector<std::string>{"after create_task", "child", "after yield"});
-        CHECK(h.done());
-    });
+CORING_TEST_CASE("Task: create_task starts the task on a later iteration, not inline", "[task]") {
+    std::vector<std::string> order;
+    auto child = [&]() -> Task<> {
+        order.push_back("child");
+        co_return;
+    };
+    auto h = coring::create_task(child());
+    order.push_back("after create_task");
+    co_await coring::sleep(0s);
+    order.push_back("after yield");
+    CHECK(order == std::vector<std::string>{"after create_task", "child", "after yield"});
+    CHECK(h.done());
 }
 
-TEST_CASE("Task: tasks start in the order they were created", "[task]") {
-    run_test([]() -> Task<> {
-        std::vector<int> order;
-        auto child = [&](int i) -> Task<> {
-            order.push_back(i);
-            co_return;
-        };
-        std::vector<TaskHandle<>> hs;
-        for (int i = 0; i < 10; ++i) {
-            hs.push_back(coring::create_task(child(i)));
-        }
-        for (auto& h : hs) {
-            co_await h;
-        }
-        CHECK(order == std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
-    });
-}
-
-TEST_CASE("Task: a task runs to the end when its handle is dropped", "[task]") {
-    run_test([]() -> Task<> {
-        bool finished = false;
-        auto child = [&]() -> Task<> {
-            co_await coring::sleep(2ms);
-            finished = true;
-        };
-        static_cast<void>(coring::create_task(child()));
-        co_await coring::sleep(10ms);
-        CHECK(finished);
-    });
-}
-
-TEST_CASE("Task: the handle reports done, result, exception and name", "[task]") {
-    run_test([]() -> Task<> {
-        auto ok = coring::create_task(answer(), "the-answer");
-        CHECK_FALSE(ok.done());
-        CHECK_THROWS_WITH(ok.result(), "Result is not set.");
-        CHECK_THROWS_WITH(ok.exception(), "Exception is not set.");
-        CHECK(ok.get_name() == "the-answer");
-        co_await ok;
-        CHECK(ok.done());
-        CHECK_FALSE(ok.cancelled());
-        CHECK(ok.result() == 42);
-        CHECK(ok.exception() == nullptr);
-
-        auto bad = coring::create_task(fail_with("nope"));
-        CHECK(bad.get_name().rfind("Task-", 0) == 0);
-        bad.set_name("renamed");
-        CHECK(bad.get_name() == "renamed");
-        try {
-            co_await bad;
-        } catch (const std::runtime_error&) {
-        }
-        CHECK(bad.done());
-        REQUIRE(bad.exception() != nullptr);
-        CHECK_THROWS_WITH(bad.result(), "nope");
-        CHECK(&bad.get_loop() == &coring::get_running_loop());
-    });
-}
-
-TEST_CASE("Task: any number of coroutines may await the same task", "[task]") {
-    run_test([]() -> Task<> {
-        auto shared = coring::create_task(answer());
-        int total = 0;
-        auto waiter = [&]() -> Task<> {
-            total += co_await shared;
-        };
-        std::vector<TaskHandle<>> ws;
-        for (int i = 0; i < 5; ++i) {
-            ws.push_back(coring::create_task(waiter()));
-        }
-        for (auto& w : ws) {
-            co_await w;
-        }
-        CHECK(total == 5 * 42);
-    });
-}
-
-TEST_CASE("Task: done callbacks run on a later iteration in registration order", "[task]") {
-    run_test([]() -> Task<> {
-        std::vector<int> order;
-        auto h = coring::create_task(immediate(1));
-        h.add_done_callback([&](const TaskHandle<int>& t) { order.push_back(t.result()); });
-        auto id = h.add_done_callback([&](const TaskHandle<int>&) { order.push_back(2); });
-        h.add_done_callback([&](const TaskHandle<int>&) { order.push_back(3); });
-        CHECK(h.remove_done_callback(id) == 1);
-        CHECK(h.remove_done_callback(id) == 0);
+CORING_TEST_CASE("Task: tasks start in the order they were created", "[task]") {
+    std::vector<int> order;
+    auto child = [&](int i) -> Task<> {
+        order.push_back(i);
+        co_return;
+    };
+    std::vector<TaskHandle<>> hs;
+    for (int i = 0; i < 10; ++i) {
+        hs.push_back(coring::create_task(child(i)));
+    }
+    for (auto& h : hs) {
         co_await h;
-        co_await coring::sleep(0s);
-        CHECK(order == std::vector<int>{1, 3});
-        // Added after the task is done: scheduled at once, runs on a later iteration.
-        h.add_done_callback([&](const TaskHandle<int>&) { order.push_back(4); });
-        CHECK(order.size() == 2);
-        co_await coring::sleep(0s);
-        CHECK(order == std::vector<int>{1, 3, 4});
-    });
+    }
+    CHECK(order == std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
+}
+
+CORING_TEST_CASE("Task: a task runs to the end when its handle is dropped", "[task]") {
+    bool finished = false;
+    auto child = [&]() -> Task<> {
+        co_await coring::sleep(2ms);
+        finished = true;
+    };
+    static_cast<void>(coring::create_task(child()));
+    co_await coring::sleep(10ms);
+    CHECK(finished);
+}
+
+CORING_TEST_CASE("Task: the handle reports done, result, exception and name", "[task]") {
+    auto ok = coring::create_task(answer(), "the-answer");
+    CHECK_FALSE(ok.done());
+    CHECK_THROWS_WITH(ok.result(), "Result is not set.");
+    CHECK_THROWS_WITH(ok.exception(), "Exception is not set.");
+    CHECK(ok.get_name() == "the-answer");
+    co_await ok;
+    CHECK(ok.done());
+    CHECK_FALSE(ok.cancelled());
+    CHECK(ok.result() == 42);
+    CHECK(ok.exception() == nullptr);
+
+    auto bad = coring::create_task(fail_with("nope"));
+    CHECK(bad.get_name().rfind("Task-", 0) == 0);
+    bad.set_name("renamed");
+    CHECK(bad.get_name() == "renamed");
+    try {
+        co_await bad;
+    } catch (const std::runtime_error&) {
+    }
+    CHECK(bad.done());
+    REQUIRE(bad.exception() != nullptr);
+    CHECK_THROWS_WITH(bad.result(), "nope");
+    CHECK(&bad.get_loop() == &coring::get_running_loop());
+}
+
+CORING_TEST_CASE("Task: any number of coroutines may await the same task", "[task]") {
+    auto shared = coring::create_task(answer());
+    int total = 0;
+    auto waiter = [&]() -> Task<> {
+        total += co_await shared;
+    };
+    std::vector<TaskHandle<>> ws;
+    for (int i = 0; i < 5; ++i) {
+        ws.push_back(coring::create_task(waiter()));
+    }
+    for (auto& w : ws) {
+        co_await w;
+    }
+    CHECK(total == 5 * 42);
+}
+
+CORING_TEST_CASE("Task: done callbacks run on a later iteration in registration order", "[task]") {
+    std::vector<int> order;
+    auto h = coring::create_task(immediate(1));
+    h.add_done_callback([&](const TaskHandle<int>& t) { order.push_back(t.result()); });
+    auto id = h.add_done_callback([&](const TaskHandle<int>&) { order.push_back(2); });
+    h.add_done_callback([&](const TaskHandle<int>&) { order.push_back(3); });
+    CHECK(h.remove_done_callback(id) == 1);
+    CHECK(h.remove_done_callback(id) == 0);
+    co_await h;
+    co_await coring::sleep(0s);
+    CHECK(order == std::vector<int>{1, 3});
+    // Added after the task is done: scheduled at once, runs on a later iteration.
+    h.add_done_callback([&](const TaskHandle<int>&) { order.push_back(4); });
+    CHECK(order.size() == 2);
+    co_await coring::sleep(0s);
+    CHECK(order == std::vector<int>{1, 3, 4});
 }
 
 TEST_CASE("Task: an exception from a done callback goes to the exception handler", "[task]") {
@@ -314,23 +296,21 @@ TEST_CASE("Task: current_task and all_tasks", "[task]") {
     CHECK(outside_task == 0);
 }
 
-TEST_CASE("Task: a task cannot await itself", "[task]") {
-    run_test([]() -> Task<> {
-        auto self = std::make_shared<TaskHandle<>>();
-        auto body = [self]() -> Task<> {
-            co_await coring::sleep(0s);
-            co_await *self;
-        };
-        auto h = coring::create_task(body());
-        *self = h;
-        try {
-            co_await h;
-            FAIL("no exception");
-        } catch (const coring::RuntimeError& e) {
-            CHECK(std::string(e.what()).find("Task cannot await on itself") == 0);
-        }
-        *self = TaskHandle<>();
-    });
+CORING_TEST_CASE("Task: a task cannot await itself", "[task]") {
+    auto self = std::make_shared<TaskHandle<>>();
+    auto body = [self]() -> Task<> {
+        co_await coring::sleep(0s);
+        co_await *self;
+    };
+    auto h = coring::create_task(body());
+    *self = h;
+    try {
+        co_await h;
+        FAIL("no exception");
+    } catch (const coring::RuntimeError& e) {
+        CHECK(std::string(e.what()).find("Task cannot await on itself") == 0);
+    }
+    *self = TaskHandle<>();
 }
 
 TEST_CASE("Task: create_task on a closed loop or without a running loop is an error", "[task]") {
@@ -448,22 +428,21 @@ TEST_CASE("Task: frames and their locals are destroyed when a task ends", "[task
     });
 }
 
-TEST_CASE("Task: get_stack shows the chain of awaits and what the task waits on", "[task][debug]") {
-    run_test([]() -> Task<> {
-        auto inner = []() -> Task<> {
-            co_await coring::sleep(1h);
-        };
-        auto outer = [&]() -> Task<> {
-            co_await inner();
-        };
-        auto h = coring::create_task(outer(), "stuck");
-        co_await coring::sleep(0s);
-        std::string stack = h.get_stack();
-        INFO(stack);
-        CHECK(stack.find("Task 'stuck' (pending)") == 0);
-        CHECK(stack.find("waiting on sleep 3600.000 s") != std::string::npos);
-        CHECK(stack.find("test_task.cpp") != std::string::npos);
-        h.cancel();
-        CO_CHECK_THROWS_AS(h, coring::CancelledError);
-    });
+CORING_TEST_CASE("Task: get_stack shows the chain of awaits and what the task waits on",
+                 "[task][debug]") {
+    auto inner = []() -> Task<> {
+        co_await coring::sleep(1h);
+    };
+    auto outer = [&]() -> Task<> {
+        co_await inner();
+    };
+    auto h = coring::create_task(outer(), "stuck");
+    co_await coring::sleep(0s);
+    std::string stack = h.get_stack();
+    INFO(stack);
+    CHECK(stack.find("Task 'stuck' (pending)") == 0);
+    CHECK(stack.find("waiting on sleep 3600.000 s") != std::string::npos);
+    CHECK(stack.find("test_task.cpp") != std::string::npos);
+    h.cancel();
+    CO_CHECK_THROWS_AS(h, coring::CancelledError);
 }
