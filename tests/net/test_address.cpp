@@ -3,6 +3,7 @@
 // test_asyncio/test_base_events.py getaddrinfo tests).
 #include <coring/executor.hpp>
 #include <coring/net/address.hpp>
+#include <coring/testing/catch2.hpp>
 
 #include <netdb.h>
 
@@ -41,37 +42,35 @@ TEST_CASE("SocketAddress: IPv4, IPv6 and Unix addresses print as expected", "[ne
     CHECK_THROWS_AS(SocketAddress::unix_path(std::string(200, 'p')), coring::ValueError);
 }
 
-TEST_CASE("getaddrinfo: numeric hosts resolve on the loop thread", "[net][address]") {
-    coring::test::run_test([]() -> Task<> {
-        auto& loop = coring::get_running_loop();
-        auto v4 = co_await coring::getaddrinfo("127.0.0.1", 80, 0, SOCK_STREAM);
-        REQUIRE(v4.size() == 1);
-        CHECK(v4[0].family == AF_INET);
-        CHECK(v4[0].protocol == IPPROTO_TCP);
-        CHECK(v4[0].address.to_string() == "127.0.0.1:80");
+CORING_TEST_CASE("getaddrinfo: numeric hosts resolve on the loop thread", "[net][address]") {
+    auto& loop = coring::get_running_loop();
+    auto v4 = co_await coring::getaddrinfo("127.0.0.1", 80, 0, SOCK_STREAM);
+    REQUIRE(v4.size() == 1);
+    CHECK(v4[0].family == AF_INET);
+    CHECK(v4[0].protocol == IPPROTO_TCP);
+    CHECK(v4[0].address.to_string() == "127.0.0.1:80");
 
-        // Without a socket type, glibc's three answers: stream, datagram, raw.
-        auto all = co_await coring::getaddrinfo("::1", "443");
-        REQUIRE(all.size() == 3);
-        CHECK(all[0].type == SOCK_STREAM);
-        CHECK(all[1].type == SOCK_DGRAM);
-        CHECK(all[2].type == SOCK_RAW);
-        CHECK(all[0].address.to_string() == "[::1]:443");
+    // Without a socket type, glibc's three answers: stream, datagram, raw.
+    auto all = co_await coring::getaddrinfo("::1", "443");
+    REQUIRE(all.size() == 3);
+    CHECK(all[0].type == SOCK_STREAM);
+    CHECK(all[1].type == SOCK_DGRAM);
+    CHECK(all[2].type == SOCK_RAW);
+    CHECK(all[0].address.to_string() == "[::1]:443");
 
-        // AI_NUMERICHOST: a name is an immediate error, still without a thread.
-        int code = 0;
-        try {
-            static_cast<void>(co_await coring::getaddrinfo(
-                    "not.numeric.invalid", 80, 0, SOCK_STREAM, 0, AI_NUMERICHOST));
-        } catch (const coring::GaiError& e) {
-            code = e.code().value();
-            CHECK(e.code().category() == coring::gai_category());
-            CHECK(std::string(e.what()) ==
-                  "getaddrinfo not.numeric.invalid:80: Name or service not known");
-        }
-        CHECK(code == EAI_NONAME);
-        CHECK(!loop.default_executor_slot()); // no executor was ever needed
-    });
+    // AI_NUMERICHOST: a name is an immediate error, still without a thread.
+    int code = 0;
+    try {
+        static_cast<void>(co_await coring::getaddrinfo(
+                "not.numeric.invalid", 80, 0, SOCK_STREAM, 0, AI_NUMERICHOST));
+    } catch (const coring::GaiError& e) {
+        code = e.code().value();
+        CHECK(e.code().category() == coring::gai_category());
+        CHECK(std::string(e.what()) ==
+              "getaddrinfo not.numeric.invalid:80: Name or service not known");
+    }
+    CHECK(code == EAI_NONAME);
+    CHECK(!loop.default_executor_slot()); // no executor was ever needed
 }
 
 TEST_CASE("getaddrinfo: names resolve on the default executor", "[net][address][threads]") {
@@ -97,12 +96,10 @@ TEST_CASE("getaddrinfo: names resolve on the default executor", "[net][address][
     });
 }
 
-TEST_CASE("getnameinfo: numeric flags answer on the loop thread", "[net][address]") {
-    coring::test::run_test([]() -> Task<> {
-        auto [host, service] = co_await coring::getnameinfo(SocketAddress::ip("::1", 22),
-                                                            NI_NUMERICHOST | NI_NUMERICSERV);
-        CHECK(host == "::1");
-        CHECK(service == "22");
-        CHECK(!coring::get_running_loop().default_executor_slot());
-    });
+CORING_TEST_CASE("getnameinfo: numeric flags answer on the loop thread", "[net][address]") {
+    auto [host, service] = co_await coring::getnameinfo(SocketAddress::ip("::1", 22),
+                                                        NI_NUMERICHOST | NI_NUMERICSERV);
+    CHECK(host == "::1");
+    CHECK(service == "22");
+    CHECK(!coring::get_running_loop().default_executor_slot());
 }

@@ -6,6 +6,7 @@
 #include <coring/executor.hpp>
 #include <coring/streams.hpp>
 #include <coring/task_group.hpp>
+#include <coring/testing/catch2.hpp>
 #include <coring/timeout.hpp>
 
 #include <memory>
@@ -139,23 +140,21 @@ TEST_CASE("task_group, TaskGroup::run, timeout: an owning body is destroyed once
     CHECK(Counted::alive == 0);
 }
 
-TEST_CASE("run_in_executor: an owning callable is destroyed once per copy", "[net][gcc12]") {
-    coring::test::run_test([]() -> Task<> {
-        auto token = std::make_shared<int>(7);
-        coring::ThreadPoolExecutor pool(1);
-        auto work = [token] {
-            return *token + 1;
-        };
-        static_assert(coring::detail::unsafe_await_closure<decltype(work)> ==
-                      (CORING_AWAIT_DESTROYS_CLOSURES_TWICE != 0));
-        const int named = co_await coring::run_in_executor(&pool, work);
-        CHECK(named == 8);
+CORING_TEST_CASE("run_in_executor: an owning callable is destroyed once per copy", "[net][gcc12]") {
+    auto token = std::make_shared<int>(7);
+    coring::ThreadPoolExecutor pool(1);
+    auto work = [token] {
+        return *token + 1;
+    };
+    static_assert(coring::detail::unsafe_await_closure<decltype(work)> ==
+                  (CORING_AWAIT_DESTROYS_CLOSURES_TWICE != 0));
+    const int named = co_await coring::run_in_executor(&pool, work);
+    CHECK(named == 8);
 #if !CORING_AWAIT_DESTROYS_CLOSURES_TWICE
-        const int natural = co_await coring::run_in_executor(&pool, [token] { return *token; });
-        CHECK(natural == 7);
+    const int natural = co_await coring::run_in_executor(&pool, [token] { return *token; });
+    CHECK(natural == 7);
 #endif
-        pool.shutdown(true); // the worker has dropped its copies once joined
-        const long uses_with_named = token.use_count();
-        CHECK(uses_with_named == 2); // ours and work's
-    });
+    pool.shutdown(true); // the worker has dropped its copies once joined
+    const long uses_with_named = token.use_count();
+    CHECK(uses_with_named == 2); // ours and work's
 }

@@ -3,6 +3,7 @@
 // test_asyncio/test_sock_lowlevel.py).
 #include <coring/net/socket.hpp>
 #include <coring/sleep.hpp>
+#include <coring/testing/catch2.hpp>
 
 #include <coring/detail/sys.hpp>
 
@@ -43,100 +44,90 @@ int fail_emfile_socket(int, int, int) {
 
 } // namespace
 
-TEST_CASE("sock_*: accept, connect, sendall and recv over loopback", "[net][socket]") {
-    coring::test::run_test([]() -> Task<> {
-        Socket listener = listening_socket();
-        SocketAddress address = listener.getsockname();
-        auto accepting = coring::create_task(coring::sock_accept(listener));
-        Socket client(AF_INET, SOCK_STREAM);
-        co_await coring::sock_connect(client, address);
-        auto [conn, peer] = co_await std::move(accepting);
-        CHECK(peer == client.getsockname());
-        CHECK(conn.getpeername() == client.getsockname());
+CORING_TEST_CASE("sock_*: accept, connect, sendall and recv over loopback", "[net][socket]") {
+    Socket listener = listening_socket();
+    SocketAddress address = listener.getsockname();
+    auto accepting = coring::create_task(coring::sock_accept(listener));
+    Socket client(AF_INET, SOCK_STREAM);
+    co_await coring::sock_connect(client, address);
+    auto [conn, peer] = co_await std::move(accepting);
+    CHECK(peer == client.getsockname());
+    CHECK(conn.getpeername() == client.getsockname());
 
-        std::string big(300000, 'b');
-        auto sending = coring::create_task(coring::sock_sendall(client, big));
-        std::string got;
-        while (got.size() < big.size()) {
-            std::string part = co_await coring::sock_recv(conn, 65536);
-            REQUIRE(!part.empty());
-            got += part;
-        }
-        co_await sending;
-        CHECK(got == big);
+    std::string big(300000, 'b');
+    auto sending = coring::create_task(coring::sock_sendall(client, big));
+    std::string got;
+    while (got.size() < big.size()) {
+        std::string part = co_await coring::sock_recv(conn, 65536);
+        REQUIRE(!part.empty());
+        got += part;
+    }
+    co_await sending;
+    CHECK(got == big);
 
-        co_await client.shutdown(SHUT_WR);
-        char buf[16];
-        std::size_t n = co_await coring::sock_recv_into(conn, buf);
-        CHECK(n == 0); // EOF after the peer's shutdown
-        std::size_t zero = co_await coring::sock_recv_into(conn, std::span<char>());
-        CHECK(zero == 0);
-    });
+    co_await client.shutdown(SHUT_WR);
+    char buf[16];
+    std::size_t n = co_await coring::sock_recv_into(conn, buf);
+    CHECK(n == 0); // EOF after the peer's shutdown
+    std::size_t zero = co_await coring::sock_recv_into(conn, std::span<char>());
+    CHECK(zero == 0);
 }
 
-TEST_CASE("sock_connect: a refused connection names the address", "[net][socket]") {
-    coring::test::run_test([]() -> Task<> {
-        std::uint16_t port = coring::test::unused_port();
-        Socket s(AF_INET, SOCK_STREAM);
-        CO_CHECK_THROWS_WITH(coring::sock_connect(s, SocketAddress::ip("127.0.0.1", port)),
-                             "connect 127.0.0.1:" + std::to_string(port) + ": Connection refused");
-    });
+CORING_TEST_CASE("sock_connect: a refused connection names the address", "[net][socket]") {
+    std::uint16_t port = coring::test::unused_port();
+    Socket s(AF_INET, SOCK_STREAM);
+    CO_CHECK_THROWS_WITH(coring::sock_connect(s, SocketAddress::ip("127.0.0.1", port)),
+                         "connect 127.0.0.1:" + std::to_string(port) + ": Connection refused");
 }
 
-TEST_CASE("sock_send: writing to a closed peer raises BrokenPipeError, no SIGPIPE",
-          "[net][socket]") {
-    coring::test::run_test([]() -> Task<> {
-        auto [a, b] = coring::socketpair();
-        co_await b.close();
-        // Without MSG_NOSIGNAL this would kill the test process with SIGPIPE.
-        CO_CHECK_THROWS_AS(coring::sock_send(a, "into the void"), coring::BrokenPipeError);
-        int code = 0;
-        try {
-            static_cast<void>(co_await coring::sock_send(a, "again"));
-        } catch (const std::system_error& e) {
-            code = e.code().value();
-        }
-        CHECK(code == EPIPE);
-    });
+CORING_TEST_CASE("sock_send: writing to a closed peer raises BrokenPipeError, no SIGPIPE",
+                 "[net][socket]") {
+    auto [a, b] = coring::socketpair();
+    co_await b.close();
+    // Without MSG_NOSIGNAL this would kill the test process with SIGPIPE.
+    CO_CHECK_THROWS_AS(coring::sock_send(a, "into the void"), coring::BrokenPipeError);
+    int code = 0;
+    try {
+        static_cast<void>(co_await coring::sock_send(a, "again"));
+    } catch (const std::system_error& e) {
+        code = e.code().value();
+    }
+    CHECK(code == EPIPE);
 }
 
-TEST_CASE("sock_accept: cancelling a task blocked in accept cancels it in the kernel",
-          "[net][socket][cancel]") {
-    coring::test::run_test([]() -> Task<> {
-        Socket listener = listening_socket();
-        auto& loop = coring::get_running_loop();
-        auto blocked = coring::create_task(coring::sock_accept(listener));
-        co_await coring::sleep(0s);
-        co_await coring::sleep(0s);
-        CHECK(loop.io_in_flight() == 1);
-        CHECK(blocked.get_stack().find("sock_accept") != std::string::npos);
-        blocked.cancel();
-        CO_CHECK_THROWS_AS(blocked, coring::CancelledError);
-        CHECK(loop.io_in_flight() == 0);
-        // Nothing was accepted on the way: a connection now is accepted by a new accept.
-        Socket client(AF_INET, SOCK_STREAM);
-        co_await coring::sock_connect(client, listener.getsockname());
-        auto [conn, peer] = co_await coring::sock_accept(listener);
-        CHECK(conn.fd() >= 0);
-    });
+CORING_TEST_CASE("sock_accept: cancelling a task blocked in accept cancels it in the kernel",
+                 "[net][socket][cancel]") {
+    Socket listener = listening_socket();
+    auto& loop = coring::get_running_loop();
+    auto blocked = coring::create_task(coring::sock_accept(listener));
+    co_await coring::sleep(0s);
+    co_await coring::sleep(0s);
+    CHECK(loop.io_in_flight() == 1);
+    CHECK(blocked.get_stack().find("sock_accept") != std::string::npos);
+    blocked.cancel();
+    CO_CHECK_THROWS_AS(blocked, coring::CancelledError);
+    CHECK(loop.io_in_flight() == 0);
+    // Nothing was accepted on the way: a connection now is accepted by a new accept.
+    Socket client(AF_INET, SOCK_STREAM);
+    co_await coring::sock_connect(client, listener.getsockname());
+    auto [conn, peer] = co_await coring::sock_accept(listener);
+    CHECK(conn.fd() >= 0);
 }
 
-TEST_CASE("sock_recv: cancelling a task blocked in recv cancels it in the kernel",
-          "[net][socket][cancel]") {
-    coring::test::run_test([]() -> Task<> {
-        auto [a, b] = coring::socketpair();
-        auto& loop = coring::get_running_loop();
-        auto blocked = coring::create_task(coring::sock_recv(a, 100));
-        co_await coring::sleep(0s);
-        CHECK(loop.io_in_flight() == 1);
-        blocked.cancel("enough");
-        CO_CHECK_THROWS_WITH(blocked, "enough");
-        CHECK(loop.io_in_flight() == 0);
-        // No byte was lost to the cancelled recv.
-        co_await coring::sock_sendall(b, "kept");
-        std::string got = co_await coring::sock_recv(a, 100);
-        CHECK(got == "kept");
-    });
+CORING_TEST_CASE("sock_recv: cancelling a task blocked in recv cancels it in the kernel",
+                 "[net][socket][cancel]") {
+    auto [a, b] = coring::socketpair();
+    auto& loop = coring::get_running_loop();
+    auto blocked = coring::create_task(coring::sock_recv(a, 100));
+    co_await coring::sleep(0s);
+    CHECK(loop.io_in_flight() == 1);
+    blocked.cancel("enough");
+    CO_CHECK_THROWS_WITH(blocked, "enough");
+    CHECK(loop.io_in_flight() == 0);
+    // No byte was lost to the cancelled recv.
+    co_await coring::sock_sendall(b, "kept");
+    std::string got = co_await coring::sock_recv(a, 100);
+    CHECK(got == "kept");
 }
 
 TEST_CASE("Socket: the destructor closes through the running loop's io_uring", "[net][socket]") {
@@ -161,15 +152,13 @@ TEST_CASE("Socket: the destructor closes through the running loop's io_uring", "
     CHECK(!fd_is_open(fd));
 }
 
-TEST_CASE("Socket: close() is awaitable and leaves the socket empty", "[net][socket]") {
-    coring::test::run_test([]() -> Task<> {
-        Socket s(AF_UNIX, SOCK_STREAM);
-        int fd = s.fd();
-        co_await s.close();
-        CHECK(!s);
-        CHECK(!fd_is_open(fd));
-        co_await s.close(); // closing an empty socket does nothing
-    });
+CORING_TEST_CASE("Socket: close() is awaitable and leaves the socket empty", "[net][socket]") {
+    Socket s(AF_UNIX, SOCK_STREAM);
+    int fd = s.fd();
+    co_await s.close();
+    CHECK(!s);
+    CHECK(!fd_is_open(fd));
+    co_await s.close(); // closing an empty socket does nothing
 }
 
 TEST_CASE("Socket: a failing socket() call raises with its errno (syscall seam)", "[net][socket]") {
@@ -187,23 +176,21 @@ TEST_CASE("Socket: a failing socket() call raises with its errno (syscall seam)"
     CHECK(what == "socket: Too many open files");
 }
 
-TEST_CASE("sock_sendto and sock_recvfrom exchange datagrams with their addresses",
-          "[net][socket][udp]") {
-    coring::test::run_test([]() -> Task<> {
-        Socket a(AF_INET, SOCK_DGRAM);
-        Socket b(AF_INET, SOCK_DGRAM);
-        a.bind(SocketAddress::ip("127.0.0.1", 0));
-        b.bind(SocketAddress::ip("127.0.0.1", 0));
-        std::size_t sent = co_await coring::sock_sendto(a, "datagram", b.getsockname());
-        CHECK(sent == 8);
-        auto [data, from] = co_await coring::sock_recvfrom(b, 100);
-        CHECK(data == "datagram");
-        CHECK(from == a.getsockname());
-        co_await coring::sock_sendto(b, "reply", from);
-        char buf[3];
-        auto [n, sender] = co_await coring::sock_recvfrom_into(a, buf);
-        CHECK(n == 3); // truncated to the buffer, as recvfrom does
-        CHECK(std::string_view(buf, n) == "rep");
-        CHECK(sender == b.getsockname());
-    });
+CORING_TEST_CASE("sock_sendto and sock_recvfrom exchange datagrams with their addresses",
+                 "[net][socket][udp]") {
+    Socket a(AF_INET, SOCK_DGRAM);
+    Socket b(AF_INET, SOCK_DGRAM);
+    a.bind(SocketAddress::ip("127.0.0.1", 0));
+    b.bind(SocketAddress::ip("127.0.0.1", 0));
+    std::size_t sent = co_await coring::sock_sendto(a, "datagram", b.getsockname());
+    CHECK(sent == 8);
+    auto [data, from] = co_await coring::sock_recvfrom(b, 100);
+    CHECK(data == "datagram");
+    CHECK(from == a.getsockname());
+    co_await coring::sock_sendto(b, "reply", from);
+    char buf[3];
+    auto [n, sender] = co_await coring::sock_recvfrom_into(a, buf);
+    CHECK(n == 3); // truncated to the buffer, as recvfrom does
+    CHECK(std::string_view(buf, n) == "rep");
+    CHECK(sender == b.getsockname());
 }

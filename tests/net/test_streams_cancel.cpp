@@ -6,6 +6,7 @@
 #include <coring/sleep.hpp>
 #include <coring/streams.hpp>
 #include <coring/task_group.hpp>
+#include <coring/testing/catch2.hpp>
 #include <coring/timeout.hpp>
 #include <coring/wait.hpp>
 
@@ -244,77 +245,75 @@ TEST_CASE("StreamReader: a cancelled read leaves its bytes for the next read",
     coring::test::run_test([=] { return check_no_loss(kind, style, rounds); });
 }
 
-TEST_CASE("StreamReader: readline under wait_for timing out in a loop loses no line of a busy peer",
-          "[net][streams][cancel]") {
+CORING_TEST_CASE(
+        "StreamReader: readline under wait_for timing out in a loop loses no line of a busy peer",
+        "[net][streams][cancel]") {
     // The probe that found defect 2: a peer thread writes lines while the reader keeps timing
     // out; every line must arrive once, in order.
-    coring::test::run_test([]() -> Task<> {
-        constexpr int lines = 4000;
-        auto [a, b] = coring::socketpair();
-        auto [reader, writer] = co_await coring::open_connection(std::move(a));
-        int peer = b.fd();
-        std::thread producer([peer] {
-            for (int i = 0; i < lines; ++i) {
-                std::string line = line_of(i);
-                if (::send(peer, line.data(), line.size(), MSG_NOSIGNAL) !=
-                    static_cast<ssize_t>(line.size())) {
-                    break; // the test fails on the missing lines
-                }
-                if (i % 4 == 0) {
-                    std::this_thread::sleep_for(20us);
-                }
+    constexpr int lines = 4000;
+    auto [a, b] = coring::socketpair();
+    auto [reader, writer] = co_await coring::open_connection(std::move(a));
+    int peer = b.fd();
+    std::thread producer([peer] {
+        for (int i = 0; i < lines; ++i) {
+            std::string line = line_of(i);
+            if (::send(peer, line.data(), line.size(), MSG_NOSIGNAL) !=
+                static_cast<ssize_t>(line.size())) {
+                break; // the test fails on the missing lines
             }
-            ::shutdown(peer, SHUT_WR);
-        });
-        int next = 0;
-        int timeouts = 0;
-        bool in_order = true;
-        for (;;) {
-            std::string line;
-            try {
-                line = co_await coring::wait_for(reader.readline(), 30us);
-            } catch (const coring::TimeoutError&) {
-                ++timeouts;
-                continue;
+            if (i % 4 == 0) {
+                std::this_thread::sleep_for(20us);
             }
-            if (line.empty()) {
-                break; // EOF
-            }
-            if (line != line_of(next)) {
-                in_order = false;
-                break;
-            }
-            ++next;
         }
-        writer.close(); // a producer still sending (the test failed) gets EPIPE and ends
-        co_await writer.wait_closed();
-        producer.join();
-        INFO(timeouts << " timeouts");
-        CHECK(in_order);
-        CHECK(next == lines);
+        ::shutdown(peer, SHUT_WR);
     });
+    int next = 0;
+    int timeouts = 0;
+    bool in_order = true;
+    for (;;) {
+        std::string line;
+        try {
+            line = co_await coring::wait_for(reader.readline(), 30us);
+        } catch (const coring::TimeoutError&) {
+            ++timeouts;
+            continue;
+        }
+        if (line.empty()) {
+            break; // EOF
+        }
+        if (line != line_of(next)) {
+            in_order = false;
+            break;
+        }
+        ++next;
+    }
+    writer.close(); // a producer still sending (the test failed) gets EPIPE and ends
+    co_await writer.wait_closed();
+    producer.join();
+    INFO(timeouts << " timeouts");
+    CHECK(in_order);
+    CHECK(next == lines);
 }
 
-TEST_CASE("StreamReader: a read_into cancelled as EOF arrives raises CancelledError and then sees "
-          "EOF",
-          "[net][streams][cancel]") {
+CORING_TEST_CASE(
+        "StreamReader: a read_into cancelled as EOF arrives raises CancelledError and then sees "
+        "EOF",
+        "[net][streams][cancel]") {
     // Found by fuzz_stream_reader: the cancelled read_into put its 0 bytes back with a memcpy
     // into a buffer that had no storage yet (UBSan: null argument).
-    coring::test::run_test([]() -> Task<> {
-        auto [a, b] = coring::socketpair();
-        auto [reader, writer] = co_await coring::open_connection(std::move(a));
-        char buf[16];
-        auto child = coring::create_task(read_into_string(reader, buf));
-        co_await coring::sleep(0s); // the read submits its recv
-        co_await coring::sleep(0s);
-        ::shutdown(b.fd(), SHUT_WR);
-        co_await coring::sleep(0s); // the completion is reaped; the read is scheduled
-        child.cancel();
-        CO_CHECK_THROWS_AS(child, coring::CancelledError);
-        std::string rest = co_await reader.read();
-        CHECK(rest.empty());
-        CHECK(reader.at_eof());
-        writer.close();
-        co_await writer.wait_closed();
-    });
+    auto [a, b] = coring::socketpair();
+    auto [reader, writer] = co_await coring::open_connection(std::move(a));
+    char buf[16];
+    auto child = coring::create_task(read_into_string(reader, buf));
+    co_await coring::sleep(0s); // the read submits its recv
+    co_await coring::sleep(0s);
+    ::shutdown(b.fd(), SHUT_WR);
+    co_await coring::sleep(0s); // the completion is reaped; the read is scheduled
+    child.cancel();
+    CO_CHECK_THROWS_AS(child, coring::CancelledError);
+    std::string rest = co_await reader.read();
+    CHECK(rest.empty());
+    CHECK(reader.at_eof());
+    writer.close();
+    co_await writer.wait_closed();
 }

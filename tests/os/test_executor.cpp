@@ -8,6 +8,7 @@
 #include <coring/run.hpp>
 #include <coring/sleep.hpp>
 #include <coring/task.hpp>
+#include <coring/testing/catch2.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -89,50 +90,45 @@ private:
 
 } // namespace
 
-TEST_CASE("Executor: to_thread runs the function on another thread and returns its value",
-          "[os][executor][threads]") {
-    run_test([]() -> Task<> {
-        auto loop_thread = std::this_thread::get_id();
-        std::thread::id worker;
-        int v = co_await coring::to_thread(
-                [&worker](int a, int b) {
-                    worker = std::this_thread::get_id();
-                    return a * b;
-                },
-                6,
-                7);
-        CHECK(v == 42);
-        CHECK(worker != loop_thread);
-    });
+CORING_TEST_CASE("Executor: to_thread runs the function on another thread and returns its value",
+                 "[os][executor][threads]") {
+    auto loop_thread = std::this_thread::get_id();
+    std::thread::id worker;
+    int v = co_await coring::to_thread(
+            [&worker](int a, int b) {
+                worker = std::this_thread::get_id();
+                return a * b;
+            },
+            6,
+            7);
+    CHECK(v == 42);
+    CHECK(worker != loop_thread);
 }
 
-TEST_CASE("Executor: an exception thrown by the function reaches the awaiter",
-          "[os][executor][threads]") {
-    run_test([]() -> Task<> {
-        CO_CHECK_THROWS_WITH(
-                coring::to_thread([]() -> int { throw std::runtime_error("in pool"); }), "in pool");
-        co_await coring::to_thread([] {}); // void functions work too
-    });
+CORING_TEST_CASE("Executor: an exception thrown by the function reaches the awaiter",
+                 "[os][executor][threads]") {
+    CO_CHECK_THROWS_WITH(coring::to_thread([]() -> int { throw std::runtime_error("in pool"); }),
+                         "in pool");
+    co_await coring::to_thread([] {}); // void functions work too
 }
 
-TEST_CASE("Executor: the loop keeps running while the pool works", "[os][executor][threads]") {
-    run_test([]() -> Task<> {
-        Gate gate;
-        int ticks = 0;
-        auto work = coring::to_thread([&gate] {
-            gate.wait();
-            return 1;
-        });
-        // The worker blocks until the loop, which is free meanwhile, opens the gate.
-        for (int i = 0; i < 3; ++i) {
-            co_await coring::sleep(1ms);
-            ++ticks;
-        }
-        gate.open();
-        int r = co_await work;
-        CHECK(r == 1);
-        CHECK(ticks == 3);
+CORING_TEST_CASE("Executor: the loop keeps running while the pool works",
+                 "[os][executor][threads]") {
+    Gate gate;
+    int ticks = 0;
+    auto work = coring::to_thread([&gate] {
+        gate.wait();
+        return 1;
     });
+    // The worker blocks until the loop, which is free meanwhile, opens the gate.
+    for (int i = 0; i < 3; ++i) {
+        co_await coring::sleep(1ms);
+        ++ticks;
+    }
+    gate.open();
+    int r = co_await work;
+    CHECK(r == 1);
+    CHECK(ticks == 3);
 }
 
 TEST_CASE("Executor: run_in_executor uses a user-provided executor", "[os][executor][threads]") {
@@ -165,38 +161,34 @@ TEST_CASE("Executor: cancelling before the work starts means it never runs",
     });
 }
 
-TEST_CASE("Executor: cancelling the awaiting task while the work runs drops the result",
-          "[os][executor][threads]") {
-    run_test([]() -> Task<> {
-        Gate started;
-        Gate release;
-        Gate finished;
-        auto waiter = [&]() -> Task<int> {
-            co_return co_await coring::to_thread([&] {
-                started.open();
-                release.wait();
-                finished.open();
-                return 5;
-            });
-        };
-        auto h = coring::create_task(waiter());
-        co_await coring::to_thread([&] { started.wait(); });
-        h.cancel();
-        CO_CHECK_THROWS_AS(h, coring::CancelledError);
-        release.open();
-        // The work runs to its end although nobody waits for its result any more.
-        co_await coring::to_thread([&] { finished.wait(); });
-    });
+CORING_TEST_CASE("Executor: cancelling the awaiting task while the work runs drops the result",
+                 "[os][executor][threads]") {
+    Gate started;
+    Gate release;
+    Gate finished;
+    auto waiter = [&]() -> Task<int> {
+        co_return co_await coring::to_thread([&] {
+            started.open();
+            release.wait();
+            finished.open();
+            return 5;
+        });
+    };
+    auto h = coring::create_task(waiter());
+    co_await coring::to_thread([&] { started.wait(); });
+    h.cancel();
+    CO_CHECK_THROWS_AS(h, coring::CancelledError);
+    release.open();
+    // The work runs to its end although nobody waits for its result any more.
+    co_await coring::to_thread([&] { finished.wait(); });
 }
 
-TEST_CASE("Executor: after shutdown_default_executor the default executor refuses work",
-          "[os][executor][threads]") {
-    run_test([]() -> Task<> {
-        int v = co_await coring::to_thread([] { return 1; });
-        CHECK(v == 1);
-        co_await coring::shutdown_default_executor(coring::get_running_loop());
-        CHECK_THROWS_WITH(coring::to_thread([] { return 2; }), "Executor shutdown has been called");
-    });
+CORING_TEST_CASE("Executor: after shutdown_default_executor the default executor refuses work",
+                 "[os][executor][threads]") {
+    int v = co_await coring::to_thread([] { return 1; });
+    CHECK(v == 1);
+    co_await coring::shutdown_default_executor(coring::get_running_loop());
+    CHECK_THROWS_WITH(coring::to_thread([] { return 2; }), "Executor shutdown has been called");
 }
 
 TEST_CASE("Executor: run() shuts the default executor down", "[os][executor][threads]") {

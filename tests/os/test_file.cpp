@@ -9,6 +9,7 @@
 #include <coring/event_loop.hpp>
 #include <coring/sleep.hpp>
 #include <coring/task.hpp>
+#include <coring/testing/catch2.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -201,21 +202,19 @@ TEST_CASE("File: append mode writes at the end, x refuses an existing file", "[o
     CHECK(slurp(dir / "new") == "x");
 }
 
-TEST_CASE("File: an invalid mode is ValueError", "[os][file]") {
-    run_test([]() -> Task<> {
-        for (const char* mode : {"", "q", "rw", "r++", "wa", "rbb", "rt"}) {
-            std::string what = "no exception";
-            try {
-                co_await File::open("/tmp/unused", mode);
-            } catch (const coring::ValueError& e) {
-                what = e.what();
-            }
-            CHECK(what == std::string("invalid mode: '") + mode + "'");
+CORING_TEST_CASE("File: an invalid mode is ValueError", "[os][file]") {
+    for (const char* mode : {"", "q", "rw", "r++", "wa", "rbb", "rt"}) {
+        std::string what = "no exception";
+        try {
+            co_await File::open("/tmp/unused", mode);
+        } catch (const coring::ValueError& e) {
+            what = e.what();
         }
-        // The mode is checked by the call itself, so a temporary mode string may be passed.
-        CHECK_THROWS_AS(static_cast<void>(File::open("/tmp/unused", std::string("q"))),
-                        coring::ValueError);
-    });
+        CHECK(what == std::string("invalid mode: '") + mode + "'");
+    }
+    // The mode is checked by the call itself, so a temporary mode string may be passed.
+    CHECK_THROWS_AS(static_cast<void>(File::open("/tmp/unused", std::string("q"))),
+                    coring::ValueError);
 }
 
 TEST_CASE("File: a missing file is std::system_error naming the operation and the path",
@@ -231,15 +230,13 @@ TEST_CASE("File: a missing file is std::system_error naming the operation and th
     });
 }
 
-TEST_CASE("File: permission denied names the path, also for root", "[os][file]") {
+CORING_TEST_CASE("File: permission denied names the path, also for root", "[os][file]") {
     // Root ignores file modes (chmod 000 stops nobody), but sysfs refuses to create files for
     // everyone.
-    run_test([]() -> Task<> {
-        const std::string path = "/sys/coring-test-cannot-create";
-        OsFailure f = co_await failure_of(File::open(path, "w"));
-        CHECK(f.code == EACCES);
-        CHECK(f.what == "open " + path + ": Permission denied");
-    });
+    const std::string path = "/sys/coring-test-cannot-create";
+    OsFailure f = co_await failure_of(File::open(path, "w"));
+    CHECK(f.code == EACCES);
+    CHECK(f.what == "open " + path + ": Permission denied");
 }
 
 TEST_CASE("File: errors of reads and writes name the operation", "[os][file]") {
@@ -330,14 +327,12 @@ TEST_CASE("File: the destructor closes the descriptor, release() gives it up", "
     });
 }
 
-TEST_CASE("File: read_all reads files whose size stat does not know", "[os][file]") {
-    run_test([]() -> Task<> {
-        File f = co_await File::open("/proc/self/status");
-        coring::StatResult st = co_await f.stat();
-        std::string text = co_await f.read_all();
-        CHECK(st.st_size == 0);
-        CHECK(text.find("VmHWM:") != std::string::npos);
-    });
+CORING_TEST_CASE("File: read_all reads files whose size stat does not know", "[os][file]") {
+    File f = co_await File::open("/proc/self/status");
+    coring::StatResult st = co_await f.stat();
+    std::string text = co_await f.read_all();
+    CHECK(st.st_size == 0);
+    CHECK(text.find("VmHWM:") != std::string::npos);
 }
 
 TEST_CASE("File: cancelling a task blocked reading a FIFO cancels the read in the kernel",

@@ -10,6 +10,7 @@
 #include <coring/sleep.hpp>
 #include <coring/task.hpp>
 #include <coring/testing.hpp>
+#include <coring/testing/catch2.hpp>
 
 #include <coring/detail/sys.hpp>
 
@@ -106,46 +107,42 @@ TEST_CASE("Signals: a handler runs as a loop callback when the signal arrives", 
     CHECK(disposition(SIGUSR1) == SIG_DFL);
 }
 
-TEST_CASE("Signals: each arrival schedules the callback with its arguments, after what is "
-          "already ready",
-          "[os][signals]") {
-    run_test([]() -> Task<> {
-        EventLoop& loop = coring::get_running_loop();
-        std::vector<std::string> log;
-        Future<> second(loop);
-        coring::add_signal_handler(
-                loop,
-                SIGUSR2,
-                [&](const std::string& tag, int n) {
-                    log.push_back(tag + std::to_string(n));
-                    if (log.size() == 3) {
-                        second.set_result();
-                    }
-                },
-                std::string("usr2-"),
-                2);
-        ::raise(SIGUSR2);
-        co_await coring::sleep(5ms); // the first one is read and handled meanwhile
-        log.push_back("between");
-        ::raise(SIGUSR2);
-        co_await second;
-        CHECK(log == std::vector<std::string>{"usr2-2", "between", "usr2-2"});
-        CHECK(coring::remove_signal_handler(loop, SIGUSR2));
-    });
+CORING_TEST_CASE("Signals: each arrival schedules the callback with its arguments, after what is "
+                 "already ready",
+                 "[os][signals]") {
+    EventLoop& loop = coring::get_running_loop();
+    std::vector<std::string> log;
+    Future<> second(loop);
+    coring::add_signal_handler(
+            loop,
+            SIGUSR2,
+            [&](const std::string& tag, int n) {
+                log.push_back(tag + std::to_string(n));
+                if (log.size() == 3) {
+                    second.set_result();
+                }
+            },
+            std::string("usr2-"),
+            2);
+    ::raise(SIGUSR2);
+    co_await coring::sleep(5ms); // the first one is read and handled meanwhile
+    log.push_back("between");
+    ::raise(SIGUSR2);
+    co_await second;
+    CHECK(log == std::vector<std::string>{"usr2-2", "between", "usr2-2"});
+    CHECK(coring::remove_signal_handler(loop, SIGUSR2));
 }
 
-TEST_CASE("Signals: adding a handler again replaces the callback", "[os][signals]") {
-    run_test([]() -> Task<> {
-        EventLoop& loop = coring::get_running_loop();
-        int first = 0;
-        Future<> done(loop);
-        coring::add_signal_handler(loop, SIGUSR1, [&] { ++first; });
-        coring::add_signal_handler(loop, SIGUSR1, [&] { done.set_result(); });
-        ::raise(SIGUSR1);
-        co_await done;
-        CHECK(first == 0);
-        CHECK(coring::remove_signal_handler(loop, SIGUSR1));
-    });
+CORING_TEST_CASE("Signals: adding a handler again replaces the callback", "[os][signals]") {
+    EventLoop& loop = coring::get_running_loop();
+    int first = 0;
+    Future<> done(loop);
+    coring::add_signal_handler(loop, SIGUSR1, [&] { ++first; });
+    coring::add_signal_handler(loop, SIGUSR1, [&] { done.set_result(); });
+    ::raise(SIGUSR1);
+    co_await done;
+    CHECK(first == 0);
+    CHECK(coring::remove_signal_handler(loop, SIGUSR1));
 }
 
 TEST_CASE("Signals: remove_signal_handler returns true once, then false", "[os][signals]") {
@@ -187,21 +184,19 @@ TEST_CASE("Signals: invalid signals raise ValueError, uncatchable ones RuntimeEr
     CHECK(disposition(SIGUSR1) == SIG_DFL);
 }
 
-TEST_CASE("Signals: an exception thrown by a handler goes to the exception handler",
-          "[os][signals]") {
-    run_test([]() -> Task<> {
-        EventLoop& loop = coring::get_running_loop();
-        Future<std::string> reported(loop);
-        loop.set_exception_handler([&](EventLoop&, const coring::ExceptionContext& ctx) {
-            reported.set_result(ctx.message + " / " + coring::describe_exception(ctx.exception));
-        });
-        coring::add_signal_handler(loop, SIGUSR1, [] { throw std::runtime_error("boom"); });
-        ::raise(SIGUSR1);
-        std::string text = co_await reported;
-        CHECK_THAT(text, Catch::StartsWith("Exception in signal handler for SIGUSR1"));
-        CHECK_THAT(text, Catch::EndsWith("std::runtime_error: boom"));
-        CHECK(coring::remove_signal_handler(loop, SIGUSR1));
+CORING_TEST_CASE("Signals: an exception thrown by a handler goes to the exception handler",
+                 "[os][signals]") {
+    EventLoop& loop = coring::get_running_loop();
+    Future<std::string> reported(loop);
+    loop.set_exception_handler([&](EventLoop&, const coring::ExceptionContext& ctx) {
+        reported.set_result(ctx.message + " / " + coring::describe_exception(ctx.exception));
     });
+    coring::add_signal_handler(loop, SIGUSR1, [] { throw std::runtime_error("boom"); });
+    ::raise(SIGUSR1);
+    std::string text = co_await reported;
+    CHECK_THAT(text, Catch::StartsWith("Exception in signal handler for SIGUSR1"));
+    CHECK_THAT(text, Catch::EndsWith("std::runtime_error: boom"));
+    CHECK(coring::remove_signal_handler(loop, SIGUSR1));
 }
 
 TEST_CASE("Signals: removing the last handler restores the previous disposition and mask",
@@ -252,30 +247,29 @@ TEST_CASE("Signals: an instance not read before removal is discarded, not delive
     loop.run_until_complete(coring::sleep(1ms)); // the cancelled read comes back harmlessly
 }
 
-TEST_CASE("Signals: a callback already scheduled still runs after removal", "[os][signals]") {
+CORING_TEST_CASE("Signals: a callback already scheduled still runs after removal",
+                 "[os][signals]") {
     // asyncio schedules the handler's Handle when the signal is read; removing the handler
     // does not cancel it.
-    run_test([]() -> Task<> {
-        EventLoop& loop = coring::get_running_loop();
-        int ran = 0;
-        coring::add_signal_handler(loop, SIGUSR1, [&] { ++ran; });
-        ::raise(SIGUSR1);
-        // Poll until the read completed and scheduled the callback, without running it: the
-        // callback is queued behind this task's wake-up in the same iteration at the earliest.
-        for (int i = 0; i < 1000 && ran == 0; ++i) {
-            if (loop.ready_count() > 0) {
-                break;
-            }
-            co_await coring::sleep(0s);
+    EventLoop& loop = coring::get_running_loop();
+    int ran = 0;
+    coring::add_signal_handler(loop, SIGUSR1, [&] { ++ran; });
+    ::raise(SIGUSR1);
+    // Poll until the read completed and scheduled the callback, without running it: the
+    // callback is queued behind this task's wake-up in the same iteration at the earliest.
+    for (int i = 0; i < 1000 && ran == 0; ++i) {
+        if (loop.ready_count() > 0) {
+            break;
         }
-        int ran_before_removal = ran;
-        bool removed = coring::remove_signal_handler(loop, SIGUSR1);
         co_await coring::sleep(0s);
-        co_await coring::sleep(0s);
-        CHECK(ran_before_removal == 0);
-        CHECK(removed);
-        CHECK(ran == 1);
-    });
+    }
+    int ran_before_removal = ran;
+    bool removed = coring::remove_signal_handler(loop, SIGUSR1);
+    co_await coring::sleep(0s);
+    co_await coring::sleep(0s);
+    CHECK(ran_before_removal == 0);
+    CHECK(removed);
+    CHECK(ran == 1);
 }
 
 TEST_CASE("Signals: closing the loop removes its handlers", "[os][signals]") {
@@ -350,16 +344,15 @@ TEST_CASE("Signals: sigaction refusing the signal is RuntimeError 'cannot be cau
     CHECK(!blocked_here(SIGUSR1));
 }
 
-TEST_CASE("Signals: kill() from another thread reaches the handler", "[os][signals][threads]") {
-    run_test([]() -> Task<> {
-        EventLoop& loop = coring::get_running_loop();
-        Future<> got(loop);
-        coring::add_signal_handler(loop, SIGUSR1, [&] { got.set_result(); });
-        std::thread sender([] { ::kill(::getpid(), SIGUSR1); }); // started after: blocks it too
-        co_await got;
-        sender.join();
-        CHECK(coring::remove_signal_handler(loop, SIGUSR1));
-    });
+CORING_TEST_CASE("Signals: kill() from another thread reaches the handler",
+                 "[os][signals][threads]") {
+    EventLoop& loop = coring::get_running_loop();
+    Future<> got(loop);
+    coring::add_signal_handler(loop, SIGUSR1, [&] { got.set_result(); });
+    std::thread sender([] { ::kill(::getpid(), SIGUSR1); }); // started after: blocks it too
+    co_await got;
+    sender.join();
+    CHECK(coring::remove_signal_handler(loop, SIGUSR1));
 }
 
 TEST_CASE("Signals: an instance delivered to a thread that does not block it is redirected to "
