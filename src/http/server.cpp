@@ -664,7 +664,21 @@ Task<> Connection::write_response(Request& req, Response& resp, bool keep_alive)
         if (!head_only) {
             BodyWriter out(writer_);
             out.chunked_ = chunked;
-            co_await resp.stream_(out);
+            try {
+                co_await resp.stream_(out);
+            } catch (const std::system_error&) {
+                throw; // the client went away: run() ends the connection quietly
+            } catch (const std::exception& e) {
+                // The head is out: no 500 can follow. Say why, and end the connection without
+                // the last chunk, so the client sees a cut body (aiohttp, uvicorn do the same).
+                log(LogLevel::error,
+                    fmt::format("http: {} {}: the streamed body raised an exception ({}); the "
+                                "response is cut and the connection closed",
+                                req.method,
+                                req.target,
+                                e.what()));
+                throw ConnectionAbortedError(ECONNABORTED, "the streamed body raised");
+            }
             if (chunked) {
                 writer_.write("0\r\n\r\n");
             }
