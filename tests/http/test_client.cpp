@@ -6,6 +6,7 @@
 #include <coring/http/client.hpp>
 #include <coring/sleep.hpp>
 #include <coring/task.hpp>
+#include <coring/testing/catch2.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -295,199 +296,185 @@ TEST_CASE("HTTP client: 200 concurrent GETs through gather all succeed", "[http]
     });
 }
 
-TEST_CASE("HTTP client: connections are kept alive and reused", "[http]") {
-    coring::test::run_test([&]() -> Task<> {
-        TestServer srv = co_await TestServer::start();
-        {
-            ClientSession session;
-            for (int i = 0; i < 20; ++i) {
-                Fetched f = co_await coring::test::fetch(session, srv.url("/echo"));
-                CHECK(f.status == 200);
-            }
-            CHECK(srv.accepted() == 1);
-            // A kept-alive connection the server then closes is not reused: the next request
-            // gets a new one instead of an error.
-            Fetched bye = co_await coring::test::fetch(session, srv.url("/close-after"));
-            CHECK(bye.body == "bye");
-            co_await coring::sleep(20ms);
-            std::exception_ptr e = co_await coring::test::get_outcome(session, srv.url("/echo"));
-            INFO(coring::test::what_of(e));
-            CHECK(!e);
-            CHECK(srv.accepted() == 2);
-            co_await session.close();
+CORING_TEST_CASE("HTTP client: connections are kept alive and reused", "[http]") {
+    TestServer srv = co_await TestServer::start();
+    {
+        ClientSession session;
+        for (int i = 0; i < 20; ++i) {
+            Fetched f = co_await coring::test::fetch(session, srv.url("/echo"));
+            CHECK(f.status == 200);
         }
-        co_await srv.stop();
-    });
+        CHECK(srv.accepted() == 1);
+        // A kept-alive connection the server then closes is not reused: the next request
+        // gets a new one instead of an error.
+        Fetched bye = co_await coring::test::fetch(session, srv.url("/close-after"));
+        CHECK(bye.body == "bye");
+        co_await coring::sleep(20ms);
+        std::exception_ptr e = co_await coring::test::get_outcome(session, srv.url("/echo"));
+        INFO(coring::test::what_of(e));
+        CHECK(!e);
+        CHECK(srv.accepted() == 2);
+        co_await session.close();
+    }
+    co_await srv.stop();
 }
 
-TEST_CASE("HTTP client: session headers are sent and a request's own header replaces them",
-          "[http]") {
-    coring::test::run_test([&]() -> Task<> {
-        TestServer srv = co_await TestServer::start();
-        {
-            ClientOptions o;
-            o.headers = {{"X-Session", "s"}, {"X-Both", "from session"}};
-            ClientSession session(std::move(o));
+CORING_TEST_CASE("HTTP client: session headers are sent and a request's own header replaces them",
+                 "[http]") {
+    TestServer srv = co_await TestServer::start();
+    {
+        ClientOptions o;
+        o.headers = {{"X-Session", "s"}, {"X-Both", "from session"}};
+        ClientSession session(std::move(o));
+        RequestOptions ro;
+        ro.headers = {{"x-both", "from request"}, {"X-Request", "r"}};
+        nlohmann::json j = co_await echo(session, "GET", srv.url("/echo"), std::move(ro));
+        CHECK(j["headers"]["x-session"] == "s");
+        CHECK(j["headers"]["x-both"] == "from request");
+        CHECK(j["headers"]["x-request"] == "r");
+        CHECK(j["headers"]["user-agent"] == "coring-http/0.1");
+        CHECK(j["headers"]["host"] == "127.0.0.1:" + std::to_string(srv.port()));
+
+        // Without request headers, the session's alone.
+        nlohmann::json k = co_await echo(session, srv.url("/echo"));
+        CHECK(k["headers"]["x-both"] == "from session");
+        CHECK(!k["headers"].contains("x-request"));
+
+        // A User-Agent header replaces user_agent.
+        RequestOptions ua;
+        ua.headers = {{"User-Agent", "tester/1"}};
+        nlohmann::json u = co_await echo(session, "GET", srv.url("/echo"), std::move(ua));
+        CHECK(u["headers"]["user-agent"] == "tester/1");
+        co_await session.close();
+    }
+    co_await srv.stop();
+}
+
+CORING_TEST_CASE("HTTP client: params are URL-encoded and appended to the query", "[http]") {
+    TestServer srv = co_await TestServer::start();
+    {
+        ClientSession session;
+        RequestOptions ro;
+        ro.params = {{"q", "c++ coroutines"},
+                     {"a&b", "x=y/z?"},
+                     {"utf8", "\xc3\xa9t\xc3\xa9"},
+                     {"empty", ""}};
+        nlohmann::json j = co_await echo(session, "GET", srv.url("/echo"), std::move(ro));
+        std::string query = j["query"];
+        INFO("query sent: " << query);
+        auto pairs = coring::test::parse_query(query);
+        std::vector<std::pair<std::string, std::string>> want{{"q", "c++ coroutines"},
+                                                              {"a&b", "x=y/z?"},
+                                                              {"utf8", "\xc3\xa9t\xc3\xa9"},
+                                                              {"empty", ""}};
+        CHECK(pairs == want);
+        // Only unreserved characters and %XX escapes (and '+' for a space) in the query.
+        CHECK(query.find(' ') == std::string::npos);
+        CHECK(query.find("c++") == std::string::npos);
+
+        // Appended to a query already in the URL.
+        RequestOptions more;
+        more.params = {{"b", "2"}};
+        nlohmann::json k = co_await echo(session, "GET", srv.url("/echo?a=1"), std::move(more));
+        CHECK(k["query"] == "a=1&b=2");
+        co_await session.close();
+    }
+    co_await srv.stop();
+}
+
+CORING_TEST_CASE("HTTP client: a json body is sent as application/json", "[http]") {
+    TestServer srv = co_await TestServer::start();
+    {
+        ClientSession session;
+        nlohmann::json payload{{"name", "coring"}, {"stars", 5}, {"tags", {"a", "b"}}};
+        RequestOptions ro;
+        ro.json = payload;
+        nlohmann::json j = co_await echo(session, "POST", srv.url("/echo"), std::move(ro));
+        CHECK(j["method"] == "POST");
+        CHECK(std::string(j["headers"]["content-type"]).rfind("application/json", 0) == 0);
+        CHECK(nlohmann::json::parse(std::string(j["body"])) == payload);
+        co_await session.close();
+    }
+    co_await srv.stop();
+}
+
+CORING_TEST_CASE("HTTP client: a form body is sent URL-encoded", "[http]") {
+    TestServer srv = co_await TestServer::start();
+    {
+        ClientSession session;
+        std::vector<std::pair<std::string, std::string>> form{
+                {"a", "1"}, {"b", "x y&z=w"}, {"c", "100%"}};
+        RequestOptions ro;
+        ro.form = coring::http::Fields::of(form);
+        nlohmann::json j = co_await echo(session, "POST", srv.url("/echo"), std::move(ro));
+        CHECK(j["headers"]["content-type"] == "application/x-www-form-urlencoded");
+        std::string body = j["body"];
+        INFO("form body: " << body);
+        CHECK(coring::test::parse_query(body) == form);
+        co_await session.close();
+    }
+    co_await srv.stop();
+}
+
+CORING_TEST_CASE("HTTP client: a raw data body is sent byte for byte with any method", "[http]") {
+    TestServer srv = co_await TestServer::start();
+    {
+        ClientSession session;
+        const std::string data("raw\0bytes\r\n\xff end", 17);
+        for (const char* method : {"POST", "PUT", "PATCH", "DELETE"}) {
             RequestOptions ro;
-            ro.headers = {{"x-both", "from request"}, {"X-Request", "r"}};
-            nlohmann::json j = co_await echo(session, "GET", srv.url("/echo"), std::move(ro));
-            CHECK(j["headers"]["x-session"] == "s");
-            CHECK(j["headers"]["x-both"] == "from request");
-            CHECK(j["headers"]["x-request"] == "r");
-            CHECK(j["headers"]["user-agent"] == "coring-http/0.1");
-            CHECK(j["headers"]["host"] == "127.0.0.1:" + std::to_string(srv.port()));
-
-            // Without request headers, the session's alone.
-            nlohmann::json k = co_await echo(session, srv.url("/echo"));
-            CHECK(k["headers"]["x-both"] == "from session");
-            CHECK(!k["headers"].contains("x-request"));
-
-            // A User-Agent header replaces user_agent.
-            RequestOptions ua;
-            ua.headers = {{"User-Agent", "tester/1"}};
-            nlohmann::json u = co_await echo(session, "GET", srv.url("/echo"), std::move(ua));
-            CHECK(u["headers"]["user-agent"] == "tester/1");
-            co_await session.close();
+            ro.data = data;
+            ro.headers = {{"Content-Type", "application/octet-stream"}};
+            nlohmann::json j = co_await echo(session, method, srv.url("/echo"), std::move(ro));
+            INFO("method " << method);
+            CHECK(j["method"] == method);
+            CHECK(j["headers"]["content-type"] == "application/octet-stream");
+            CHECK(j["headers"]["content-length"] == std::to_string(data.size()));
+            // nlohmann's dump() replaces invalid UTF-8 with an error by default, so compare
+            // the bytes the server recorded instead of the JSON.
+            CHECK(srv.requests().back().body == data);
         }
-        co_await srv.stop();
-    });
+        // A large body (Expect: 100-continue territory).
+        RequestOptions big;
+        std::string big_body = coring::test::one_mib_file().substr(0, 300000);
+        big.data = big_body; // a view: the string lives until the call returns
+        ClientResponse r = co_await session.put(srv.url("/echo-big"), std::move(big));
+        CHECK(r.status == 200);
+        static_cast<void>(co_await r.read());
+        CHECK(srv.requests().back().body == coring::test::one_mib_file().substr(0, 300000));
+        // The named helpers send their method.
+        ClientResponse d = co_await session.delete_(srv.url("/echo"));
+        nlohmann::json dj = co_await d.json();
+        CHECK(dj["method"] == "DELETE");
+        ClientResponse p = co_await session.patch(srv.url("/echo"));
+        nlohmann::json pj = co_await p.json();
+        CHECK(pj["method"] == "PATCH");
+        co_await session.close();
+    }
+    co_await srv.stop();
 }
 
-TEST_CASE("HTTP client: params are URL-encoded and appended to the query", "[http]") {
-    coring::test::run_test([&]() -> Task<> {
-        TestServer srv = co_await TestServer::start();
-        {
-            ClientSession session;
-            RequestOptions ro;
-            ro.params = {{"q", "c++ coroutines"},
-                         {"a&b", "x=y/z?"},
-                         {"utf8", "\xc3\xa9t\xc3\xa9"},
-                         {"empty", ""}};
-            nlohmann::json j = co_await echo(session, "GET", srv.url("/echo"), std::move(ro));
-            std::string query = j["query"];
-            INFO("query sent: " << query);
-            auto pairs = coring::test::parse_query(query);
-            std::vector<std::pair<std::string, std::string>> want{{"q", "c++ coroutines"},
-                                                                  {"a&b", "x=y/z?"},
-                                                                  {"utf8", "\xc3\xa9t\xc3\xa9"},
-                                                                  {"empty", ""}};
-            CHECK(pairs == want);
-            // Only unreserved characters and %XX escapes (and '+' for a space) in the query.
-            CHECK(query.find(' ') == std::string::npos);
-            CHECK(query.find("c++") == std::string::npos);
-
-            // Appended to a query already in the URL.
-            RequestOptions more;
-            more.params = {{"b", "2"}};
-            nlohmann::json k = co_await echo(session, "GET", srv.url("/echo?a=1"), std::move(more));
-            CHECK(k["query"] == "a=1&b=2");
-            co_await session.close();
-        }
-        co_await srv.stop();
-    });
-}
-
-TEST_CASE("HTTP client: a json body is sent as application/json", "[http]") {
-    coring::test::run_test([&]() -> Task<> {
-        TestServer srv = co_await TestServer::start();
-        {
-            ClientSession session;
-            nlohmann::json payload{{"name", "coring"}, {"stars", 5}, {"tags", {"a", "b"}}};
-            RequestOptions ro;
-            ro.json = payload;
-            nlohmann::json j = co_await echo(session, "POST", srv.url("/echo"), std::move(ro));
-            CHECK(j["method"] == "POST");
-            CHECK(std::string(j["headers"]["content-type"]).rfind("application/json", 0) == 0);
-            CHECK(nlohmann::json::parse(std::string(j["body"])) == payload);
-            co_await session.close();
-        }
-        co_await srv.stop();
-    });
-}
-
-TEST_CASE("HTTP client: a form body is sent URL-encoded", "[http]") {
-    coring::test::run_test([&]() -> Task<> {
-        TestServer srv = co_await TestServer::start();
-        {
-            ClientSession session;
-            std::vector<std::pair<std::string, std::string>> form{
-                    {"a", "1"}, {"b", "x y&z=w"}, {"c", "100%"}};
-            RequestOptions ro;
-            ro.form = coring::http::Fields::of(form);
-            nlohmann::json j = co_await echo(session, "POST", srv.url("/echo"), std::move(ro));
-            CHECK(j["headers"]["content-type"] == "application/x-www-form-urlencoded");
-            std::string body = j["body"];
-            INFO("form body: " << body);
-            CHECK(coring::test::parse_query(body) == form);
-            co_await session.close();
-        }
-        co_await srv.stop();
-    });
-}
-
-TEST_CASE("HTTP client: a raw data body is sent byte for byte with any method", "[http]") {
-    coring::test::run_test([&]() -> Task<> {
-        TestServer srv = co_await TestServer::start();
-        {
-            ClientSession session;
-            const std::string data("raw\0bytes\r\n\xff end", 17);
-            for (const char* method : {"POST", "PUT", "PATCH", "DELETE"}) {
-                RequestOptions ro;
-                ro.data = data;
-                ro.headers = {{"Content-Type", "application/octet-stream"}};
-                nlohmann::json j = co_await echo(session, method, srv.url("/echo"), std::move(ro));
-                INFO("method " << method);
-                CHECK(j["method"] == method);
-                CHECK(j["headers"]["content-type"] == "application/octet-stream");
-                CHECK(j["headers"]["content-length"] == std::to_string(data.size()));
-                // nlohmann's dump() replaces invalid UTF-8 with an error by default, so compare
-                // the bytes the server recorded instead of the JSON.
-                CHECK(srv.requests().back().body == data);
-            }
-            // A large body (Expect: 100-continue territory).
-            RequestOptions big;
-            std::string big_body = coring::test::one_mib_file().substr(0, 300000);
-            big.data = big_body; // a view: the string lives until the call returns
-            ClientResponse r = co_await session.put(srv.url("/echo-big"), std::move(big));
-            CHECK(r.status == 200);
-            static_cast<void>(co_await r.read());
-            CHECK(srv.requests().back().body == coring::test::one_mib_file().substr(0, 300000));
-            // The named helpers send their method.
-            ClientResponse d = co_await session.delete_(srv.url("/echo"));
-            nlohmann::json dj = co_await d.json();
-            CHECK(dj["method"] == "DELETE");
-            ClientResponse p = co_await session.patch(srv.url("/echo"));
-            nlohmann::json pj = co_await p.json();
-            CHECK(pj["method"] == "PATCH");
-            co_await session.close();
-        }
-        co_await srv.stop();
-    });
-}
-
-TEST_CASE("HTTP client: relative URLs are resolved against base_url", "[http]") {
-    coring::test::run_test([&]() -> Task<> {
-        TestServer srv = co_await TestServer::start();
-        {
-            ClientOptions o;
-            o.base_url = srv.url("/echo/api/");
-            ClientSession session(std::move(o));
-            ClientResponse r = co_await session.get("items");
-            nlohmann::json j = co_await r.json();
-            CHECK(j["path"] == "/echo/api/items");
-            CHECK(r.url == srv.url("/echo/api/items"));
-            ClientResponse q = co_await session.get("items/7?x=1");
-            nlohmann::json k = co_await q.json();
-            CHECK(k["path"] == "/echo/api/items/7");
-            CHECK(k["query"] == "x=1");
-            // An absolute URL ignores base_url.
-            ClientResponse a = co_await session.get(srv.url("/echo/other"));
-            nlohmann::json l = co_await a.json();
-            CHECK(l["path"] == "/echo/other");
-            co_await session.close();
-        }
-        co_await srv.stop();
-    });
+CORING_TEST_CASE("HTTP client: relative URLs are resolved against base_url", "[http]") {
+    TestServer srv = co_await TestServer::start();
+    {
+        ClientOptions o;
+        o.base_url = srv.url("/echo/api/");
+        ClientSession session(std::move(o));
+        ClientResponse r = co_await session.get("items");
+        nlohmann::json j = co_await r.json();
+        CHECK(j["path"] == "/echo/api/items");
+        CHECK(r.url == srv.url("/echo/api/items"));
+        ClientResponse q = co_await session.get("items/7?x=1");
+        nlohmann::json k = co_await q.json();
+        CHECK(k["path"] == "/echo/api/items/7");
+        CHECK(k["query"] == "x=1");
+        // An absolute URL ignores base_url.
+        ClientResponse a = co_await session.get(srv.url("/echo/other"));
+        nlohmann::json l = co_await a.json();
+        CHECK(l["path"] == "/echo/other");
+        co_await session.close();
+    }
+    co_await srv.stop();
 }
 
 TEST_CASE("HTTP client: redirects are followed and counted", "[http][nginx]") {
@@ -521,104 +508,96 @@ TEST_CASE("HTTP client: redirects are followed and counted", "[http][nginx]") {
     });
 }
 
-TEST_CASE("HTTP client: allow_redirects=false returns the 3xx itself", "[http]") {
-    coring::test::run_test([&]() -> Task<> {
-        TestServer srv = co_await TestServer::start();
-        {
-            ClientSession session;
-            RequestOptions ro;
-            ro.allow_redirects = false;
-            ClientResponse r = co_await session.get(srv.url("/redirect/2"), std::move(ro));
-            CHECK(r.status == 302);
-            CHECK(r.redirects == 0);
-            CHECK(r.url == srv.url("/redirect/2"));
-            CHECK(coring::test::header_or(r.headers, "location") == std::string("/redirect/1"));
-            std::string body = co_await r.text();
-            CHECK(body == "redirect");
-            co_await session.close();
-        }
-        {
-            ClientOptions o;
-            o.allow_redirects = false;
-            ClientSession session(std::move(o));
-            ClientResponse r = co_await session.get(srv.url("/redirect/2"));
-            CHECK(r.status == 302);
-            static_cast<void>(co_await r.read());
-            // ... and a request can turn it back on.
-            RequestOptions ro;
-            ro.allow_redirects = true;
-            ClientResponse f = co_await session.get(srv.url("/redirect/2"), std::move(ro));
-            CHECK(f.status == 200);
-            CHECK(f.redirects == 2);
-            static_cast<void>(co_await f.read());
-            co_await session.close();
-        }
-        co_await srv.stop();
-    });
+CORING_TEST_CASE("HTTP client: allow_redirects=false returns the 3xx itself", "[http]") {
+    TestServer srv = co_await TestServer::start();
+    {
+        ClientSession session;
+        RequestOptions ro;
+        ro.allow_redirects = false;
+        ClientResponse r = co_await session.get(srv.url("/redirect/2"), std::move(ro));
+        CHECK(r.status == 302);
+        CHECK(r.redirects == 0);
+        CHECK(r.url == srv.url("/redirect/2"));
+        CHECK(coring::test::header_or(r.headers, "location") == std::string("/redirect/1"));
+        std::string body = co_await r.text();
+        CHECK(body == "redirect");
+        co_await session.close();
+    }
+    {
+        ClientOptions o;
+        o.allow_redirects = false;
+        ClientSession session(std::move(o));
+        ClientResponse r = co_await session.get(srv.url("/redirect/2"));
+        CHECK(r.status == 302);
+        static_cast<void>(co_await r.read());
+        // ... and a request can turn it back on.
+        RequestOptions ro;
+        ro.allow_redirects = true;
+        ClientResponse f = co_await session.get(srv.url("/redirect/2"), std::move(ro));
+        CHECK(f.status == 200);
+        CHECK(f.redirects == 2);
+        static_cast<void>(co_await f.read());
+        co_await session.close();
+    }
+    co_await srv.stop();
 }
 
-TEST_CASE("HTTP client: a 303 answer to a POST is followed with a GET", "[http]") {
-    coring::test::run_test([&]() -> Task<> {
-        TestServer srv = co_await TestServer::start();
-        {
-            ClientSession session;
+CORING_TEST_CASE("HTTP client: a 303 answer to a POST is followed with a GET", "[http]") {
+    TestServer srv = co_await TestServer::start();
+    {
+        ClientSession session;
+        RequestOptions ro;
+        ro.data = "payload";
+        ClientResponse r = co_await session.post(srv.url("/see-other"), std::move(ro));
+        CHECK(r.status == 200);
+        CHECK(r.redirects == 1);
+        nlohmann::json j = co_await r.json();
+        CHECK(j["method"] == "GET");
+        CHECK(j["body"] == "");
+        co_await session.close();
+    }
+    co_await srv.stop();
+}
+
+CORING_TEST_CASE("HTTP client: a 307 answer to a POST is followed with the same POST and body",
+                 "[http]") {
+    TestServer srv = co_await TestServer::start();
+    {
+        ClientSession session;
+        for (int code : {307, 308}) {
             RequestOptions ro;
             ro.data = "payload";
-            ClientResponse r = co_await session.post(srv.url("/see-other"), std::move(ro));
+            ClientResponse r = co_await session.post(
+                    srv.url("/redirect-to?code=" + std::to_string(code) + "&url=/echo"),
+                    std::move(ro));
+            INFO("status " << code);
             CHECK(r.status == 200);
             CHECK(r.redirects == 1);
             nlohmann::json j = co_await r.json();
-            CHECK(j["method"] == "GET");
-            CHECK(j["body"] == "");
-            co_await session.close();
+            CHECK(j["method"] == "POST");
+            CHECK(j["body"] == "payload");
         }
-        co_await srv.stop();
-    });
+        // 302 turns a POST into a GET, as browsers (and aiohttp) do.
+        RequestOptions ro;
+        ro.data = "payload";
+        ClientResponse r = co_await session.post(srv.url("/redirect-to?url=/echo"), std::move(ro));
+        nlohmann::json j = co_await r.json();
+        CHECK(j["method"] == "GET");
+        co_await session.close();
+    }
+    co_await srv.stop();
 }
 
-TEST_CASE("HTTP client: a 307 answer to a POST is followed with the same POST and body", "[http]") {
-    coring::test::run_test([&]() -> Task<> {
-        TestServer srv = co_await TestServer::start();
-        {
-            ClientSession session;
-            for (int code : {307, 308}) {
-                RequestOptions ro;
-                ro.data = "payload";
-                ClientResponse r = co_await session.post(
-                        srv.url("/redirect-to?code=" + std::to_string(code) + "&url=/echo"),
-                        std::move(ro));
-                INFO("status " << code);
-                CHECK(r.status == 200);
-                CHECK(r.redirects == 1);
-                nlohmann::json j = co_await r.json();
-                CHECK(j["method"] == "POST");
-                CHECK(j["body"] == "payload");
-            }
-            // 302 turns a POST into a GET, as browsers (and aiohttp) do.
-            RequestOptions ro;
-            ro.data = "payload";
-            ClientResponse r =
-                    co_await session.post(srv.url("/redirect-to?url=/echo"), std::move(ro));
-            nlohmann::json j = co_await r.json();
-            CHECK(j["method"] == "GET");
-            co_await session.close();
-        }
-        co_await srv.stop();
-    });
-}
-
-TEST_CASE("HTTP client: json() accepts application/json with a charset", "[http]") {
-    coring::test::run_test([&]() -> Task<> {
-        TestServer srv = co_await TestServer::start();
-        {
-            ClientSession session;
-            ClientResponse r = co_await session.get(srv.url("/json-charset"));
-            nlohmann::json j = co_await r.json();
-            CHECK(j == nlohmann::json{{"ok", true}});
-            co_await session.close();
-        }
-        co_await srv.stop();
-    });
+CORING_TEST_CASE("HTTP client: json() accepts application/json with a charset", "[http]") {
+    TestServer srv = co_await TestServer::start();
+    {
+        ClientSession session;
+        ClientResponse r = co_await session.get(srv.url("/json-charset"));
+        nlohmann::json j = co_await r.json();
+        CHECK(j == nlohmann::json{{"ok", true}});
+        co_await session.close();
+    }
+    co_await srv.stop();
 }
 
 TEST_CASE("HTTP client: HEAD returns the status and headers and no body", "[http][nginx]") {
@@ -650,32 +629,29 @@ TEST_CASE("HTTP client: HEAD returns the status and headers and no body", "[http
     });
 }
 
-TEST_CASE("HTTP client: cookies the server sets are sent back and listed", "[http]") {
-    coring::test::run_test([&]() -> Task<> {
-        TestServer srv = co_await TestServer::start();
-        {
-            ClientSession session;
-            CHECK(session.cookies().empty());
-            Fetched set =
-                    co_await coring::test::fetch(session, srv.url("/set-cookie?token=abc123"));
-            CHECK(set.status == 200);
-            nlohmann::json j = co_await echo(session, srv.url("/echo"));
-            CHECK(j["headers"]["cookie"] == "token=abc123");
-            auto cookies = session.cookies();
-            REQUIRE(cookies.size() == 1);
-            CHECK(cookies[0].find("token") != std::string::npos);
-            CHECK(cookies[0].find("abc123") != std::string::npos);
-            CHECK(cookies[0].find("127.0.0.1") != std::string::npos);
+CORING_TEST_CASE("HTTP client: cookies the server sets are sent back and listed", "[http]") {
+    TestServer srv = co_await TestServer::start();
+    {
+        ClientSession session;
+        CHECK(session.cookies().empty());
+        Fetched set = co_await coring::test::fetch(session, srv.url("/set-cookie?token=abc123"));
+        CHECK(set.status == 200);
+        nlohmann::json j = co_await echo(session, srv.url("/echo"));
+        CHECK(j["headers"]["cookie"] == "token=abc123");
+        auto cookies = session.cookies();
+        REQUIRE(cookies.size() == 1);
+        CHECK(cookies[0].find("token") != std::string::npos);
+        CHECK(cookies[0].find("abc123") != std::string::npos);
+        CHECK(cookies[0].find("127.0.0.1") != std::string::npos);
 
-            // A second session has its own jar.
-            ClientSession other;
-            nlohmann::json k = co_await echo(other, srv.url("/echo"));
-            CHECK(!k["headers"].contains("cookie"));
-            co_await other.close();
-            co_await session.close();
-        }
-        co_await srv.stop();
-    });
+        // A second session has its own jar.
+        ClientSession other;
+        nlohmann::json k = co_await echo(other, srv.url("/echo"));
+        CHECK(!k["headers"].contains("cookie"));
+        co_await other.close();
+        co_await session.close();
+    }
+    co_await srv.stop();
 }
 
 namespace {
@@ -688,33 +664,31 @@ Task<int> count_one(ClientSession& s, std::string url) {
 
 } // namespace
 
-TEST_CASE("HTTP client: 1,000 concurrent requests never open more than limit connections",
-          "[http]") {
-    coring::test::run_test([&]() -> Task<> {
-        TestServer srv = co_await TestServer::start();
-        {
-            ClientOptions o;
-            o.limit = 100;
-            ClientSession session(std::move(o));
-            std::vector<Task<int>> tasks;
-            for (int i = 0; i < 1000; ++i) {
-                tasks.push_back(count_one(session, srv.url("/count")));
-            }
-            std::vector<int> ok = co_await coring::gather(std::move(tasks));
-            int good = 0;
-            for (int v : ok) {
-                good += v;
-            }
-            CHECK(good == 1000);
-            INFO("the server saw at most " << srv.max_open_connections() << " connections, "
-                                           << srv.accepted() << " in all");
-            CHECK(srv.max_open_connections() <= 100);
-            CHECK(srv.max_open_connections() >= 50); // the requests did run concurrently
-            CHECK(session.active_transfers() == 0);
-            co_await session.close();
+CORING_TEST_CASE("HTTP client: 1,000 concurrent requests never open more than limit connections",
+                 "[http]") {
+    TestServer srv = co_await TestServer::start();
+    {
+        ClientOptions o;
+        o.limit = 100;
+        ClientSession session(std::move(o));
+        std::vector<Task<int>> tasks;
+        for (int i = 0; i < 1000; ++i) {
+            tasks.push_back(count_one(session, srv.url("/count")));
         }
-        co_await srv.stop();
-    });
+        std::vector<int> ok = co_await coring::gather(std::move(tasks));
+        int good = 0;
+        for (int v : ok) {
+            good += v;
+        }
+        CHECK(good == 1000);
+        INFO("the server saw at most " << srv.max_open_connections() << " connections, "
+                                       << srv.accepted() << " in all");
+        CHECK(srv.max_open_connections() <= 100);
+        CHECK(srv.max_open_connections() >= 50); // the requests did run concurrently
+        CHECK(session.active_transfers() == 0);
+        co_await session.close();
+    }
+    co_await srv.stop();
 }
 
 // Hidden ([.]) from discovery: tests/CMakeLists.txt runs it on its own (RUN_SERIAL), since a
@@ -776,83 +750,78 @@ Task<std::exception_ptr> get_and_read(ClientSession& s, std::string url, bool* g
 
 } // namespace
 
-TEST_CASE("HTTP client: close() fails in-flight requests and later ones with ClientError",
-          "[http]") {
-    coring::test::run_test([&]() -> Task<> {
-        TestServer srv = co_await TestServer::start();
-        {
-            ClientSession session;
-            bool headers_never = false;
-            bool headers_stall = false;
-            auto waiting =
-                    coring::create_task(get_and_read(session, srv.url("/never"), &headers_never));
-            auto reading = coring::create_task(
-                    get_and_read(session, srv.url("/stall-body"), &headers_stall));
-            for (int i = 0; i < 200 && !headers_stall; ++i) {
-                co_await coring::sleep(5ms);
-            }
-            CHECK(headers_stall);
-            CHECK(session.active_transfers() == 2);
-            CHECK(!session.closed());
-            co_await session.close();
-            CHECK(session.closed());
-            std::exception_ptr e1 = co_await waiting;
-            std::exception_ptr e2 = co_await reading;
-            INFO("in-flight GET: " << coring::test::what_of(e1));
-            INFO("in-flight body read: " << coring::test::what_of(e2));
-            CHECK(coring::test::holds<coring::http::ClientError>(e1));
-            CHECK(coring::test::holds<coring::http::ClientError>(e2));
-            CHECK(!headers_never);
-            CHECK(session.active_transfers() == 0);
-
-            std::exception_ptr later =
-                    co_await coring::test::get_outcome(session, srv.url("/echo"));
-            INFO("after close: " << coring::test::what_of(later));
-            CHECK(coring::test::holds<coring::http::ClientError>(later));
-            co_await session.close(); // idempotent
-            CHECK(session.closed());
+CORING_TEST_CASE("HTTP client: close() fails in-flight requests and later ones with ClientError",
+                 "[http]") {
+    TestServer srv = co_await TestServer::start();
+    {
+        ClientSession session;
+        bool headers_never = false;
+        bool headers_stall = false;
+        auto waiting =
+                coring::create_task(get_and_read(session, srv.url("/never"), &headers_never));
+        auto reading =
+                coring::create_task(get_and_read(session, srv.url("/stall-body"), &headers_stall));
+        for (int i = 0; i < 200 && !headers_stall; ++i) {
+            co_await coring::sleep(5ms);
         }
-        co_await srv.stop();
-    });
+        CHECK(headers_stall);
+        CHECK(session.active_transfers() == 2);
+        CHECK(!session.closed());
+        co_await session.close();
+        CHECK(session.closed());
+        std::exception_ptr e1 = co_await waiting;
+        std::exception_ptr e2 = co_await reading;
+        INFO("in-flight GET: " << coring::test::what_of(e1));
+        INFO("in-flight body read: " << coring::test::what_of(e2));
+        CHECK(coring::test::holds<coring::http::ClientError>(e1));
+        CHECK(coring::test::holds<coring::http::ClientError>(e2));
+        CHECK(!headers_never);
+        CHECK(session.active_transfers() == 0);
+
+        std::exception_ptr later = co_await coring::test::get_outcome(session, srv.url("/echo"));
+        INFO("after close: " << coring::test::what_of(later));
+        CHECK(coring::test::holds<coring::http::ClientError>(later));
+        co_await session.close(); // idempotent
+        CHECK(session.closed());
+    }
+    co_await srv.stop();
 }
 
-TEST_CASE("HTTP client: destroying a session fails its pending and queued requests with "
-          "ClientError",
-          "[http]") {
-    coring::test::run_test([&]() -> Task<> {
-        TestServer srv = co_await TestServer::start();
-        {
-            std::optional<ClientSession> session;
-            ClientOptions o;
-            o.limit = 1; // one request on the wire, the others wait for the connection
-            session.emplace(std::move(o));
-            std::vector<TaskHandle<std::exception_ptr>> tasks;
-            bool flags[5] = {false, false, false, false, false};
-            for (int i = 0; i < 5; ++i) {
-                tasks.push_back(
-                        coring::create_task(get_and_read(*session, srv.url("/never"), &flags[i])));
-            }
-            for (int i = 0; i < 2000 && srv.requests().empty(); ++i) {
-                co_await coring::sleep(1ms);
-            }
-            co_await coring::sleep(20ms);
-            CHECK(srv.requests().size() == 1);
-            session.reset(); // ~ClientSession closes it, without an explicit close()
-            int client_errors = 0;
-            std::string first_other;
-            for (auto& t : tasks) {
-                std::exception_ptr e = co_await t;
-                if (coring::test::holds<coring::http::ClientError>(e)) {
-                    ++client_errors;
-                } else if (first_other.empty()) {
-                    first_other = coring::test::what_of(e);
-                }
-            }
-            INFO("a request that did not get a ClientError: " << first_other);
-            CHECK(client_errors == 5);
+CORING_TEST_CASE("HTTP client: destroying a session fails its pending and queued requests with "
+                 "ClientError",
+                 "[http]") {
+    TestServer srv = co_await TestServer::start();
+    {
+        std::optional<ClientSession> session;
+        ClientOptions o;
+        o.limit = 1; // one request on the wire, the others wait for the connection
+        session.emplace(std::move(o));
+        std::vector<TaskHandle<std::exception_ptr>> tasks;
+        bool flags[5] = {false, false, false, false, false};
+        for (int i = 0; i < 5; ++i) {
+            tasks.push_back(
+                    coring::create_task(get_and_read(*session, srv.url("/never"), &flags[i])));
         }
-        co_await srv.stop();
-    });
+        for (int i = 0; i < 2000 && srv.requests().empty(); ++i) {
+            co_await coring::sleep(1ms);
+        }
+        co_await coring::sleep(20ms);
+        CHECK(srv.requests().size() == 1);
+        session.reset(); // ~ClientSession closes it, without an explicit close()
+        int client_errors = 0;
+        std::string first_other;
+        for (auto& t : tasks) {
+            std::exception_ptr e = co_await t;
+            if (coring::test::holds<coring::http::ClientError>(e)) {
+                ++client_errors;
+            } else if (first_other.empty()) {
+                first_other = coring::test::what_of(e);
+            }
+        }
+        INFO("a request that did not get a ClientError: " << first_other);
+        CHECK(client_errors == 5);
+    }
+    co_await srv.stop();
 }
 
 TEST_CASE("HTTP client: a session needs a running loop or an explicit one", "[http]") {
@@ -865,58 +834,54 @@ TEST_CASE("HTTP client: a session needs a running loop or an explicit one", "[ht
     });
 }
 
-TEST_CASE("HTTP client: several cookies from one response are all kept", "[http]") {
-    coring::test::run_test([&]() -> Task<> {
-        TestServer srv = co_await TestServer::start();
-        {
-            ClientSession session;
-            ClientResponse r = co_await session.get(srv.url("/set-cookie?a=1&b=two"));
-            auto all = r.headers.get_all("set-cookie");
-            REQUIRE(all.size() == 2);
-            CHECK(all[0] == "a=1; Path=/");
-            CHECK(all[1] == "b=two; Path=/");
-            static_cast<void>(co_await r.read());
-            nlohmann::json j = co_await echo(session, srv.url("/echo"));
-            std::string cookie = j["headers"].value("cookie", "");
-            INFO("Cookie: " << cookie);
-            CHECK(cookie.find("a=1") != std::string::npos);
-            CHECK(cookie.find("b=two") != std::string::npos);
-            CHECK(session.cookies().size() == 2);
-            co_await session.close();
-        }
-        co_await srv.stop();
-    });
+CORING_TEST_CASE("HTTP client: several cookies from one response are all kept", "[http]") {
+    TestServer srv = co_await TestServer::start();
+    {
+        ClientSession session;
+        ClientResponse r = co_await session.get(srv.url("/set-cookie?a=1&b=two"));
+        auto all = r.headers.get_all("set-cookie");
+        REQUIRE(all.size() == 2);
+        CHECK(all[0] == "a=1; Path=/");
+        CHECK(all[1] == "b=two; Path=/");
+        static_cast<void>(co_await r.read());
+        nlohmann::json j = co_await echo(session, srv.url("/echo"));
+        std::string cookie = j["headers"].value("cookie", "");
+        INFO("Cookie: " << cookie);
+        CHECK(cookie.find("a=1") != std::string::npos);
+        CHECK(cookie.find("b=two") != std::string::npos);
+        CHECK(session.cookies().size() == 2);
+        co_await session.close();
+    }
+    co_await srv.stop();
 }
 
-TEST_CASE("HTTP client: limit_per_host bounds the connections to each server", "[http]") {
-    coring::test::run_test([&]() -> Task<> {
-        TestServer a = co_await TestServer::start();
-        TestServer b = co_await TestServer::start();
-        {
-            ClientOptions o;
-            o.limit = 0;
-            o.limit_per_host = 5;
-            ClientSession session(std::move(o));
-            std::vector<Task<int>> tasks;
-            for (int i = 0; i < 200; ++i) {
-                tasks.push_back(count_one(session, (i % 2 == 0 ? a : b).url("/count")));
-            }
-            std::vector<int> ok = co_await coring::gather(std::move(tasks));
-            int good = 0;
-            for (int v : ok) {
-                good += v;
-            }
-            CHECK(good == 200);
-            INFO("server a saw at most " << a.max_open_connections() << ", server b "
-                                         << b.max_open_connections());
-            CHECK(a.max_open_connections() <= 5);
-            CHECK(b.max_open_connections() <= 5);
-            CHECK(a.max_open_connections() >= 2);
-            co_await session.close();
+CORING_TEST_CASE("HTTP client: limit_per_host bounds the connections to each server", "[http]") {
+    TestServer a = co_await TestServer::start();
+    TestServer b = co_await TestServer::start();
+    {
+        ClientOptions o;
+        o.limit = 0;
+        o.limit_per_host = 5;
+        ClientSession session(std::move(o));
+        std::vector<Task<int>> tasks;
+        for (int i = 0; i < 200; ++i) {
+            tasks.push_back(count_one(session, (i % 2 == 0 ? a : b).url("/count")));
         }
-        co_await a.stop();
-        co_await b.stop();
-    });
+        std::vector<int> ok = co_await coring::gather(std::move(tasks));
+        int good = 0;
+        for (int v : ok) {
+            good += v;
+        }
+        CHECK(good == 200);
+        INFO("server a saw at most " << a.max_open_connections() << ", server b "
+                                     << b.max_open_connections());
+        CHECK(a.max_open_connections() <= 5);
+        CHECK(b.max_open_connections() <= 5);
+        CHECK(a.max_open_connections() >= 2);
+        co_await session.close();
+    }
+    co_await a.stop();
+    co_await b.stop();
 }
 
 TEST_CASE("HTTP client: a proxy from the options or, with trust_env, the environment is used",
@@ -973,29 +938,27 @@ TEST_CASE("HTTP client: a proxy from the options or, with trust_env, the environ
     });
 }
 
-TEST_CASE("HTTP client: a response that outlives its session raises ClientError on read",
-          "[http]") {
-    coring::test::run_test([&]() -> Task<> {
-        TestServer srv = co_await TestServer::start();
+CORING_TEST_CASE("HTTP client: a response that outlives its session raises ClientError on read",
+                 "[http]") {
+    TestServer srv = co_await TestServer::start();
+    {
+        std::optional<ClientResponse> r;
         {
-            std::optional<ClientResponse> r;
-            {
-                ClientSession session;
-                r.emplace(co_await session.get(srv.url("/stall-body")));
-                CHECK(r->status == 200);
-            }
-            std::exception_ptr e;
-            try {
-                static_cast<void>(co_await r->read());
-            } catch (...) {
-                e = std::current_exception();
-            }
-            INFO(coring::test::what_of(e));
-            CHECK(coring::test::holds<coring::http::ClientError>(e));
-            r.reset();
+            ClientSession session;
+            r.emplace(co_await session.get(srv.url("/stall-body")));
+            CHECK(r->status == 200);
         }
-        co_await srv.stop();
-    });
+        std::exception_ptr e;
+        try {
+            static_cast<void>(co_await r->read());
+        } catch (...) {
+            e = std::current_exception();
+        }
+        INFO(coring::test::what_of(e));
+        CHECK(coring::test::holds<coring::http::ClientError>(e));
+        r.reset();
+    }
+    co_await srv.stop();
 }
 
 // Not a check: prints the timer lateness for several request counts and limits, to see how the

@@ -7,6 +7,7 @@
 #include <coring/http/errors.hpp>
 #include <coring/sleep.hpp>
 #include <coring/task.hpp>
+#include <coring/testing/catch2.hpp>
 #include <coring/wait.hpp>
 
 #include <catch2/catch.hpp>
@@ -84,67 +85,61 @@ RequestOptions with_timeout(coring::http::ClientTimeout t) {
 
 } // namespace
 
-TEST_CASE("HTTP errors: a malformed or non-HTTP URL raises InvalidUrl naming it", "[http]") {
-    coring::test::run_test([&]() -> Task<> {
-        ClientSession session;
-        for (std::string url : {"127.0.0.1/index.html",
-                                "ftp://127.0.0.1/file",
-                                "http://",
-                                "garbage",
-                                "http://exa mple.org/",
-                                "",
-                                "file:///etc/passwd",
-                                "http://[::1/",
-                                "https://:80/"}) {
-            std::exception_ptr e = co_await coring::test::get_outcome(session, url);
-            INFO("URL '" << url << "' gave: " << what_of(e));
-            CHECK(holds<coring::http::InvalidUrl>(e));
-            CHECK(names(e, url));
-            CHECK(url_of(e) == url);
-        }
-        CHECK(session.active_transfers() == 0);
-        co_await session.close();
-    });
-}
-
-TEST_CASE("HTTP errors: a refused connection raises ClientConnectorError", "[http]") {
-    coring::test::run_test([&]() -> Task<> {
-        ClientSession session;
-        std::string url = "http://127.0.0.1:" + std::to_string(coring::test::unused_port()) + "/x";
+CORING_TEST_CASE("HTTP errors: a malformed or non-HTTP URL raises InvalidUrl naming it", "[http]") {
+    ClientSession session;
+    for (std::string url : {"127.0.0.1/index.html",
+                            "ftp://127.0.0.1/file",
+                            "http://",
+                            "garbage",
+                            "http://exa mple.org/",
+                            "",
+                            "file:///etc/passwd",
+                            "http://[::1/",
+                            "https://:80/"}) {
         std::exception_ptr e = co_await coring::test::get_outcome(session, url);
-        INFO(what_of(e));
-        CHECK(holds<coring::http::ClientConnectorError>(e));
-        CHECK(!holds<coring::http::ClientSslError>(e));
+        INFO("URL '" << url << "' gave: " << what_of(e));
+        CHECK(holds<coring::http::InvalidUrl>(e));
         CHECK(names(e, url));
         CHECK(url_of(e) == url);
-        co_await session.close();
-    });
+    }
+    CHECK(session.active_transfers() == 0);
+    co_await session.close();
 }
 
-TEST_CASE("HTTP errors: a name that does not resolve raises ClientConnectorError without "
-          "blocking the loop",
-          "[http]") {
-    coring::test::run_test([&]() -> Task<> {
-        ClientSession session;
-        coring::test::LagProbe probe;
-        auto probing = coring::create_task(probe.run());
-        std::string url = "http://nonexistent.invalid/";
-        std::exception_ptr e;
-        try {
-            e = co_await coring::wait_for(coring::test::get_outcome(session, url), 30s);
-        } catch (const coring::TimeoutError&) {
-            FAIL_CHECK("resolving nonexistent.invalid took more than 30 s");
-        }
-        probe.stop = true;
-        co_await probing;
-        INFO(what_of(e));
-        CHECK(holds<coring::http::ClientConnectorError>(e));
-        CHECK(names(e, url));
-        INFO("timer lateness while resolving: max " << probe.max() << " ms over "
-                                                    << probe.lateness_ms.size() << " ticks");
-        CHECK(probe.max() < 50.0);
-        co_await session.close();
-    });
+CORING_TEST_CASE("HTTP errors: a refused connection raises ClientConnectorError", "[http]") {
+    ClientSession session;
+    std::string url = "http://127.0.0.1:" + std::to_string(coring::test::unused_port()) + "/x";
+    std::exception_ptr e = co_await coring::test::get_outcome(session, url);
+    INFO(what_of(e));
+    CHECK(holds<coring::http::ClientConnectorError>(e));
+    CHECK(!holds<coring::http::ClientSslError>(e));
+    CHECK(names(e, url));
+    CHECK(url_of(e) == url);
+    co_await session.close();
+}
+
+CORING_TEST_CASE("HTTP errors: a name that does not resolve raises ClientConnectorError without "
+                 "blocking the loop",
+                 "[http]") {
+    ClientSession session;
+    coring::test::LagProbe probe;
+    auto probing = coring::create_task(probe.run());
+    std::string url = "http://nonexistent.invalid/";
+    std::exception_ptr e;
+    try {
+        e = co_await coring::wait_for(coring::test::get_outcome(session, url), 30s);
+    } catch (const coring::TimeoutError&) {
+        FAIL_CHECK("resolving nonexistent.invalid took more than 30 s");
+    }
+    probe.stop = true;
+    co_await probing;
+    INFO(what_of(e));
+    CHECK(holds<coring::http::ClientConnectorError>(e));
+    CHECK(names(e, url));
+    INFO("timer lateness while resolving: max " << probe.max() << " ms over "
+                                                << probe.lateness_ms.size() << " ticks");
+    CHECK(probe.max() < 50.0);
+    co_await session.close();
 }
 
 TEST_CASE("HTTP errors: an untrusted, wrong-host or expired certificate raises "
@@ -200,88 +195,83 @@ TEST_CASE("HTTP errors: an untrusted, wrong-host or expired certificate raises "
     });
 }
 
-TEST_CASE("HTTP errors: a server that closes without answering raises ServerDisconnectedError",
-          "[http]") {
-    coring::test::run_test([&]() -> Task<> {
-        TestServer srv = co_await TestServer::start();
-        {
-            ClientSession session;
-            std::string url = srv.url("/close");
-            std::exception_ptr e = co_await coring::test::get_outcome(session, url);
-            INFO("fresh connection: " << what_of(e));
-            CHECK(holds<coring::http::ServerDisconnectedError>(e));
-            CHECK(names(e, url));
-            // On a kept-alive connection too.
-            coring::test::Fetched f = co_await coring::test::fetch(session, srv.url("/echo"));
-            CHECK(f.status == 200);
-            std::exception_ptr k = co_await coring::test::get_outcome(session, url);
-            INFO("reused connection: " << what_of(k));
-            CHECK(holds<coring::http::ServerDisconnectedError>(k));
-            CHECK(session.active_transfers() == 0);
-            co_await session.close();
-        }
-        co_await srv.stop();
-    });
+CORING_TEST_CASE(
+        "HTTP errors: a server that closes without answering raises ServerDisconnectedError",
+        "[http]") {
+    TestServer srv = co_await TestServer::start();
+    {
+        ClientSession session;
+        std::string url = srv.url("/close");
+        std::exception_ptr e = co_await coring::test::get_outcome(session, url);
+        INFO("fresh connection: " << what_of(e));
+        CHECK(holds<coring::http::ServerDisconnectedError>(e));
+        CHECK(names(e, url));
+        // On a kept-alive connection too.
+        coring::test::Fetched f = co_await coring::test::fetch(session, srv.url("/echo"));
+        CHECK(f.status == 200);
+        std::exception_ptr k = co_await coring::test::get_outcome(session, url);
+        INFO("reused connection: " << what_of(k));
+        CHECK(holds<coring::http::ServerDisconnectedError>(k));
+        CHECK(session.active_transfers() == 0);
+        co_await session.close();
+    }
+    co_await srv.stop();
 }
 
-TEST_CASE("HTTP errors: a body broken by a reset raises ClientPayloadError after its data",
-          "[http]") {
-    coring::test::run_test([&]() -> Task<> {
-        TestServer srv = co_await TestServer::start();
-        {
-            ClientSession session;
-            std::string url = srv.url("/reset");
-            ClientResponse r = co_await session.get(url);
-            CHECK(r.status == 200);
-            std::string got;
-            std::exception_ptr e;
-            try {
-                for (;;) {
-                    std::string piece = co_await r.content.read(4096);
-                    if (piece.empty()) {
-                        break;
-                    }
-                    got += piece;
+CORING_TEST_CASE("HTTP errors: a body broken by a reset raises ClientPayloadError after its data",
+                 "[http]") {
+    TestServer srv = co_await TestServer::start();
+    {
+        ClientSession session;
+        std::string url = srv.url("/reset");
+        ClientResponse r = co_await session.get(url);
+        CHECK(r.status == 200);
+        std::string got;
+        std::exception_ptr e;
+        try {
+            for (;;) {
+                std::string piece = co_await r.content.read(4096);
+                if (piece.empty()) {
+                    break;
                 }
-            } catch (...) {
-                e = std::current_exception();
+                got += piece;
             }
-            INFO(what_of(e));
-            CHECK(holds<coring::http::ClientPayloadError>(e));
-            CHECK(names(e, url));
-            // What arrived before the break is read first.
-            CHECK(got == std::string(1000, 'r'));
-            co_await session.close();
+        } catch (...) {
+            e = std::current_exception();
         }
-        co_await srv.stop();
-    });
+        INFO(what_of(e));
+        CHECK(holds<coring::http::ClientPayloadError>(e));
+        CHECK(names(e, url));
+        // What arrived before the break is read first.
+        CHECK(got == std::string(1000, 'r'));
+        co_await session.close();
+    }
+    co_await srv.stop();
 }
 
-TEST_CASE("HTTP errors: malformed chunked encoding raises ClientPayloadError", "[http]") {
-    coring::test::run_test([&]() -> Task<> {
-        TestServer srv = co_await TestServer::start();
-        {
-            ClientSession session;
-            std::string url = srv.url("/bad-chunked");
-            ClientResponse r = co_await session.get(url);
-            CHECK(r.status == 200);
-            std::exception_ptr e;
-            try {
-                static_cast<void>(co_await r.read());
-            } catch (...) {
-                e = std::current_exception();
-            }
-            INFO(what_of(e));
-            CHECK(holds<coring::http::ClientPayloadError>(e));
-            CHECK(names(e, url));
-            CHECK(session.active_transfers() == 0);
-            // The session goes on.
-            coring::test::Fetched f = co_await coring::test::fetch(session, srv.url("/echo"));
-            CHECK(f.status == 200);
-            co_await session.close();
+CORING_TEST_CASE("HTTP errors: malformed chunked encoding raises ClientPayloadError", "[http]") {
+    TestServer srv = co_await TestServer::start();
+    {
+        ClientSession session;
+        std::string url = srv.url("/bad-chunked");
+        ClientResponse r = co_await session.get(url);
+        CHECK(r.status == 200);
+        std::exception_ptr e;
+        try {
+            static_cast<void>(co_await r.read());
+        } catch (...) {
+            e = std::current_exception();
         }
-        co_await srv.stop();
-    });
+        INFO(what_of(e));
+        CHECK(holds<coring::http::ClientPayloadError>(e));
+        CHECK(names(e, url));
+        CHECK(session.active_transfers() == 0);
+        // The session goes on.
+        coring::test::Fetched f = co_await coring::test::fetch(session, srv.url("/echo"));
+        CHECK(f.status == 200);
+        co_await session.close();
+    }
+    co_await srv.stop();
 }
 
 TEST_CASE("HTTP errors: a redirect loop raises TooManyRedirects", "[http][nginx]") {
@@ -321,23 +311,21 @@ TEST_CASE("HTTP errors: a redirect loop raises TooManyRedirects", "[http][nginx]
     });
 }
 
-TEST_CASE("HTTP errors: a 1 MiB response header raises a ClientError", "[http]") {
-    coring::test::run_test([&]() -> Task<> {
-        TestServer srv = co_await TestServer::start();
-        {
-            ClientSession session;
-            std::string url = srv.url("/big-header");
-            std::exception_ptr e = co_await coring::test::get_outcome(session, url);
-            INFO(what_of(e));
-            CHECK(holds<coring::http::ClientError>(e));
-            CHECK(names(e, url));
-            CHECK(session.active_transfers() == 0);
-            coring::test::Fetched f = co_await coring::test::fetch(session, srv.url("/echo"));
-            CHECK(f.status == 200);
-            co_await session.close();
-        }
-        co_await srv.stop();
-    });
+CORING_TEST_CASE("HTTP errors: a 1 MiB response header raises a ClientError", "[http]") {
+    TestServer srv = co_await TestServer::start();
+    {
+        ClientSession session;
+        std::string url = srv.url("/big-header");
+        std::exception_ptr e = co_await coring::test::get_outcome(session, url);
+        INFO(what_of(e));
+        CHECK(holds<coring::http::ClientError>(e));
+        CHECK(names(e, url));
+        CHECK(session.active_transfers() == 0);
+        coring::test::Fetched f = co_await coring::test::fetch(session, srv.url("/echo"));
+        CHECK(f.status == 200);
+        co_await session.close();
+    }
+    co_await srv.stop();
 }
 
 TEST_CASE("HTTP errors: raise_for_status raises ClientResponseError for 4xx and 5xx",
@@ -438,52 +426,50 @@ TEST_CASE("HTTP errors: json() on a text/html body raises ContentTypeError", "[h
     });
 }
 
-TEST_CASE("HTTP timeouts: total bounds a slow answer and a slow body", "[http]") {
-    coring::test::run_test([&]() -> Task<> {
-        TestServer srv = co_await TestServer::start();
-        {
-            ClientSession session;
-            std::string url = srv.url("/sleep?ms=10000");
-            Timed t = co_await timed_get(session, url, with_timeout({.total = 300ms}));
-            INFO(what_of(t.error) << " after " << t.seconds << " s");
-            CHECK(holds<coring::TimeoutError>(t.error));
-            CHECK(!holds<coring::http::ClientError>(t.error));
-            CHECK(names(t.error, url));
-            CHECK(t.seconds >= 0.25);
-            CHECK(t.seconds < 5.0);
+CORING_TEST_CASE("HTTP timeouts: total bounds a slow answer and a slow body", "[http]") {
+    TestServer srv = co_await TestServer::start();
+    {
+        ClientSession session;
+        std::string url = srv.url("/sleep?ms=10000");
+        Timed t = co_await timed_get(session, url, with_timeout({.total = 300ms}));
+        INFO(what_of(t.error) << " after " << t.seconds << " s");
+        CHECK(holds<coring::TimeoutError>(t.error));
+        CHECK(!holds<coring::http::ClientError>(t.error));
+        CHECK(names(t.error, url));
+        CHECK(t.seconds >= 0.25);
+        CHECK(t.seconds < 5.0);
 
-            // The headers come in time, the body does not.
-            Timed b = co_await timed_get(
-                    session, srv.url("/stall-body"), with_timeout({.total = 300ms}));
-            INFO(what_of(b.error) << " after " << b.seconds << " s");
-            CHECK(holds<coring::TimeoutError>(b.error));
-            CHECK(b.seconds >= 0.25);
-            CHECK(b.seconds < 5.0);
+        // The headers come in time, the body does not.
+        Timed b =
+                co_await timed_get(session, srv.url("/stall-body"), with_timeout({.total = 300ms}));
+        INFO(what_of(b.error) << " after " << b.seconds << " s");
+        CHECK(holds<coring::TimeoutError>(b.error));
+        CHECK(b.seconds >= 0.25);
+        CHECK(b.seconds < 5.0);
 
-            // Fast enough: no error.
-            Timed ok = co_await timed_get(
-                    session, srv.url("/sleep?ms=10"), with_timeout({.total = 5s}));
-            CHECK(!ok.error);
-            CHECK(session.active_transfers() == 0);
-            co_await session.close();
-        }
-        {
-            // A session-wide total.
-            ClientOptions o;
-            o.timeout.total = 300ms;
-            ClientSession session(std::move(o));
-            Timed t = co_await timed_get(session, srv.url("/sleep?ms=10000"), RequestOptions{});
-            CHECK(holds<coring::TimeoutError>(t.error));
-            CHECK(t.seconds < 5.0);
-            // A request's own limit replaces it.
-            Timed l = co_await timed_get(
-                    session, srv.url("/sleep?ms=600"), with_timeout({.total = 5s}));
-            INFO(what_of(l.error));
-            CHECK(!l.error);
-            co_await session.close();
-        }
-        co_await srv.stop();
-    });
+        // Fast enough: no error.
+        Timed ok =
+                co_await timed_get(session, srv.url("/sleep?ms=10"), with_timeout({.total = 5s}));
+        CHECK(!ok.error);
+        CHECK(session.active_transfers() == 0);
+        co_await session.close();
+    }
+    {
+        // A session-wide total.
+        ClientOptions o;
+        o.timeout.total = 300ms;
+        ClientSession session(std::move(o));
+        Timed t = co_await timed_get(session, srv.url("/sleep?ms=10000"), RequestOptions{});
+        CHECK(holds<coring::TimeoutError>(t.error));
+        CHECK(t.seconds < 5.0);
+        // A request's own limit replaces it.
+        Timed l =
+                co_await timed_get(session, srv.url("/sleep?ms=600"), with_timeout({.total = 5s}));
+        INFO(what_of(l.error));
+        CHECK(!l.error);
+        co_await session.close();
+    }
+    co_await srv.stop();
 }
 
 TEST_CASE("HTTP timeouts: connect bounds a connection the server never accepts", "[http]") {
@@ -523,151 +509,146 @@ TEST_CASE("HTTP timeouts: connect bounds a connection the server never accepts",
     ::close(lfd);
 }
 
-TEST_CASE("HTTP timeouts: sock_read bounds a pause of the server, not of the reader", "[http]") {
-    coring::test::run_test([&]() -> Task<> {
-        TestServer srv = co_await TestServer::start();
-        {
-            ClientSession session;
-            // No headers at all.
-            std::string never = srv.url("/never");
-            Timed h = co_await timed_get(session, never, with_timeout({.sock_read = 300ms}));
-            INFO("headers: " << what_of(h.error) << " after " << h.seconds << " s");
-            CHECK(holds<coring::TimeoutError>(h.error));
-            CHECK(names(h.error, never));
-            CHECK(h.seconds >= 0.25);
-            CHECK(h.seconds < 5.0);
+CORING_TEST_CASE("HTTP timeouts: sock_read bounds a pause of the server, not of the reader",
+                 "[http]") {
+    TestServer srv = co_await TestServer::start();
+    {
+        ClientSession session;
+        // No headers at all.
+        std::string never = srv.url("/never");
+        Timed h = co_await timed_get(session, never, with_timeout({.sock_read = 300ms}));
+        INFO("headers: " << what_of(h.error) << " after " << h.seconds << " s");
+        CHECK(holds<coring::TimeoutError>(h.error));
+        CHECK(names(h.error, never));
+        CHECK(h.seconds >= 0.25);
+        CHECK(h.seconds < 5.0);
 
-            // Headers, 10 bytes, then nothing.
-            Timed b = co_await timed_get(
-                    session, srv.url("/stall-body"), with_timeout({.sock_read = 300ms}));
-            INFO("body: " << what_of(b.error) << " after " << b.seconds << " s");
-            CHECK(holds<coring::TimeoutError>(b.error));
-            CHECK(b.seconds >= 0.25);
-            CHECK(b.seconds < 5.0);
+        // Headers, 10 bytes, then nothing.
+        Timed b = co_await timed_get(
+                session, srv.url("/stall-body"), with_timeout({.sock_read = 300ms}));
+        INFO("body: " << what_of(b.error) << " after " << b.seconds << " s");
+        CHECK(holds<coring::TimeoutError>(b.error));
+        CHECK(b.seconds >= 0.25);
+        CHECK(b.seconds < 5.0);
 
-            // Pieces 5 ms apart never pause for 300 ms.
-            Timed t = co_await timed_get(
-                    session, srv.url("/trickle"), with_timeout({.sock_read = 300ms}));
-            INFO("trickle: " << what_of(t.error));
-            CHECK(!t.error);
+        // Pieces 5 ms apart never pause for 300 ms.
+        Timed t = co_await timed_get(
+                session, srv.url("/trickle"), with_timeout({.sock_read = 300ms}));
+        INFO("trickle: " << what_of(t.error));
+        CHECK(!t.error);
 
-            // A body nobody reads for a while: the pause is the client's, not the server's.
-            RequestOptions ro;
-            ro.timeout.sock_read = 200ms;
-            ClientResponse r = co_await session.get(srv.url("/bytes?n=3145728"), std::move(ro));
-            co_await coring::sleep(600ms);
-            std::exception_ptr e;
-            std::size_t n = 0;
-            try {
-                std::string body = co_await r.read();
-                n = body.size();
-            } catch (...) {
-                e = std::current_exception();
-            }
-            INFO("slow reader: " << what_of(e));
-            CHECK(!e);
-            CHECK(n == 3145728);
-            CHECK(session.active_transfers() == 0);
-
-            // The session is fine after all that.
-            coring::test::Fetched f = co_await coring::test::fetch(session, srv.url("/echo"));
-            CHECK(f.status == 200);
-            co_await session.close();
+        // A body nobody reads for a while: the pause is the client's, not the server's.
+        RequestOptions ro;
+        ro.timeout.sock_read = 200ms;
+        ClientResponse r = co_await session.get(srv.url("/bytes?n=3145728"), std::move(ro));
+        co_await coring::sleep(600ms);
+        std::exception_ptr e;
+        std::size_t n = 0;
+        try {
+            std::string body = co_await r.read();
+            n = body.size();
+        } catch (...) {
+            e = std::current_exception();
         }
-        co_await srv.stop();
-    });
+        INFO("slow reader: " << what_of(e));
+        CHECK(!e);
+        CHECK(n == 3145728);
+        CHECK(session.active_transfers() == 0);
+
+        // The session is fine after all that.
+        coring::test::Fetched f = co_await coring::test::fetch(session, srv.url("/echo"));
+        CHECK(f.status == 200);
+        co_await session.close();
+    }
+    co_await srv.stop();
 }
 
-TEST_CASE("HTTP errors: a body cut short or badly gzipped raises ClientPayloadError", "[http]") {
-    coring::test::run_test([&]() -> Task<> {
-        TestServer srv = co_await TestServer::start();
-        {
-            ClientSession session;
-            std::string url = srv.url("/short");
-            ClientResponse r = co_await session.get(url);
-            CHECK(r.status == 200);
-            std::string got;
-            std::exception_ptr e;
-            try {
-                for (;;) {
-                    std::string piece = co_await r.content.read(4096);
-                    if (piece.empty()) {
-                        break;
-                    }
-                    got += piece;
+CORING_TEST_CASE("HTTP errors: a body cut short or badly gzipped raises ClientPayloadError",
+                 "[http]") {
+    TestServer srv = co_await TestServer::start();
+    {
+        ClientSession session;
+        std::string url = srv.url("/short");
+        ClientResponse r = co_await session.get(url);
+        CHECK(r.status == 200);
+        std::string got;
+        std::exception_ptr e;
+        try {
+            for (;;) {
+                std::string piece = co_await r.content.read(4096);
+                if (piece.empty()) {
+                    break;
                 }
-            } catch (...) {
-                e = std::current_exception();
+                got += piece;
             }
-            INFO("short body: " << what_of(e));
-            CHECK(holds<coring::http::ClientPayloadError>(e));
-            CHECK(names(e, url));
-            CHECK(got == std::string(50, 's'));
-
-            std::string gz = srv.url("/bad-gzip");
-            std::exception_ptr g = co_await coring::test::get_outcome(session, gz);
-            INFO("bad gzip: " << what_of(g));
-            CHECK(holds<coring::http::ClientPayloadError>(g));
-            CHECK(names(g, gz));
-            CHECK(session.active_transfers() == 0);
-            co_await session.close();
+        } catch (...) {
+            e = std::current_exception();
         }
-        co_await srv.stop();
-    });
+        INFO("short body: " << what_of(e));
+        CHECK(holds<coring::http::ClientPayloadError>(e));
+        CHECK(names(e, url));
+        CHECK(got == std::string(50, 's'));
+
+        std::string gz = srv.url("/bad-gzip");
+        std::exception_ptr g = co_await coring::test::get_outcome(session, gz);
+        INFO("bad gzip: " << what_of(g));
+        CHECK(holds<coring::http::ClientPayloadError>(g));
+        CHECK(names(g, gz));
+        CHECK(session.active_transfers() == 0);
+        co_await session.close();
+    }
+    co_await srv.stop();
 }
 
-TEST_CASE("HTTP errors: a redirect to a scheme other than http or https is not followed",
-          "[http]") {
-    coring::test::run_test([&]() -> Task<> {
-        TestServer srv = co_await TestServer::start();
-        {
-            ClientSession session;
-            // ftp:// pointing at the test server itself: were it followed, curl would wait for
-            // an FTP greeting that never comes (the 5 s total limit then fires).
-            std::string ftp = "ftp://127.0.0.1:" + std::to_string(srv.port()) + "/x";
-            for (std::string target :
-                 {ftp, std::string("file:///etc/passwd"), std::string("gopher://127.0.0.1/")}) {
-                std::string url = srv.url("/redirect-to?url=" + target);
-                RequestOptions ro;
-                ro.timeout.total = 5s;
-                Timed t = co_await timed_get(session, url, std::move(ro));
-                INFO("redirect to " << target << ": " << what_of(t.error) << " after " << t.seconds
-                                    << " s");
-                CHECK(holds<coring::http::ClientError>(t.error));
-                CHECK(t.seconds < 2.0);
-            }
-            CHECK(session.active_transfers() == 0);
-            co_await session.close();
+CORING_TEST_CASE("HTTP errors: a redirect to a scheme other than http or https is not followed",
+                 "[http]") {
+    TestServer srv = co_await TestServer::start();
+    {
+        ClientSession session;
+        // ftp:// pointing at the test server itself: were it followed, curl would wait for
+        // an FTP greeting that never comes (the 5 s total limit then fires).
+        std::string ftp = "ftp://127.0.0.1:" + std::to_string(srv.port()) + "/x";
+        for (std::string target :
+             {ftp, std::string("file:///etc/passwd"), std::string("gopher://127.0.0.1/")}) {
+            std::string url = srv.url("/redirect-to?url=" + target);
+            RequestOptions ro;
+            ro.timeout.total = 5s;
+            Timed t = co_await timed_get(session, url, std::move(ro));
+            INFO("redirect to " << target << ": " << what_of(t.error) << " after " << t.seconds
+                                << " s");
+            CHECK(holds<coring::http::ClientError>(t.error));
+            CHECK(t.seconds < 2.0);
         }
-        co_await srv.stop();
-    });
+        CHECK(session.active_transfers() == 0);
+        co_await session.close();
+    }
+    co_await srv.stop();
 }
 
-TEST_CASE("HTTP timeouts: a zero limit means none and each error names its limit", "[http]") {
-    coring::test::run_test([&]() -> Task<> {
-        TestServer srv = co_await TestServer::start();
-        {
-            ClientOptions o;
-            o.timeout.total = 200ms;
-            ClientSession session(std::move(o));
-            // The request's zero total lifts the session's 200 ms.
-            Timed z = co_await timed_get(
-                    session, srv.url("/sleep?ms=500"), with_timeout({.total = 0ms}));
-            INFO("total 0: " << what_of(z.error));
-            CHECK(!z.error);
-            CHECK(z.seconds >= 0.45);
+CORING_TEST_CASE("HTTP timeouts: a zero limit means none and each error names its limit",
+                 "[http]") {
+    TestServer srv = co_await TestServer::start();
+    {
+        ClientOptions o;
+        o.timeout.total = 200ms;
+        ClientSession session(std::move(o));
+        // The request's zero total lifts the session's 200 ms.
+        Timed z =
+                co_await timed_get(session, srv.url("/sleep?ms=500"), with_timeout({.total = 0ms}));
+        INFO("total 0: " << what_of(z.error));
+        CHECK(!z.error);
+        CHECK(z.seconds >= 0.45);
 
-            Timed t = co_await timed_get(session, srv.url("/sleep?ms=5000"), RequestOptions{});
-            INFO("total: " << what_of(t.error));
-            CHECK(what_of(t.error).find("total") != std::string::npos);
+        Timed t = co_await timed_get(session, srv.url("/sleep?ms=5000"), RequestOptions{});
+        INFO("total: " << what_of(t.error));
+        CHECK(what_of(t.error).find("total") != std::string::npos);
 
-            Timed s = co_await timed_get(
-                    session, srv.url("/never"), with_timeout({.total = 0ms, .sock_read = 200ms}));
-            INFO("sock_read: " << what_of(s.error));
-            CHECK(holds<coring::TimeoutError>(s.error));
-            CHECK(what_of(s.error).find("sock_read") != std::string::npos);
-            co_await session.close();
-        }
-        co_await srv.stop();
-    });
+        Timed s = co_await timed_get(
+                session, srv.url("/never"), with_timeout({.total = 0ms, .sock_read = 200ms}));
+        INFO("sock_read: " << what_of(s.error));
+        CHECK(holds<coring::TimeoutError>(s.error));
+        CHECK(what_of(s.error).find("sock_read") != std::string::npos);
+        co_await session.close();
+    }
+    co_await srv.stop();
 }

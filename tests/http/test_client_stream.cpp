@@ -5,6 +5,7 @@
 #include <coring/http/client.hpp>
 #include <coring/sleep.hpp>
 #include <coring/task.hpp>
+#include <coring/testing/catch2.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -43,48 +44,47 @@ namespace {
 
 } // namespace
 
-TEST_CASE("HTTP content: read(n) returns pieces of at most n bytes as they arrive", "[http]") {
-    coring::test::run_test([&]() -> Task<> {
-        TestServer srv = co_await TestServer::start();
-        {
-            ClientSession session;
-            ClientResponse r = co_await session.get(srv.url("/trickle"));
-            CHECK(r.status == 200);
-            std::string all;
-            int pieces = 0;
-            bool all_small = true;
-            for (;;) {
-                std::string p = co_await r.content.read(4);
-                if (p.empty()) {
-                    break;
-                }
-                all_small = all_small && p.size() <= 4;
-                all += p;
-                ++pieces;
+CORING_TEST_CASE("HTTP content: read(n) returns pieces of at most n bytes as they arrive",
+                 "[http]") {
+    TestServer srv = co_await TestServer::start();
+    {
+        ClientSession session;
+        ClientResponse r = co_await session.get(srv.url("/trickle"));
+        CHECK(r.status == 200);
+        std::string all;
+        int pieces = 0;
+        bool all_small = true;
+        for (;;) {
+            std::string p = co_await r.content.read(4);
+            if (p.empty()) {
+                break;
             }
-            CHECK(all_small);
-            CHECK(pieces >= 25);
-            std::string want;
-            for (int i = 0; i < 10; ++i) {
-                want += "abcdefghij";
-            }
-            CHECK(all == want);
-            CHECK(r.content.at_eof());
-            std::string after = co_await r.content.read();
-            CHECK(after.empty());
-
-            // readany does not wait for more than the first piece: on a trickling body it
-            // returns less than asked.
-            ClientResponse t = co_await session.get(srv.url("/trickle"));
-            std::string first = co_await t.content.readany(1 << 20);
-            CHECK(!first.empty());
-            CHECK(first.size() < 100);
-            std::string rest = co_await t.read();
-            CHECK(first + rest == want);
-            co_await session.close();
+            all_small = all_small && p.size() <= 4;
+            all += p;
+            ++pieces;
         }
-        co_await srv.stop();
-    });
+        CHECK(all_small);
+        CHECK(pieces >= 25);
+        std::string want;
+        for (int i = 0; i < 10; ++i) {
+            want += "abcdefghij";
+        }
+        CHECK(all == want);
+        CHECK(r.content.at_eof());
+        std::string after = co_await r.content.read();
+        CHECK(after.empty());
+
+        // readany does not wait for more than the first piece: on a trickling body it
+        // returns less than asked.
+        ClientResponse t = co_await session.get(srv.url("/trickle"));
+        std::string first = co_await t.content.readany(1 << 20);
+        CHECK(!first.empty());
+        CHECK(first.size() < 100);
+        std::string rest = co_await t.read();
+        CHECK(first + rest == want);
+        co_await session.close();
+    }
+    co_await srv.stop();
 }
 
 TEST_CASE("HTTP content: read() after a partial read returns the rest", "[http][nginx]") {
@@ -175,34 +175,33 @@ TEST_CASE("HTTP content: readexactly returns exactly n bytes and raises Incomple
     });
 }
 
-TEST_CASE("HTTP content: a body nobody reads pauses the transfer near read_buffer", "[http]") {
-    coring::test::run_test([&]() -> Task<> {
-        TestServer srv = co_await TestServer::start();
-        {
-            ClientOptions o;
-            o.read_buffer = 64 * 1024;
-            ClientSession session(std::move(o));
-            constexpr std::size_t size = std::size_t{64} << 20;
-            ClientResponse r = co_await session.get(srv.url("/bytes?n=" + std::to_string(size)));
-            co_await coring::sleep(300ms);
-            // The client holds ~64 KiB and the kernel's socket buffers a few MiB more; the rest
-            // waits in the server.
-            std::size_t sent_while_paused = srv.bytes_drained();
-            INFO("the server got rid of " << sent_while_paused / 1024 << " KiB while nobody read");
-            CHECK(sent_while_paused < size / 4);
-            std::size_t total = 0;
-            for (;;) {
-                std::string p = co_await r.content.read(1 << 20);
-                if (p.empty()) {
-                    break;
-                }
-                total += p.size();
+CORING_TEST_CASE("HTTP content: a body nobody reads pauses the transfer near read_buffer",
+                 "[http]") {
+    TestServer srv = co_await TestServer::start();
+    {
+        ClientOptions o;
+        o.read_buffer = 64 * 1024;
+        ClientSession session(std::move(o));
+        constexpr std::size_t size = std::size_t{64} << 20;
+        ClientResponse r = co_await session.get(srv.url("/bytes?n=" + std::to_string(size)));
+        co_await coring::sleep(300ms);
+        // The client holds ~64 KiB and the kernel's socket buffers a few MiB more; the rest
+        // waits in the server.
+        std::size_t sent_while_paused = srv.bytes_drained();
+        INFO("the server got rid of " << sent_while_paused / 1024 << " KiB while nobody read");
+        CHECK(sent_while_paused < size / 4);
+        std::size_t total = 0;
+        for (;;) {
+            std::string p = co_await r.content.read(1 << 20);
+            if (p.empty()) {
+                break;
             }
-            CHECK(total == size);
-            co_await session.close();
+            total += p.size();
         }
-        co_await srv.stop();
-    });
+        CHECK(total == size);
+        co_await session.close();
+    }
+    co_await srv.stop();
 }
 
 TEST_CASE("HTTP content: a 1 GiB download streams in flat memory", "[http][nginx]") {
@@ -310,47 +309,45 @@ Task<int> cancel_batches(ClientSession& s,
 
 } // namespace
 
-TEST_CASE("HTTP cancellation: 1,000 requests cancelled mid-transfer leak nothing", "[http]") {
-    coring::test::run_test([&]() -> Task<> {
-        TestServer srv = co_await TestServer::start();
-        const std::set<int> fds_before = coring::test::open_fds();
-        {
-            ClientSession session;
-            int a = co_await cancel_batches(session, srv, "/never", 10, 50, false);
-            CHECK(a == 500);
-            CHECK(session.active_transfers() == 0);
-            int b = co_await cancel_batches(session, srv, "/stall-body", 10, 50, true);
-            CHECK(b == 500);
-            CHECK(session.active_transfers() == 0);
+CORING_TEST_CASE("HTTP cancellation: 1,000 requests cancelled mid-transfer leak nothing",
+                 "[http]") {
+    TestServer srv = co_await TestServer::start();
+    const std::set<int> fds_before = coring::test::open_fds();
+    {
+        ClientSession session;
+        int a = co_await cancel_batches(session, srv, "/never", 10, 50, false);
+        CHECK(a == 500);
+        CHECK(session.active_transfers() == 0);
+        int b = co_await cancel_batches(session, srv, "/stall-body", 10, 50, true);
+        CHECK(b == 500);
+        CHECK(session.active_transfers() == 0);
 
-            // The session still works, and the server saw every cancelled connection close.
-            coring::test::Fetched f = co_await coring::test::fetch(session, srv.url("/echo"));
-            CHECK(f.status == 200);
-            coring::test::Fetched g =
-                    co_await coring::test::fetch(session, srv.url("/bytes?n=100000"));
-            CHECK(g.body.size() == 100000);
-            for (int i = 0; i < 2000 && srv.open_connections() > 1; ++i) {
-                co_await coring::sleep(1ms);
-            }
-            CHECK(srv.open_connections() <= 1);
-            co_await session.close();
-            CHECK(session.active_transfers() == 0);
-        }
-        for (int i = 0; i < 2000 && srv.open_connections() > 0; ++i) {
+        // The session still works, and the server saw every cancelled connection close.
+        coring::test::Fetched f = co_await coring::test::fetch(session, srv.url("/echo"));
+        CHECK(f.status == 200);
+        coring::test::Fetched g = co_await coring::test::fetch(session, srv.url("/bytes?n=100000"));
+        CHECK(g.body.size() == 100000);
+        for (int i = 0; i < 2000 && srv.open_connections() > 1; ++i) {
             co_await coring::sleep(1ms);
         }
-        CHECK(srv.open_connections() == 0);
-        std::set<int> fds_after = coring::test::open_fds();
-        std::vector<std::string> leaked;
-        for (int fd : fds_after) {
-            if (fds_before.count(fd) == 0) {
-                leaked.push_back(std::to_string(fd) + " " + coring::test::fd_target(fd));
-            }
+        CHECK(srv.open_connections() <= 1);
+        co_await session.close();
+        CHECK(session.active_transfers() == 0);
+    }
+    for (int i = 0; i < 2000 && srv.open_connections() > 0; ++i) {
+        co_await coring::sleep(1ms);
+    }
+    CHECK(srv.open_connections() == 0);
+    std::set<int> fds_after = coring::test::open_fds();
+    std::vector<std::string> leaked;
+    for (int fd : fds_after) {
+        if (fds_before.count(fd) == 0) {
+            leaked.push_back(std::to_string(fd) + " " + coring::test::fd_target(fd));
         }
-        INFO("descriptors left open: " << leaked.size());
-        CHECK(leaked.empty());
-        co_await srv.stop();
-    });
+    }
+    INFO("descriptors left open: " << leaked.size());
+    CHECK(leaked.empty());
+    co_await srv.stop();
 }
 
 TEST_CASE("HTTP cancellation: a cancelled request's session keeps serving HTTP/2 and HTTP/1.1",

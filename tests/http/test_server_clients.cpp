@@ -4,6 +4,7 @@
 #include <coring/http/server.hpp>
 #include <coring/sleep.hpp>
 #include <coring/task.hpp>
+#include <coring/testing/catch2.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -57,44 +58,36 @@ Task<HttpServer> start(const App& app) {
 
 } // namespace
 
-TEST_CASE("HttpServer: curl talks HTTP/1.1 and HTTP/1.0 to it", "[http][server]") {
-    coring::test::run_test([]() -> Task<> {
-        App app;
-        add_routes(app);
-        HttpServer server = co_await start(app);
-        std::uint16_t port = server.port();
-        // Several URLs on one curl: one connection reused (keep-alive).
-        auto r = co_await run_program("curl",
-                                      {"-sS",
-                                       "-v",
-                                       url(port, "/"),
-                                       url(port, "/items/a%20b?q=1+2"),
-                                       url(port, "/stream")});
-        CHECK(r.code == 0);
-        CHECK(r.out == R"({"Hello":"World"}{"id":"a b","q":"1 2"}part0part1part2)");
-        CHECK(r.err.find("Re-using existing") !=
-              std::string::npos); // curl 7 and 8 word it differently
+CORING_TEST_CASE("HttpServer: curl talks HTTP/1.1 and HTTP/1.0 to it", "[http][server]") {
+    App app;
+    add_routes(app);
+    HttpServer server = co_await start(app);
+    std::uint16_t port = server.port();
+    // Several URLs on one curl: one connection reused (keep-alive).
+    auto r = co_await run_program(
+            "curl",
+            {"-sS", "-v", url(port, "/"), url(port, "/items/a%20b?q=1+2"), url(port, "/stream")});
+    CHECK(r.code == 0);
+    CHECK(r.out == R"({"Hello":"World"}{"id":"a b","q":"1 2"}part0part1part2)");
+    CHECK(r.err.find("Re-using existing") != std::string::npos); // curl 7 and 8 word it differently
 
-        r = co_await run_program("curl",
-                                 {"-sS", "--http1.0", "-i", url(port, "/"), url(port, "/stream")});
-        CHECK(r.code == 0);
-        CHECK(r.out.find(R"({"Hello":"World"})") != std::string::npos);
-        CHECK(r.out.find("part0part1part2") != std::string::npos);
-        CHECK(r.out.find("Transfer-Encoding") == std::string::npos);
+    r = co_await run_program("curl",
+                             {"-sS", "--http1.0", "-i", url(port, "/"), url(port, "/stream")});
+    CHECK(r.code == 0);
+    CHECK(r.out.find(R"({"Hello":"World"})") != std::string::npos);
+    CHECK(r.out.find("part0part1part2") != std::string::npos);
+    CHECK(r.out.find("Transfer-Encoding") == std::string::npos);
 
-        r = co_await run_program("curl",
-                                 {"-sS", "-w", " %{http_code}", "-X", "PATCH", url(port, "/")});
-        CHECK(r.out == R"({"detail":"Method Not Allowed"} 405)");
-        co_await server.shutdown();
-    });
+    r = co_await run_program("curl", {"-sS", "-w", " %{http_code}", "-X", "PATCH", url(port, "/")});
+    CHECK(r.out == R"({"detail":"Method Not Allowed"} 405)");
+    co_await server.shutdown();
 }
 
-TEST_CASE("HttpServer: python's http.client reuses one connection", "[http][server]") {
-    coring::test::run_test([]() -> Task<> {
-        App app;
-        add_routes(app);
-        HttpServer server = co_await start(app);
-        const char* script = R"PY(
+CORING_TEST_CASE("HttpServer: python's http.client reuses one connection", "[http][server]") {
+    App app;
+    add_routes(app);
+    HttpServer server = co_await start(app);
+    const char* script = R"PY(
 import http.client, json, sys
 c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=10)
 out = []
@@ -116,29 +109,27 @@ r = c.getresponse()
 out.append([r.status, json.loads(r.read())])
 print(json.dumps(out))
 )PY";
-        auto r = co_await run_program("/usr/bin/python3",
-                                      {"-c", script, std::to_string(server.port())});
-        INFO(r.err);
-        CHECK(r.code == 0);
-        json out = json::parse(r.out);
-        REQUIRE(out.size() == 9);
-        for (int i = 0; i < 5; ++i) {
-            CHECK(out[i] == json{200, {{"id", std::to_string(i)}, {"q", "x"}}});
-        }
-        CHECK(out[5] == json{200, 100000});
-        CHECK(out[6] == json{200, "17", 0});
-        CHECK(out[7] == json{200, "part0part1part2"});
-        CHECK(out[8] == json{404, {{"detail", "Not Found"}}});
-        co_await server.shutdown();
-    });
+    auto r =
+            co_await run_program("/usr/bin/python3", {"-c", script, std::to_string(server.port())});
+    INFO(r.err);
+    CHECK(r.code == 0);
+    json out = json::parse(r.out);
+    REQUIRE(out.size() == 9);
+    for (int i = 0; i < 5; ++i) {
+        CHECK(out[i] == json{200, {{"id", std::to_string(i)}, {"q", "x"}}});
+    }
+    CHECK(out[5] == json{200, 100000});
+    CHECK(out[6] == json{200, "17", 0});
+    CHECK(out[7] == json{200, "part0part1part2"});
+    CHECK(out[8] == json{404, {{"detail", "Not Found"}}});
+    co_await server.shutdown();
 }
 
-TEST_CASE("HttpServer: aiohttp's client sends 10 requests at once", "[http][server]") {
-    coring::test::run_test([]() -> Task<> {
-        App app;
-        add_routes(app);
-        HttpServer server = co_await start(app);
-        const char* script = R"PY(
+CORING_TEST_CASE("HttpServer: aiohttp's client sends 10 requests at once", "[http][server]") {
+    App app;
+    add_routes(app);
+    HttpServer server = co_await start(app);
+    const char* script = R"PY(
 import asyncio, json, sys
 import aiohttp
 async def main(port):
@@ -152,21 +143,20 @@ async def main(port):
         return await asyncio.gather(*(one(i) for i in range(10)))
 print(json.dumps(asyncio.run(main(int(sys.argv[1])))))
 )PY";
-        auto r = co_await run_program("/usr/bin/python3",
-                                      {"-c", script, std::to_string(server.port())});
-        INFO(r.err);
-        CHECK(r.code == 0);
-        json out = json::parse(r.out);
-        REQUIRE(out.size() == 10);
-        for (int i = 0; i < 10; ++i) {
-            if (i % 2) {
-                CHECK(out[i] == json{200, 1000});
-            } else {
-                CHECK(out[i] == json{200, "slow"});
-            }
+    auto r =
+            co_await run_program("/usr/bin/python3", {"-c", script, std::to_string(server.port())});
+    INFO(r.err);
+    CHECK(r.code == 0);
+    json out = json::parse(r.out);
+    REQUIRE(out.size() == 10);
+    for (int i = 0; i < 10; ++i) {
+        if (i % 2) {
+            CHECK(out[i] == json{200, 1000});
+        } else {
+            CHECK(out[i] == json{200, "slow"});
         }
-        co_await server.shutdown();
-    });
+    }
+    co_await server.shutdown();
 }
 
 TEST_CASE("HttpServer: node's http.get reads a response", "[http][server]") {
@@ -205,23 +195,21 @@ const get = (path) => new Promise((resolve, reject) => {
     });
 }
 
-TEST_CASE("HttpServer: wrk for 1 s with 16 connections sees no errors", "[http][server]") {
-    coring::test::run_test([]() -> Task<> {
-        App app;
-        add_routes(app);
-        HttpServer server = co_await start(app);
-        auto r = co_await run_program("wrk", {"-t1", "-c16", "-d1s", url(server.port(), "/")});
-        INFO(r.out << r.err);
-        CHECK(r.code == 0);
-        CHECK(r.out.find("Requests/sec:") != std::string::npos);
-        CHECK(r.out.find("Non-2xx") == std::string::npos);
-        CHECK(r.out.find("Socket errors") == std::string::npos);
-        std::size_t p = r.out.find("requests in");
-        REQUIRE(p != std::string::npos);
-        std::size_t start = r.out.rfind('\n', p) + 1;
-        long requests = std::stol(r.out.substr(start));
-        WARN("wrk -t1 -c16 -d1s: " << requests << " requests");
-        CHECK(requests > 1000);
-        co_await server.shutdown();
-    });
+CORING_TEST_CASE("HttpServer: wrk for 1 s with 16 connections sees no errors", "[http][server]") {
+    App app;
+    add_routes(app);
+    HttpServer server = co_await start(app);
+    auto r = co_await run_program("wrk", {"-t1", "-c16", "-d1s", url(server.port(), "/")});
+    INFO(r.out << r.err);
+    CHECK(r.code == 0);
+    CHECK(r.out.find("Requests/sec:") != std::string::npos);
+    CHECK(r.out.find("Non-2xx") == std::string::npos);
+    CHECK(r.out.find("Socket errors") == std::string::npos);
+    std::size_t p = r.out.find("requests in");
+    REQUIRE(p != std::string::npos);
+    std::size_t start = r.out.rfind('\n', p) + 1;
+    long requests = std::stol(r.out.substr(start));
+    WARN("wrk -t1 -c16 -d1s: " << requests << " requests");
+    CHECK(requests > 1000);
+    co_await server.shutdown();
 }

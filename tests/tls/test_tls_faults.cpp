@@ -5,6 +5,7 @@
 // close_notify) or holds the rest of a record back. Also: the shutdown timeout against a peer
 // that takes nothing, and cancellation closing the socket.
 #include <coring/coring.hpp>
+#include <coring/testing/catch2.hpp>
 #include <coring/tls.hpp>
 
 #include <catch2/catch.hpp>
@@ -224,186 +225,171 @@ std::string describe(std::exception_ptr e) {
 
 } // namespace
 
-TEST_CASE("TLS faults: a peer that closes mid-record without close_notify raises SslEofError",
-          "[tls][faults]") {
-    coring::test::run_test([]() -> Task<> {
-        co_await through_relay(
-                [](StreamReader& reader, StreamWriter& writer, Relay& relay) -> Task<> {
-                    relay.records_left = 0;
-                    relay.cut = 100; // the header and 95 of the record's 1,000+ bytes, then FIN
-                    writer.write("send 1000\n");
-                    std::string outcome = "no exception";
-                    try {
-                        std::string got = co_await coring::wait_for(reader.read(64 * 1024), guard);
-                        outcome = "read " + std::to_string(got.size()) + " bytes";
-                    } catch (const coring::tls::SslEofError& e) {
-                        outcome = "SslEofError";
-                        CHECK(e.reason() == "UNEXPECTED_EOF");
-                        CHECK(std::string(e.what()).find("UNEXPECTED_EOF_WHILE_READING") !=
-                              std::string::npos);
-                    } catch (...) {
-                        outcome = describe(std::current_exception());
-                    }
-                    CHECK(outcome == "SslEofError");
-                    CHECK_FALSE(reader.at_eof()); // not a clean end of stream
-                    // The error stays: the next read raises it again.
-                    CO_CHECK_THROWS_AS(reader.read(1), coring::tls::SslEofError);
-                });
-    });
-}
-
-TEST_CASE("TLS faults: a peer that closes between records without close_notify raises "
-          "SslEofError after the data",
-          "[tls][faults]") {
-    coring::test::run_test([]() -> Task<> {
-        co_await through_relay(
-                [](StreamReader& reader, StreamWriter& writer, Relay& relay) -> Task<> {
-                    relay.records_left = 1; // the payload's record whole, then FIN
-                    relay.cut = 0;
-                    writer.write("send 1000\n");
-                    std::string got = co_await coring::wait_for(reader.readexactly(1000), guard);
-                    CHECK(got == payload(1000));
-                    std::string outcome = "no exception";
-                    try {
-                        std::string more = co_await coring::wait_for(reader.read(), guard);
-                        outcome = "read " + std::to_string(more.size()) + " bytes (a clean EOF)";
-                    } catch (const coring::tls::SslEofError&) {
-                        outcome = "SslEofError";
-                    } catch (...) {
-                        outcome = describe(std::current_exception());
-                    }
-                    CHECK(outcome == "SslEofError");
-                });
-    });
-}
-
-TEST_CASE("TLS faults: a read cancelled over a half-received record loses nothing",
-          "[tls][faults]") {
-    coring::test::run_test([]() -> Task<> {
-        co_await through_relay(
-                [](StreamReader& reader, StreamWriter& writer, Relay& relay) -> Task<> {
-                    relay.records_left = 0;
-                    relay.cut = 700; // of a 4,000-byte record
-                    relay.hold = true;
-                    auto first = coring::create_task(reader.readexactly(4000));
-                    writer.write("send 4000\n");
-                    co_await until_half_received(relay, writer);
-                    CHECK_FALSE(first.done());
-                    first.cancel();
-                    CO_CHECK_THROWS_AS(first, coring::CancelledError);
-                    relay.release.set(); // the rest of the record
-                    std::string got = co_await coring::wait_for(reader.readexactly(4000), guard);
-                    CHECK(got == payload(4000));
-                    // And the stream goes on.
-                    writer.write("ping\n");
-                    std::string pong = co_await coring::wait_for(reader.readline(), guard);
-                    CHECK(pong == "pong\n");
-                });
-    });
-}
-
-TEST_CASE("TLS faults: a read waiting for the rest of a record does not spin the loop",
-          "[tls][faults]") {
-    coring::test::run_test([]() -> Task<> {
-        co_await through_relay(
-                [](StreamReader& reader, StreamWriter& writer, Relay& relay) -> Task<> {
-                    relay.records_left = 0;
-                    relay.cut = 300;
-                    relay.hold = true;
-                    auto read = coring::create_task(reader.read(64 * 1024));
-                    writer.write("send 2000\n");
-                    co_await until_half_received(relay, writer);
-                    // The read now waits for the record's rest: one recv in the kernel and nothing
-                    // ready. EventLoop::iteration_count() is the public measure: over a 100 ms
-                    // window (a measurement, not a synchronisation) a loop that waits runs a
-                    // handful of iterations (this task's timer), one that re-polls a half record
-                    // runs thousands.
-                    coring::EventLoop& loop = coring::get_running_loop();
-                    std::uint64_t before = loop.iteration_count();
-                    co_await coring::sleep(100ms);
-                    std::uint64_t iterations = loop.iteration_count() - before;
-                    INFO("loop iterations in 100 ms: " << iterations);
-                    CHECK(iterations < 20);
-                    CHECK_FALSE(read.done());
-                    relay.release.set();
-                    std::string got = co_await coring::wait_for(read, guard);
-                    CHECK(got == payload(2000));
-                });
-    });
-}
-
-TEST_CASE("TLS faults: close and wait_closed do not wait for the peer's close_notify",
-          "[tls][faults]") {
-    coring::test::run_test([]() -> Task<> {
-        // A TLS server that never closes (nor answers close_notify) until the test ends.
-        coring::Event done;
-        SslContext sctx = server_ctx();
-        auto server = co_await coring::start_server(
-                [&done](StreamReader, StreamWriter w) -> Task<> {
-                    co_await done.wait();
-                    w.abort();
-                },
-                "127.0.0.1",
-                0,
-                {.ssl = sctx});
-        SslContext cctx = client_ctx();
-        auto [reader, writer] = co_await coring::open_connection(
-                "127.0.0.1",
-                coring::test::port_of(server),
-                {.ssl = cctx, .server_hostname = localhost, .ssl_shutdown_timeout = 30s});
-        writer.write("something\n");
-        co_await writer.drain();
-        auto start = std::chrono::steady_clock::now();
-        writer.close();
-        co_await coring::wait_for(writer.wait_closed(), guard);
-        auto took = std::chrono::steady_clock::now() - start;
-        CHECK(took < 5s); // far below the 30 s shutdown timeout: no wait for the peer
-        done.set();
-        server.close();
-        co_await server.wait_closed();
-    });
-}
-
-TEST_CASE("TLS faults: the shutdown timeout ends a close the peer never takes", "[tls][faults]") {
-    coring::test::run_test([]() -> Task<> {
-        // A TLS server that reads nothing after the handshake: once the socket buffers are
-        // full the client's data and close_notify cannot go out.
-        coring::Event done;
-        SslContext sctx = server_ctx();
-        auto server = co_await coring::start_server(
-                [&done](StreamReader, StreamWriter w) -> Task<> {
-                    co_await done.wait();
-                    w.abort();
-                },
-                "127.0.0.1",
-                0,
-                {.ssl = sctx});
-        SslContext cctx = client_ctx();
-        auto [reader, writer] = co_await coring::open_connection(
-                "127.0.0.1",
-                coring::test::port_of(server),
-                {.ssl = cctx, .server_hostname = localhost, .ssl_shutdown_timeout = 300ms});
-        // Far more than loopback socket buffers hold for a peer that does not read (its receive
-        // buffer does not grow without reads), written without drain.
-        writer.write(std::string(32 << 20, 'x'));
-        auto start = std::chrono::steady_clock::now();
-        writer.close();
-        std::string outcome = "closed";
+CORING_TEST_CASE(
+        "TLS faults: a peer that closes mid-record without close_notify raises SslEofError",
+        "[tls][faults]") {
+    co_await through_relay([](StreamReader& reader, StreamWriter& writer, Relay& relay) -> Task<> {
+        relay.records_left = 0;
+        relay.cut = 100; // the header and 95 of the record's 1,000+ bytes, then FIN
+        writer.write("send 1000\n");
+        std::string outcome = "no exception";
         try {
-            co_await coring::wait_for(writer.wait_closed(), guard);
-        } catch (const coring::TimeoutError&) {
-            outcome = "still open after the guard";
-        } catch (const std::exception&) {
-            outcome = "closed"; // an aborted connection may report its error
+            std::string got = co_await coring::wait_for(reader.read(64 * 1024), guard);
+            outcome = "read " + std::to_string(got.size()) + " bytes";
+        } catch (const coring::tls::SslEofError& e) {
+            outcome = "SslEofError";
+            CHECK(e.reason() == "UNEXPECTED_EOF");
+            CHECK(std::string(e.what()).find("UNEXPECTED_EOF_WHILE_READING") != std::string::npos);
+        } catch (...) {
+            outcome = describe(std::current_exception());
         }
-        auto took = std::chrono::steady_clock::now() - start;
-        CHECK(outcome == "closed");
-        CHECK(took >= 250ms); // the timer, not the peer, ended it
-        CHECK(took < 5s);
-        done.set();
-        server.close();
-        co_await server.wait_closed();
+        CHECK(outcome == "SslEofError");
+        CHECK_FALSE(reader.at_eof()); // not a clean end of stream
+        // The error stays: the next read raises it again.
+        CO_CHECK_THROWS_AS(reader.read(1), coring::tls::SslEofError);
     });
+}
+
+CORING_TEST_CASE("TLS faults: a peer that closes between records without close_notify raises "
+                 "SslEofError after the data",
+                 "[tls][faults]") {
+    co_await through_relay([](StreamReader& reader, StreamWriter& writer, Relay& relay) -> Task<> {
+        relay.records_left = 1; // the payload's record whole, then FIN
+        relay.cut = 0;
+        writer.write("send 1000\n");
+        std::string got = co_await coring::wait_for(reader.readexactly(1000), guard);
+        CHECK(got == payload(1000));
+        std::string outcome = "no exception";
+        try {
+            std::string more = co_await coring::wait_for(reader.read(), guard);
+            outcome = "read " + std::to_string(more.size()) + " bytes (a clean EOF)";
+        } catch (const coring::tls::SslEofError&) {
+            outcome = "SslEofError";
+        } catch (...) {
+            outcome = describe(std::current_exception());
+        }
+        CHECK(outcome == "SslEofError");
+    });
+}
+
+CORING_TEST_CASE("TLS faults: a read cancelled over a half-received record loses nothing",
+                 "[tls][faults]") {
+    co_await through_relay([](StreamReader& reader, StreamWriter& writer, Relay& relay) -> Task<> {
+        relay.records_left = 0;
+        relay.cut = 700; // of a 4,000-byte record
+        relay.hold = true;
+        auto first = coring::create_task(reader.readexactly(4000));
+        writer.write("send 4000\n");
+        co_await until_half_received(relay, writer);
+        CHECK_FALSE(first.done());
+        first.cancel();
+        CO_CHECK_THROWS_AS(first, coring::CancelledError);
+        relay.release.set(); // the rest of the record
+        std::string got = co_await coring::wait_for(reader.readexactly(4000), guard);
+        CHECK(got == payload(4000));
+        // And the stream goes on.
+        writer.write("ping\n");
+        std::string pong = co_await coring::wait_for(reader.readline(), guard);
+        CHECK(pong == "pong\n");
+    });
+}
+
+CORING_TEST_CASE("TLS faults: a read waiting for the rest of a record does not spin the loop",
+                 "[tls][faults]") {
+    co_await through_relay([](StreamReader& reader, StreamWriter& writer, Relay& relay) -> Task<> {
+        relay.records_left = 0;
+        relay.cut = 300;
+        relay.hold = true;
+        auto read = coring::create_task(reader.read(64 * 1024));
+        writer.write("send 2000\n");
+        co_await until_half_received(relay, writer);
+        // The read now waits for the record's rest: one recv in the kernel and nothing
+        // ready. EventLoop::iteration_count() is the public measure: over a 100 ms
+        // window (a measurement, not a synchronisation) a loop that waits runs a
+        // handful of iterations (this task's timer), one that re-polls a half record
+        // runs thousands.
+        coring::EventLoop& loop = coring::get_running_loop();
+        std::uint64_t before = loop.iteration_count();
+        co_await coring::sleep(100ms);
+        std::uint64_t iterations = loop.iteration_count() - before;
+        INFO("loop iterations in 100 ms: " << iterations);
+        CHECK(iterations < 20);
+        CHECK_FALSE(read.done());
+        relay.release.set();
+        std::string got = co_await coring::wait_for(read, guard);
+        CHECK(got == payload(2000));
+    });
+}
+
+CORING_TEST_CASE("TLS faults: close and wait_closed do not wait for the peer's close_notify",
+                 "[tls][faults]") {
+    // A TLS server that never closes (nor answers close_notify) until the test ends.
+    coring::Event done;
+    SslContext sctx = server_ctx();
+    auto server = co_await coring::start_server(
+            [&done](StreamReader, StreamWriter w) -> Task<> {
+                co_await done.wait();
+                w.abort();
+            },
+            "127.0.0.1",
+            0,
+            {.ssl = sctx});
+    SslContext cctx = client_ctx();
+    auto [reader, writer] = co_await coring::open_connection(
+            "127.0.0.1",
+            coring::test::port_of(server),
+            {.ssl = cctx, .server_hostname = localhost, .ssl_shutdown_timeout = 30s});
+    writer.write("something\n");
+    co_await writer.drain();
+    auto start = std::chrono::steady_clock::now();
+    writer.close();
+    co_await coring::wait_for(writer.wait_closed(), guard);
+    auto took = std::chrono::steady_clock::now() - start;
+    CHECK(took < 5s); // far below the 30 s shutdown timeout: no wait for the peer
+    done.set();
+    server.close();
+    co_await server.wait_closed();
+}
+
+CORING_TEST_CASE("TLS faults: the shutdown timeout ends a close the peer never takes",
+                 "[tls][faults]") {
+    // A TLS server that reads nothing after the handshake: once the socket buffers are
+    // full the client's data and close_notify cannot go out.
+    coring::Event done;
+    SslContext sctx = server_ctx();
+    auto server = co_await coring::start_server(
+            [&done](StreamReader, StreamWriter w) -> Task<> {
+                co_await done.wait();
+                w.abort();
+            },
+            "127.0.0.1",
+            0,
+            {.ssl = sctx});
+    SslContext cctx = client_ctx();
+    auto [reader, writer] = co_await coring::open_connection(
+            "127.0.0.1",
+            coring::test::port_of(server),
+            {.ssl = cctx, .server_hostname = localhost, .ssl_shutdown_timeout = 300ms});
+    // Far more than loopback socket buffers hold for a peer that does not read (its receive
+    // buffer does not grow without reads), written without drain.
+    writer.write(std::string(32 << 20, 'x'));
+    auto start = std::chrono::steady_clock::now();
+    writer.close();
+    std::string outcome = "closed";
+    try {
+        co_await coring::wait_for(writer.wait_closed(), guard);
+    } catch (const coring::TimeoutError&) {
+        outcome = "still open after the guard";
+    } catch (const std::exception&) {
+        outcome = "closed"; // an aborted connection may report its error
+    }
+    auto took = std::chrono::steady_clock::now() - start;
+    CHECK(outcome == "closed");
+    CHECK(took >= 250ms); // the timer, not the peer, ended it
+    CHECK(took < 5s);
+    done.set();
+    server.close();
+    co_await server.wait_closed();
 }
 
 TEST_CASE("TLS faults: cancelling a task in the handshake or in a read closes its socket",

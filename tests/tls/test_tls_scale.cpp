@@ -4,6 +4,7 @@
 // connection with drain back-pressure, verified by checksum. Tagged [slow]: they still run in
 // the tls label (CTest), in a few seconds.
 #include <coring/coring.hpp>
+#include <coring/testing/catch2.hpp>
 #include <coring/tls.hpp>
 
 #include <catch2/catch.hpp>
@@ -204,58 +205,56 @@ TEST_CASE("TLS scale: 1,000 TLS connections open at once, each with a round trip
     });
 }
 
-TEST_CASE("TLS scale: 64 MiB each way through one connection with drain back-pressure",
-          "[tls][slow]") {
-    coring::test::run_test([]() -> Task<> {
-        SslContext sctx = server_ctx();
-        auto server = co_await coring::start_server(echo_with_drain, "127.0.0.1", 0, {.ssl = sctx});
-        SslContext cctx = client_ctx();
-        auto [reader, writer] =
-                co_await coring::open_connection("127.0.0.1",
-                                                 coring::test::port_of(server),
-                                                 {.ssl = cctx, .server_hostname = localhost});
-        constexpr std::size_t total = std::size_t{64} << 20;
-        constexpr std::size_t chunk_size = 256 * 1024;
+CORING_TEST_CASE("TLS scale: 64 MiB each way through one connection with drain back-pressure",
+                 "[tls][slow]") {
+    SslContext sctx = server_ctx();
+    auto server = co_await coring::start_server(echo_with_drain, "127.0.0.1", 0, {.ssl = sctx});
+    SslContext cctx = client_ctx();
+    auto [reader, writer] =
+            co_await coring::open_connection("127.0.0.1",
+                                             coring::test::port_of(server),
+                                             {.ssl = cctx, .server_hostname = localhost});
+    constexpr std::size_t total = std::size_t{64} << 20;
+    constexpr std::size_t chunk_size = 256 * 1024;
 
-        struct Sent {
-            Checksum sum;
-            std::size_t paused = 0;           // drains that had to wait: above the high mark
-            std::size_t most_after_drain = 0; // the largest write buffer a drain returned with
-        } sent;
+    struct Sent {
+        Checksum sum;
+        std::size_t paused = 0;           // drains that had to wait: above the high mark
+        std::size_t most_after_drain = 0; // the largest write buffer a drain returned with
+    } sent;
 
-        auto sender = coring::create_task([](StreamWriter w, Sent& s) -> Task<> {
-            Stream stream;
-            std::string chunk(chunk_size, '\0');
-            for (std::size_t n = 0; n < total; n += chunk.size()) {
-                stream.fill(chunk);
-                s.sum.add(chunk);
-                w.write(chunk);
-                if (w.get_write_buffer_size() > w.get_write_buffer_limits().second) {
-                    ++s.paused;
-                }
-                co_await w.drain();
-                s.most_after_drain = std::max(s.most_after_drain, w.get_write_buffer_size());
+    auto sender = coring::create_task([](StreamWriter w, Sent& s) -> Task<> {
+        Stream stream;
+        std::string chunk(chunk_size, '\0');
+        for (std::size_t n = 0; n < total; n += chunk.size()) {
+            stream.fill(chunk);
+            s.sum.add(chunk);
+            w.write(chunk);
+            if (w.get_write_buffer_size() > w.get_write_buffer_limits().second) {
+                ++s.paused;
             }
-        }(writer, sent));
-
-        Checksum received;
-        std::size_t got = 0;
-        while (got < total) {
-            std::string part = co_await coring::wait_for(reader.read(256 * 1024), guard);
-            REQUIRE_FALSE(part.empty());
-            received.add(part);
-            got += part.size();
+            co_await w.drain();
+            s.most_after_drain = std::max(s.most_after_drain, w.get_write_buffer_size());
         }
-        co_await coring::wait_for(sender, guard);
-        CHECK(got == total);
-        CHECK(received.value == sent.sum.value);
-        // Every 256 KiB write went above the 64 KiB high-water mark, and drain let the writer
-        // go on only once the buffer was back at the low-water mark.
-        CHECK(sent.paused == total / chunk_size);
-        CHECK(sent.most_after_drain <= writer.get_write_buffer_limits().first);
-        writer.close();
-        co_await writer.wait_closed();
-        server.close();
-        co_await server.wait_closed();
-    });
+    }(writer, sent));
+
+    Checksum received;
+    std::size_t got = 0;
+    while (got < total) {
+        std::string part = co_await coring::wait_for(reader.read(256 * 1024), guard);
+        REQUIRE_FALSE(part.empty());
+        received.add(part);
+        got += part.size();
+    }
+    co_await coring::wait_for(sender, guard);
+    CHECK(got == total);
+    CHECK(received.value == sent.sum.value);
+    // Every 256 KiB write went above the 64 KiB high-water mark, and drain let the writer
+    // go on only once the buffer was back at the low-water mark.
+    CHECK(sent.paused == total / chunk_size);
+    CHECK(sent.most_after_drain <= writer.get_write_buffer_limits().first);
+    writer.close();
+    co_await writer.wait_closed();
+    server.close();
+    co_await server.wait_closed();
 }
