@@ -547,6 +547,7 @@ private:
         bool failed = false; // the injected failure happened
         bool wanted = false; // the peer's reader waited for data since the last delivery
     };
+
     std::unique_ptr<MemoryLink> mem_;
 };
 
