@@ -4,7 +4,7 @@
 // _accept_connection, streams.start_server).
 #include <coring/config.hpp>
 #include <coring/log.hpp>
-#include <coring/streams.hpp>
+#include <coring/server.hpp>
 
 #include <coring/detail/deadline.hpp>
 #include <coring/detail/sys.hpp>

@@ -25,6 +25,7 @@
 #include <coring/readiness.hpp>
 #include <coring/run.hpp>
 #include <coring/semaphore.hpp>
+#include <coring/server.hpp>
 #include <coring/shield.hpp>
 #include <coring/signals.hpp>
 #include <coring/sleep.hpp>
