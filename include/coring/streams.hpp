@@ -10,7 +10,6 @@
 #include <coring/net/socket.hpp>
 #include <coring/task.hpp>
 
-#include <coring/detail/await_temporary.hpp>
 #include <coring/detail/ref.hpp>
 #include <coring/detail/stream_transport.hpp>
 #include <coring/detail/task_base.hpp>
@@ -20,7 +19,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
-#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -28,7 +26,6 @@
 #include <string_view>
 #include <type_traits>
 #include <utility>
-#include <vector>
 
 // The machinery of the streams (the awaiters that read_into, drain and wait_closed return, the
 // TLS hook, Server's reference policy), which the API below uses.

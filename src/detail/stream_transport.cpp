@@ -675,12 +675,18 @@ void StreamTransport::fatal_error(int err, const char* op) noexcept {
     if (conn_lost_) {
         return;
     }
+    std::exception_ptr e;
     try {
-        conn_lost_ = make_os_error(err, target(op));
+        e = make_os_error(err, target(op));
     } catch (...) {
-        conn_lost_ = std::current_exception();
+        e = std::current_exception();
     }
-    if (!read_error_) {
+    lose_connection(std::move(e), true);
+}
+
+void StreamTransport::lose_connection(std::exception_ptr e, bool fail_reader) noexcept {
+    conn_lost_ = std::move(e);
+    if (fail_reader && !read_error_) {
         read_error_ = conn_lost_; // asyncio: connection_lost(exc) sets the reader's exception
     }
     wbuf_.clear();

@@ -149,22 +149,13 @@ void StreamTransport::memory_wants_data() noexcept {
 }
 
 void StreamTransport::memory_peer_gone() noexcept {
-    if (!conn_lost_) {
-        try {
-            conn_lost_ = make_os_error(EPIPE, "send (in-memory stream pair): the peer has closed");
-        } catch (...) {
-            conn_lost_ = std::current_exception();
-        }
+    std::exception_ptr e;
+    try {
+        e = make_os_error(EPIPE, "send (in-memory stream pair): the peer has closed");
+    } catch (...) {
+        e = std::current_exception();
     }
-    wbuf_.clear();
-    paused_ = false;
-    if (loop_ != nullptr) {
-        drain_waiters_.notify_all();
-    }
-    close(); // the reader keeps what it received; it sees EOF after it
-    if (loop_ != nullptr) {
-        loop_->defer_flush(*this); // close() did nothing if it was closing already
-    }
+    lose_connection(std::move(e), false); // the reader keeps what it received, then sees EOF
 }
 
 void StreamTransport::unlink_memory() noexcept {
