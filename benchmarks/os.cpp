@@ -143,15 +143,17 @@ void bench_add_reader_eventfd_ping() {
         loop.run_until_complete(finished);
     };
     phase(1000); // warm-up: the poll is armed, the queues have their capacity
-    std::uint64_t enters = loop.ring().enter_count();
+    std::uint64_t enters = coring::detail::LoopAccess::ring(loop).enter_count();
     std::uint64_t iterations = loop.iteration_count();
     Region r("add_reader_eventfd_ping", n);
     phase(n);
     r.report_ns_per_op();
-    std::fprintf(stderr,
-                 "add_reader_eventfd_ping: %.2f io_uring_enter and %.2f loop iterations per op\n",
-                 static_cast<double>(loop.ring().enter_count() - enters) / static_cast<double>(n),
-                 static_cast<double>(loop.iteration_count() - iterations) / static_cast<double>(n));
+    std::fprintf(
+            stderr,
+            "add_reader_eventfd_ping: %.2f io_uring_enter and %.2f loop iterations per op\n",
+            static_cast<double>(coring::detail::LoopAccess::ring(loop).enter_count() - enters) /
+                    static_cast<double>(n),
+            static_cast<double>(loop.iteration_count() - iterations) / static_cast<double>(n));
     loop.remove_reader(efd);
     loop.close();
     ::close(efd);

@@ -29,9 +29,10 @@ bool ConditionAwaiter::cancel(const std::string&) noexcept {
     cancelled_ = true;
     state_ = detail::WaitState::woken;
     if (phase_ == Phase::notification) {
-        task_->loop()->schedule({&ConditionAwaiter::on_notified, this});
+        detail::LoopAccess::schedule(*task_->loop(), {&ConditionAwaiter::on_notified, this});
     } else {
-        task_->loop()->schedule({&ConditionAwaiter::on_relock_cancelled, this});
+        detail::LoopAccess::schedule(*task_->loop(),
+                                     {&ConditionAwaiter::on_relock_cancelled, this});
     }
     return true;
 }

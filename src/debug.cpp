@@ -95,7 +95,7 @@ void print_tree(Forest& f, const TaskBase* t, std::string& out, std::size_t dept
 
 std::string format_tasks(EventLoop& loop) {
     Forest f;
-    loop.for_each_future([&](FutureBase& fut) {
+    detail::LoopAccess::for_each_future(loop, [&](FutureBase& fut) {
         if (fut.is_task() && !fut.done()) {
             f.tasks.push_back(static_cast<const TaskBase*>(&fut));
         }

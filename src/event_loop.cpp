@@ -42,7 +42,7 @@ void Handle::cancel() noexcept {
     state_->cancelled_ = true;
     if (state_->is_queued()) {
         // A timer still in the heap: take it out now (O(log n)) and drop the heap's reference.
-        state_->loop_->remove_timer(*state_);
+        detail::LoopAccess::remove_timer(*state_->loop_, *state_);
         state_->release();
     }
 }
@@ -102,8 +102,8 @@ void HandleState::run_instrumented(HandleState& s) noexcept {
     if (debug) {
         auto took = EventLoop::clock::now() - t0;
         if (took >= loop.slow_callback_duration_) {
-            loop.report_slow_callback(
-                    fmt::format("<Handle {}>", detail::demangle(*s.callback_type_)), took);
+            detail::LoopAccess::report_slow_callback(
+                    loop, fmt::format("<Handle {}>", detail::demangle(*s.callback_type_)), took);
         }
     }
 }
@@ -115,7 +115,7 @@ void HandleState::fire_timer(TimerNode* node, bool discard) noexcept {
         return;
     }
     // The heap's reference moves to the ready queue.
-    s->loop_->schedule({&HandleState::run_entry, s});
+    detail::LoopAccess::schedule(*s->loop_, {&HandleState::run_entry, s});
 }
 
 } // namespace detail
@@ -126,8 +126,8 @@ EventLoop::EventLoop() : EventLoop(EventLoopOptions{}) {
 }
 
 EventLoop::EventLoop(const EventLoopOptions& options)
-    : ring_(detail::RingOptions{options.ring_entries, options.attach_wq_fd, options.backend}),
-      debug_(options.debug.value_or(detail::debug_from_env())) {
+    : LoopCore(detail::RingOptions{options.ring_entries, options.attach_wq_fd, options.backend},
+               options.debug.value_or(detail::debug_from_env())) {
     int fd = detail::sys.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (fd < 0) {
         int err = errno;
@@ -136,6 +136,7 @@ EventLoop::EventLoop(const EventLoopOptions& options)
     threadsafe_ = std::make_shared<detail::ThreadsafeQueue>(this, fd);
     wake_completion_.complete = &EventLoop::on_wakeup;
     wake_completion_.loop = this;
+    batch_flush_.flush_ = &EventLoop::flush_batches;
     ring_.set_message_handler(&EventLoop::on_message, this);
     msg_ring_ok_ = ring_.supports(IORING_OP_MSG_RING);
     update_instrumented();
@@ -175,6 +176,17 @@ void EventLoop::check_closed() const {
         throw RuntimeError("Event loop is closed");
     }
 }
+
+class EventLoop::RunningScope {
+public:
+    explicit RunningScope(EventLoop& loop);
+    RunningScope(const RunningScope&) = delete;
+    RunningScope& operator=(const RunningScope&) = delete;
+    ~RunningScope();
+
+private:
+    EventLoop& loop_;
+};
 
 EventLoop::RunningScope::RunningScope(EventLoop& loop) : loop_(loop) {
     loop.check_closed();
@@ -384,7 +396,7 @@ ThreadsafeQueue::~ThreadsafeQueue() {
 void ThreadsafeQueue::push(HandleState* s) {
     EventLoop* from = EventLoop::running();
     if (from != nullptr && from != loop_ && msg_fd_.load(std::memory_order_relaxed) >= 0 &&
-        from->send_message(shared_from_this(), s)) {
+        detail::LoopAccess::send_message(*from, shared_from_this(), s)) {
         return;
     }
     push_queued(s);
@@ -522,7 +534,7 @@ bool EventLoop::send_message(const std::shared_ptr<detail::ThreadsafeQueue>& tar
     s->add_ref();
     ++messages_sent_;
     batch_flush_.loop = this;
-    defer_flush(batch_flush_);
+    detail::LoopAccess::defer_flush(*this, batch_flush_);
     return true;
 }
 
@@ -751,7 +763,7 @@ std::size_t run_until_idle(EventLoop& loop, std::size_t max_iterations) {
     EventLoop::RunningScope scope(loop);
     std::size_t n = 0;
     while (n < max_iterations && loop.ready_count() > 0) {
-        loop.run_once();
+        detail::LoopAccess::run_once(loop);
         ++n;
     }
     return n;

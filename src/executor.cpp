@@ -154,10 +154,10 @@ bool ConcurrentStateBase::wait_until(std::int64_t deadline_ns) const {
 }
 
 Executor& default_executor(EventLoop& loop) {
-    if (loop.executor_shutdown_called()) {
+    if (detail::LoopAccess::executor_shutdown_called(loop)) {
         throw RuntimeError("Executor shutdown has been called");
     }
-    std::shared_ptr<Executor>& slot = loop.default_executor_slot();
+    std::shared_ptr<Executor>& slot = detail::LoopAccess::default_executor(loop);
     if (!slot) {
         slot = std::make_shared<ThreadPoolExecutor>(0, "coring");
     }
@@ -167,13 +167,13 @@ Executor& default_executor(EventLoop& loop) {
 } // namespace detail
 
 void set_default_executor(EventLoop& loop, std::shared_ptr<Executor> executor) {
-    loop.default_executor_slot() = std::move(executor);
+    detail::LoopAccess::default_executor(loop) = std::move(executor);
 }
 
 Task<> shutdown_default_executor(EventLoop& loop) {
-    loop.executor_shutdown_called() = true;
-    std::shared_ptr<Executor> executor = std::move(loop.default_executor_slot());
-    loop.default_executor_slot().reset();
+    detail::LoopAccess::executor_shutdown_called(loop) = true;
+    std::shared_ptr<Executor> executor = std::move(detail::LoopAccess::default_executor(loop));
+    detail::LoopAccess::default_executor(loop).reset();
     if (!executor) {
         co_return;
     }

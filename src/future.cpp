@@ -103,7 +103,7 @@ void FutureBase::add_done_node(DoneNode& node) {
         add_ref();
         node.holds_ref_ = true;
     }
-    loop_->schedule({&DoneNode::entry, &node});
+    detail::LoopAccess::schedule(*loop_, {&DoneNode::entry, &node});
 }
 
 std::size_t FutureBase::remove_done_node(std::uint64_t token) noexcept {
@@ -132,7 +132,7 @@ void FutureBase::finish(State s) noexcept {
             add_ref();
             node->holds_ref_ = true;
         }
-        loop_->schedule({&DoneNode::entry, node});
+        detail::LoopAccess::schedule(*loop_, {&DoneNode::entry, node});
     }
 }
 

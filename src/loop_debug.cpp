@@ -517,15 +517,15 @@ void LoopDebug::close() noexcept {
 
 void LoopDebug::update_hook() noexcept {
     if (metrics_on_ || trace_) {
-        loop_.ring().set_track_hook(&track_hook, this);
+        detail::LoopAccess::ring(loop_).set_track_hook(&track_hook, this);
     } else {
-        loop_.ring().set_track_hook(nullptr, nullptr);
+        detail::LoopAccess::ring(loop_).set_track_hook(nullptr, nullptr);
         op_of_.clear();
     }
 }
 
 void LoopDebug::wait_begin() noexcept {
-    wait_t0_ = (metrics_on_ || trace_) ? loop_.now_ns() : -1;
+    wait_t0_ = (metrics_on_ || trace_) ? detail::LoopAccess::now_ns(loop_) : -1;
 }
 
 void LoopDebug::wait_end() noexcept {
@@ -534,7 +534,7 @@ void LoopDebug::wait_end() noexcept {
     if (t0 < 0 || (!metrics_on_ && !trace_)) {
         return; // the tools were turned on during this iteration
     }
-    std::int64_t took = loop_.now_ns() - t0;
+    std::int64_t took = detail::LoopAccess::now_ns(loop_) - t0;
     if (metrics_on_) {
         m_.wait_ns += took;
     }
@@ -621,7 +621,7 @@ void LoopDebug::entry_begin() noexcept {
         watchdog_->step_begin();
     }
     if (metrics_on_) {
-        entry_t0_ = loop_.now_ns();
+        entry_t0_ = detail::LoopAccess::now_ns(loop_);
     }
 }
 
@@ -631,7 +631,7 @@ void LoopDebug::entry_end() noexcept {
     }
     if (metrics_on_) {
         ++m_.callbacks_run;
-        m_.callback_ns += loop_.now_ns() - entry_t0_;
+        m_.callback_ns += detail::LoopAccess::now_ns(loop_) - entry_t0_;
     }
 }
 
@@ -738,9 +738,10 @@ void LoopDebug::set_lag_probe(std::int64_t interval_ns) {
 }
 
 void LoopDebug::schedule_lag_probe() {
-    lag_due_ns_ = loop_.now_ns() + lag_interval_ns_;
+    lag_due_ns_ = detail::LoopAccess::now_ns(loop_) + lag_interval_ns_;
     lag_timer_ = loop_.call_later(std::chrono::nanoseconds(lag_interval_ns_), [this] {
-        std::int64_t lag = std::max<std::int64_t>(0, loop_.now_ns() - lag_due_ns_);
+        std::int64_t lag =
+                std::max<std::int64_t>(0, detail::LoopAccess::now_ns(loop_) - lag_due_ns_);
         m_.lag_last_ns = lag;
         m_.lag_max_ns = std::max(m_.lag_max_ns, lag);
         ++m_.lag_samples;

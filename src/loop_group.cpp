@@ -20,6 +20,7 @@
 #include <cerrno>
 #include <csignal>
 #include <latch>
+#include <mutex>
 #include <system_error>
 #include <thread>
 
@@ -77,7 +78,12 @@ void pin_to_cpu(std::size_t i) {
 
 } // namespace
 
-LoopGroup::LoopGroup(LoopGroupOptions options) : options_(options) {
+struct LoopGroup::Lock {
+    std::mutex mutex;
+};
+
+LoopGroup::LoopGroup(LoopGroupOptions options)
+    : options_(options), lock_(std::make_unique<Lock>()) {
     unsigned n = options_.loops == 0 ? default_loop_count() : options_.loops;
     slots_.reserve(n);
     for (unsigned i = 0; i < n; ++i) {
@@ -99,7 +105,7 @@ std::shared_ptr<detail::ThreadsafeQueue> LoopGroup::queue(std::size_t i) const {
         throw RuntimeError(fmt::format(
                 "LoopGroup: loop {} does not exist (the group has {})", i, slots_.size()));
     }
-    std::lock_guard lock(mutex_);
+    std::lock_guard lock(lock_->mutex);
     if (!slots_[i]->queue) {
         throw RuntimeError(fmt::format("LoopGroup: loop {} is not running", i));
     }
@@ -119,7 +125,7 @@ void LoopGroup::cancel_main(Slot& slot) noexcept {
 }
 
 void LoopGroup::cancel() noexcept {
-    std::lock_guard lock(mutex_);
+    std::lock_guard lock(lock_->mutex);
     for (auto& slot : slots_) {
         if (!slot->queue) {
             continue;
@@ -138,7 +144,7 @@ void LoopGroup::run_threads(const std::function<void(std::size_t)>& body) {
         throw RuntimeError("LoopGroup::run() cannot be called from a running event loop");
     }
     {
-        std::lock_guard lock(mutex_);
+        std::lock_guard lock(lock_->mutex);
         if (running_) {
             throw RuntimeError("LoopGroup::run(): the group is running already");
         }
@@ -171,7 +177,7 @@ void LoopGroup::run_threads(const std::function<void(std::size_t)>& body) {
             ::close(sig_fd);
             ::pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
         }
-        std::lock_guard lock(mutex_);
+        std::lock_guard lock(lock_->mutex);
         running_ = false;
         throw std::system_error(err, std::system_category(), "eventfd");
     }
@@ -215,10 +221,10 @@ void LoopGroup::run_threads(const std::function<void(std::size_t)>& body) {
                 loop.set_name(fmt::format("LoopGroup loop {}", i));
                 slot.loop = &loop;
                 if (i == 0) {
-                    first_ring_fd.store(loop.ring().fd());
+                    first_ring_fd.store(detail::LoopAccess::ring(loop).fd());
                 }
-                std::lock_guard lock(mutex_);
-                slot.queue = loop.threadsafe_queue();
+                std::lock_guard lock(lock_->mutex);
+                slot.queue = detail::LoopAccess::threadsafe_queue(loop);
             } catch (...) {
                 creation_failed.store(true);
                 fail(std::current_exception());
@@ -243,7 +249,7 @@ void LoopGroup::run_threads(const std::function<void(std::size_t)>& body) {
                 }
             }
             {
-                std::lock_guard lock(mutex_);
+                std::lock_guard lock(lock_->mutex);
                 slot.queue.reset();
             }
             slot.loop = nullptr;
@@ -272,7 +278,7 @@ void LoopGroup::run_threads(const std::function<void(std::size_t)>& body) {
                     cancel();
                 } else {
                     // A second signal: stop every loop at once, as a second Ctrl-C does.
-                    std::lock_guard lock(mutex_);
+                    std::lock_guard lock(lock_->mutex);
                     for (auto& slot : slots_) {
                         if (slot->queue) {
                             try {
@@ -303,7 +309,7 @@ void LoopGroup::run_threads(const std::function<void(std::size_t)>& body) {
         ::pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
     }
     {
-        std::lock_guard lock(mutex_);
+        std::lock_guard lock(lock_->mutex);
         running_ = false;
     }
 

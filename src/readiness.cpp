@@ -57,7 +57,8 @@ std::string readiness_target(const char* op, int fd) {
 class Readiness final : public LoopResource {
 public:
     explicit Readiness(EventLoop& loop) noexcept
-        : loop_(&loop), skip_success_((loop.ring().features() & IORING_FEAT_CQE_SKIP) != 0) {}
+        : loop_(&loop),
+          skip_success_((detail::LoopAccess::ring(loop).features() & IORING_FEAT_CQE_SKIP) != 0) {}
 
     Readiness(const Readiness&) = delete;
     Readiness& operator=(const Readiness&) = delete;
@@ -174,7 +175,7 @@ bool Readiness::remove(int fd, bool writer) noexcept {
 }
 
 void Readiness::arm(Watch& w) {
-    Ring& ring = loop_->ring();
+    Ring& ring = detail::LoopAccess::ring(*loop_);
     io_uring_sqe* sqe = ring.get_sqe();
     io_uring_prep_poll_multishot(sqe, w.fd, w.events);
     ring.track(sqe, &w);
@@ -185,7 +186,7 @@ void Readiness::arm(Watch& w) {
 // Asks the kernel to look at the file again (see the class comment).
 void Readiness::recheck(Watch& w) noexcept {
     try {
-        io_uring_sqe* sqe = loop_->ring().get_sqe();
+        io_uring_sqe* sqe = detail::LoopAccess::ring(*loop_).get_sqe();
         io_uring_prep_poll_update(
                 sqe, reinterpret_cast<std::uint64_t>(&w), 0, w.events, IORING_POLL_UPDATE_EVENTS);
         io_uring_sqe_set_data64(sqe, ignored_user_data);
@@ -226,7 +227,7 @@ void Readiness::detach(Watch& w) noexcept {
     if (w.in_kernel && !w.cancel_sent) {
         w.cancel_sent = true;
         try {
-            loop_->ring().cancel(&w);
+            detail::LoopAccess::ring(*loop_).cancel(&w);
         } catch (...) {
             // Only a dead ring refuses an SQE; the poll then ends when the loop closes.
         }
@@ -259,7 +260,7 @@ void Readiness::on_complete(Completion* c, int res, unsigned flags) noexcept {
         // Ready: one ready entry per registration at a time, in completion order.
         if (!w.queued) {
             w.queued = true;
-            self.loop_->schedule({&Readiness::run_entry, &w});
+            detail::LoopAccess::schedule(*self.loop_, {&Readiness::run_entry, &w});
         }
         if (!w.in_kernel) {
             self.rearm_after_end(w);
@@ -321,7 +322,7 @@ void EventLoop::add_fd_callback(int fd, bool writer, detail::HandleState* callba
             callback->release();
             throw;
         }
-        register_resource(*readiness_);
+        detail::LoopAccess::register_resource(*this, *readiness_);
     }
     readiness_->add(fd, writer, callback);
 }

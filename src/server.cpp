@@ -40,7 +40,7 @@ bool use_multishot(EventLoop& loop) noexcept {
     // Multishot accept came with Linux 5.19, as IORING_OP_SOCKET did (the probe cannot see
     // flags of an opcode, so the newer opcode stands for it).
     // relaxed: a stale false only costs one refused attempt.
-    return loop.ring().supports(IORING_OP_SOCKET) &&
+    return detail::LoopAccess::ring(loop).supports(IORING_OP_SOCKET) &&
            !multishot_refused.load(std::memory_order_relaxed) &&
            multishot_allowed.load(std::memory_order_relaxed);
 #else
@@ -100,7 +100,7 @@ ServerState::ServerState(EventLoop& loop,
         listeners_.push_back(std::make_unique<Listener>(*this, s.fd()));
     }
     listeners_open_ = sockets_.size();
-    loop.register_resource(*this);
+    detail::LoopAccess::register_resource(loop, *this);
 }
 
 ServerState::~ServerState() {
@@ -147,7 +147,7 @@ void ServerState::arm(Listener& l) noexcept {
     }
     io_uring_sqe* sqe = nullptr;
     try {
-        sqe = loop_->ring().get_sqe();
+        sqe = detail::LoopAccess::ring(*loop_).get_sqe();
     } catch (...) {
         report("could not queue an accept", EIO);
         return;
@@ -164,7 +164,7 @@ void ServerState::arm(Listener& l) noexcept {
 #else
     io_uring_prep_accept(sqe, l.fd, nullptr, nullptr, SOCK_CLOEXEC);
 #endif
-    loop_->ring().track(sqe, &l);
+    detail::LoopAccess::ring(*loop_).track(sqe, &l);
     l.multishot = multishot;
     l.accept_in_flight = true;
     ++accepts_in_flight_;
@@ -266,8 +266,10 @@ void ServerState::accept_failed(Listener& l, int err) noexcept {
     }
     if (!l.retry_pending && loop_ != nullptr) {
         try {
-            loop_->add_timer(l,
-                             detail::deadline_after(loop_->now_ns(), options_.accept_retry_delay));
+            detail::LoopAccess::add_timer(*loop_,
+                                          l,
+                                          detail::deadline_after(detail::LoopAccess::now_ns(*loop_),
+                                                                 options_.accept_retry_delay));
         } catch (...) {
             return; // no memory for the timer: the next accept is armed at once instead
         }
@@ -320,13 +322,13 @@ void ServerState::close() noexcept {
         // a multishot accept on a Unix socket stays armed until the cancel below ends it.
         ::shutdown(l.closing.fd(), SHUT_RDWR);
         if (l.retry_pending && loop_ != nullptr) {
-            loop_->remove_timer(l);
+            detail::LoopAccess::remove_timer(*loop_, l);
             l.retry_pending = false;
             release(); // the timer's reference; a handle or the caller still holds one
         }
         if (l.accept_in_flight && loop_ != nullptr) {
             try {
-                loop_->ring().cancel(&l);
+                detail::LoopAccess::ring(*loop_).cancel(&l);
             } catch (...) {
                 // The accept stays armed until the ring goes; its completions close what
                 // they accept.

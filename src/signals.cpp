@@ -155,7 +155,7 @@ public:
         if (state_ != State::idle || empty() || loop_->is_closed()) {
             return;
         }
-        Ring& ring = loop_->ring();
+        Ring& ring = detail::LoopAccess::ring(*loop_);
         io_uring_sqe* sqe = ring.get_sqe();
         if (use_poll_) {
             // The kernel returned EAGAIN for a read of the non-blocking signalfd instead of
@@ -167,7 +167,7 @@ public:
             state_ = State::reading;
         }
         ring.track(sqe, this);
-        loop_->count_background_io(+1);
+        detail::LoopAccess::count_background_io(*loop_, +1);
     }
 
     // Cancels the read in flight (the last handler went away); it completes later.
@@ -177,7 +177,7 @@ public:
         }
         cancel_requested_ = true;
         try {
-            loop_->ring().cancel(this);
+            detail::LoopAccess::ring(*loop_).cancel(this);
         } catch (...) {
             // the read then completes when the next signal comes, and is not re-armed
         }
@@ -200,7 +200,7 @@ private:
         State was = self.state_;
         self.state_ = State::idle;
         self.cancel_requested_ = false;
-        self.loop_->count_background_io(-1);
+        detail::LoopAccess::count_background_io(*self.loop_, -1);
         if (was == State::reading && res > 0) {
             self.dispatch(static_cast<std::size_t>(res) / sizeof(signalfd_siginfo));
         } else if (was == State::reading && res == -EAGAIN) {
@@ -304,7 +304,7 @@ void LoopSignals::on_loop_close() noexcept {
     if (state_ != State::idle) {
         // EventLoop::close() drained the ring before closing resources: the read is over.
         state_ = State::idle;
-        loop_->count_background_io(-1);
+        detail::LoopAccess::count_background_io(*loop_, -1);
     }
     {
         std::lock_guard lock(registry_mutex);
@@ -397,7 +397,7 @@ void add_signal_handler(EventLoop& loop, int sig, std::shared_ptr<SignalCallback
         forward_tid[static_cast<std::size_t>(sig)].store(slot.blocker, std::memory_order_relaxed);
         if (new_state) {
             loop_states.push_back(state); // reserved above: cannot throw
-            loop.register_resource(*state);
+            detail::LoopAccess::register_resource(loop, *state);
         }
     }
     state->set_handler(sig, std::move(callback));

@@ -137,7 +137,7 @@ private:
 ProcessState::ProcessState(EventLoop& loop, pid_t pid, int pidfd)
     : loop_(&loop), pid_(pid), pidfd_(pidfd) {
     complete = &ProcessState::on_poll;
-    loop.register_resource(*this);
+    detail::LoopAccess::register_resource(loop, *this);
     registered_ = true;
     arm();
 }
@@ -149,7 +149,7 @@ ProcessState::~ProcessState() {
 }
 
 void ProcessState::arm() {
-    Ring& ring = loop_->ring();
+    Ring& ring = detail::LoopAccess::ring(*loop_);
     io_uring_sqe* sqe = ring.get_sqe();
     io_uring_prep_poll_add(sqe, pidfd_, POLLIN);
     ring.track(sqe, this);
@@ -162,7 +162,7 @@ void ProcessState::arm() {
 void ProcessState::sync_background() noexcept {
     bool want = polling_ && waiters_.empty() && loop_ != nullptr;
     if (want != background_) {
-        loop_->count_background_io(want ? +1 : -1);
+        detail::LoopAccess::count_background_io(*loop_, want ? +1 : -1);
         background_ = want;
     }
 }

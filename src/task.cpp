@@ -125,11 +125,11 @@ void TaskBase::start_root(EventLoop& loop, std::coroutine_handle<> self, std::st
     task_ = this;
     handle_ = self;
     refs_ = 2; // the loop's, released when the task finishes, and the caller's handle
-    id_ = EventLoop::next_task_id();
+    id_ = detail::LoopAccess::next_task_id();
     if (!name.empty()) {
         set_name(std::string(name));
     }
-    if (loop.instrumented()) [[unlikely]] {
+    if (detail::LoopAccess::instrumented(loop)) [[unlikely]] {
         on_created(loop);
     }
     wake();
@@ -146,7 +146,7 @@ void TaskBase::on_created(EventLoop& loop) {
             extras_->created_by = std::move(stack);
         }
     }
-    if (LoopDebug* dbg = loop.debug_state()) {
+    if (LoopDebug* dbg = detail::LoopAccess::debug_state(loop)) {
         dbg->task_created(*this);
     }
 }
@@ -207,23 +207,23 @@ void TaskBase::step_entry(void* self, bool discard) noexcept {
 void TaskBase::step() noexcept {
     // asyncio's Task.__step.
     EventLoop& loop = *loop_;
-    if (loop.instrumented()) [[unlikely]] {
+    if (detail::LoopAccess::instrumented(loop)) [[unlikely]] {
         step_instrumented(loop);
         return;
     }
     if (!begin_step()) {
         return;
     }
-    loop.set_current_task(this);
+    detail::LoopAccess::set_current_task(loop, this);
     handle_.resume(); // may finish and destroy the task
-    loop.set_current_task(nullptr);
+    detail::LoopAccess::set_current_task(loop, nullptr);
 }
 
 void TaskBase::step_instrumented(EventLoop& loop) noexcept {
     // step() in debug mode (slow-step report, the stack for unretrieved-exception reports) or
     // with a debugging tool on (watchdog description, trace events).
     bool debug = loop.get_debug();
-    LoopDebug* dbg = loop.debug_state();
+    LoopDebug* dbg = detail::LoopAccess::debug_state(loop);
     std::string stack; // before begin_step clears waiter_: what the task was waiting on
     std::string what;
     try {
@@ -243,16 +243,16 @@ void TaskBase::step_instrumented(EventLoop& loop) noexcept {
         dbg->task_step_begin(*this, stack);
     }
     if (begin_step()) {
-        loop.set_current_task(this);
+        detail::LoopAccess::set_current_task(loop, this);
         auto t0 = EventLoop::clock::now();
         handle_.resume(); // may finish and destroy the task: only locals below
         auto took = EventLoop::clock::now() - t0;
-        loop.set_current_task(nullptr);
+        detail::LoopAccess::set_current_task(loop, nullptr);
         if (debug && took >= loop.slow_callback_duration()) {
-            loop.report_slow_callback(what, took);
+            detail::LoopAccess::report_slow_callback(loop, what, took);
         }
     }
-    if (LoopDebug* d = loop.debug_state()) {
+    if (LoopDebug* d = detail::LoopAccess::debug_state(loop)) {
         d->task_step_end();
     }
 }
@@ -279,8 +279,9 @@ void TaskBase::finish_root() noexcept {
     }
     waiter_ = nullptr;
     finish(s);
-    if (loop_->debug_state() != nullptr) [[unlikely]] { // a step's loop: never null here
-        loop_->debug_state()->task_done(*this);
+    // a step's loop: never null here
+    if (detail::LoopAccess::debug_state(*loop_) != nullptr) [[unlikely]] {
+        detail::LoopAccess::debug_state(*loop_)->task_done(*this);
     }
     release(); // the loop's reference; may destroy the frame
 }
@@ -355,7 +356,7 @@ TaskHandle<> current_task() {
 
 std::vector<TaskHandle<>> all_tasks(EventLoop& loop) {
     std::vector<TaskHandle<>> out;
-    loop.for_each_future([&](detail::FutureBase& f) {
+    detail::LoopAccess::for_each_future(loop, [&](detail::FutureBase& f) {
         if (f.is_task() && !f.done()) {
             out.push_back(TaskHandle<>::from_base(f));
         }

@@ -24,7 +24,7 @@ std::optional<EventLoop::time_point> advance_to_next_timer(EventLoop& loop) {
     // before the end of the clock stops the wait for it. Scheduled after every existing timer,
     // the guard fires after them when it ties.
     constexpr std::int64_t guard_ns = detail::never_ns - 1;
-    TimerHandle guard = loop.call_at(EventLoop::from_ns(guard_ns), [] {});
+    TimerHandle guard = loop.call_at(detail::LoopAccess::from_ns(guard_ns), [] {});
     // One iteration that starts with nothing ready waits for (or, on virtual time, jumps to) the
     // earliest timer and runs what it fires. run_once runs inside a callback of run_forever, so
     // that the loop counts as running on this thread while the timer's callback and the task it
@@ -35,7 +35,7 @@ std::optional<EventLoop::time_point> advance_to_next_timer(EventLoop& loop) {
     loop.call_soon([&loop, &error] {
         try {
             if (loop.ready_count() == 0) {
-                loop.run_once();
+                detail::LoopAccess::run_once(loop);
             }
         } catch (...) {
             error = std::current_exception();
@@ -43,7 +43,7 @@ std::optional<EventLoop::time_point> advance_to_next_timer(EventLoop& loop) {
         loop.stop();
     });
     loop.run_forever();
-    const bool only_never_due = loop.now_ns() >= guard_ns;
+    const bool only_never_due = detail::LoopAccess::now_ns(loop) >= guard_ns;
     guard.cancel();
     if (error) {
         std::rethrow_exception(error);

@@ -22,7 +22,8 @@ Timeout timeout(std::optional<EventLoop::duration> delay) {
     if (!delay) {
         return Timeout(std::nullopt);
     }
-    return Timeout(EventLoop::from_ns(detail::deadline_after(loop.now_ns(), *delay)));
+    return Timeout(detail::LoopAccess::from_ns(
+            detail::deadline_after(detail::LoopAccess::now_ns(loop), *delay)));
 }
 
 void Timeout::reschedule(std::optional<time_point> when) {

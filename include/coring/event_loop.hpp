@@ -6,12 +6,8 @@
 #include <coring/errors.hpp>
 
 #include <coring/detail/deadline.hpp>
-#include <coring/detail/frame_allocator.hpp>
-#include <coring/detail/intrusive_list.hpp>
-#include <coring/detail/ready_queue.hpp>
+#include <coring/detail/loop_core.hpp>
 #include <coring/detail/ref.hpp>
-#include <coring/detail/ring.hpp>
-#include <coring/detail/timer_heap.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -39,13 +35,7 @@ std::size_t run_until_idle(EventLoop& loop, std::size_t max_iterations);
 } // namespace testing
 
 namespace detail {
-class FutureBase;
-class Readiness;
-class TaskBase;
-
-struct LoopTag {};
-class HandleState;
-class LoopDebug;
+class LoopAccess;
 } // namespace detail
 
 /// What went wrong, as passed to an exception handler (asyncio's context dict).
@@ -125,191 +115,6 @@ private:
     explicit TimerHandle(detail::HandleState* state) noexcept : Handle(state) {}
 };
 
-namespace detail {
-
-/// Shared state of a Handle: the callback, its cancelled flag, its timer when it has one.
-/// Reference counted: one reference per Handle, one while the loop has it queued.
-class HandleState : public FrameAllocated, public TimerNode {
-public:
-    HandleState(const HandleState&) = delete;
-    HandleState& operator=(const HandleState&) = delete;
-
-    void add_ref() noexcept {
-        // relaxed: taking another reference needs no ordering; we already hold one.
-        refs_.fetch_add(1, std::memory_order_relaxed);
-    }
-
-    void release() noexcept {
-        // acq_rel: the last owner must see every write made through other references before
-        // it destroys the callback.
-        if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-            delete this;
-        }
-    }
-
-    bool cancelled() const noexcept { return cancelled_; }
-
-    /// Ready-queue entry function: runs the callback unless cancelled, then drops the queue's
-    /// reference. With discard set (the loop is closing) it only drops the reference.
-    static void run_entry(void* self, bool discard) noexcept;
-
-    /// Timer fire function: moves the handle from the timer heap to the ready queue.
-    static void fire_timer(TimerNode* node, bool discard) noexcept;
-
-    /// run_entry's path in debug mode or with a debugging tool on.
-    static void run_instrumented(HandleState& s) noexcept;
-
-    EventLoop* loop_;
-    std::int64_t when_ns_ = 0;
-    const std::type_info* callback_type_;
-    bool cancelled_ = false;
-
-protected:
-    HandleState(EventLoop* loop, const std::type_info& type) noexcept
-        : TimerNode(&HandleState::fire_timer), loop_(loop), callback_type_(&type) {}
-
-    virtual ~HandleState() = default;
-
-    virtual void invoke() = 0;
-
-private:
-    std::atomic<std::uint32_t> refs_{1};
-};
-
-template <class F>
-class CallbackHandleState final : public HandleState {
-public:
-    template <class G>
-    CallbackHandleState(EventLoop* loop, G&& g)
-        : HandleState(loop, typeid(F)), callback_(std::forward<G>(g)) {}
-
-private:
-    void invoke() override { callback_(); }
-
-    F callback_;
-};
-
-template <class F, class... Args>
-auto bind_callback(F&& f, Args&&... args) {
-    if constexpr (sizeof...(Args) == 0) {
-        return std::forward<F>(f);
-    } else {
-        return [fn = std::forward<F>(f),
-                tup = std::make_tuple(std::forward<Args>(args)...)]() mutable {
-            std::apply(fn, tup);
-        };
-    }
-}
-
-struct ResourceTag {};
-
-struct FlushTag {};
-
-/// Work to run just before the loop next enters the kernel (EventLoop::defer_flush): a stream
-/// writer turns the bytes written during one iteration into one send this way.
-class FlushNode : public ListHook<FlushTag> {
-public:
-    using FlushFn = void (*)(FlushNode*) noexcept;
-
-    explicit FlushNode(FlushFn fn) noexcept : flush_(fn) {}
-
-    FlushFn flush_;
-};
-
-/// Loop-thread state held on behalf of work running on other threads (an executor call's
-/// Future). The loop tells each one to let go when it closes, on the loop thread, so a worker
-/// that finishes later touches nothing of the loop's.
-class LoopResource : public ListHook<ResourceTag> {
-public:
-    LoopResource() = default;
-    LoopResource(const LoopResource&) = delete;
-    LoopResource& operator=(const LoopResource&) = delete;
-
-    /// Called on the loop thread by EventLoop::close(); the resource is unlinked already.
-    virtual void on_loop_close() noexcept = 0;
-
-protected:
-    ~LoopResource() = default;
-};
-
-struct MessageSend;
-struct MessageBatch;
-
-/// The cross-thread door of a loop (call_soon_threadsafe). Shared with every thread that posts
-/// to the loop, so a worker may still post after the loop is gone and simply be refused.
-/// A post made on another loop's thread travels as a CQE that the sender's ring posts straight
-/// into this loop's ring (IORING_OP_MSG_RING) while this loop accepts such messages; else, or
-/// when the kernel refuses, it is queued here and the loop woken through its eventfd.
-/// Thread safety: every member is safe from any thread.
-class ThreadsafeQueue : public std::enable_shared_from_this<ThreadsafeQueue> {
-public:
-    ThreadsafeQueue(EventLoop* loop, int wake_fd);
-
-    ThreadsafeQueue(const ThreadsafeQueue&) = delete;
-    ThreadsafeQueue& operator=(const ThreadsafeQueue&) = delete;
-
-    /// Releases whatever was never run.
-    ~ThreadsafeQueue();
-
-    /// Schedules f() on the loop from any thread.
-    /// Throws: RuntimeError("Event loop is closed") once the loop has closed.
-    template <class F>
-    void call_soon(F&& f) {
-        auto* s = new CallbackHandleState<std::decay_t<F>>(loop_, std::forward<F>(f));
-        try {
-            push(s);
-        } catch (...) {
-            s->release();
-            throw;
-        }
-        s->release(); // push took its own reference
-    }
-
-    /// Queues s (taking a reference) and wakes the loop: by IORING_OP_MSG_RING from another
-    /// loop's thread when possible, else through the queue and the eventfd (push_queued).
-    /// Throws: RuntimeError when the loop has closed; s is untouched then.
-    void push(HandleState* s);
-
-    /// The eventfd path of push.
-    void push_queued(HandleState* s);
-
-    /// Loop thread: from now on other loops may post into ring_fd with IORING_OP_MSG_RING.
-    void open_messages(int ring_fd) noexcept;
-
-    /// Loop thread, at close: refuses further IORING_OP_MSG_RING posts; those already started
-    /// are counted by senders() until their sender has seen them complete.
-    void stop_messages() noexcept;
-
-    /// Number of IORING_OP_MSG_RING posts to this loop started and not yet complete.
-    int senders() const noexcept { return msg_senders_.load(std::memory_order_acquire); }
-
-    /// Loop thread: takes every queued handle (each with one reference) and re-allows a wake-up.
-    std::vector<HandleState*> take();
-
-    /// Loop thread: refuses further posts and closes the eventfd; returns what was queued.
-    std::vector<HandleState*> close();
-
-    int wake_fd() const noexcept { return wake_fd_; }
-
-private:
-    friend class coring::EventLoop;
-    friend struct MessageSend;
-
-    // The mutex and the state it guards, in event_loop.cpp: this header does without <mutex>.
-    struct Guarded;
-
-    // IORING_OP_MSG_RING gate: a sender counts itself in msg_senders_, then reads msg_fd_; the
-    // closing loop sets msg_fd_ to -1, then waits for msg_senders_ to reach 0 (both seq_cst:
-    // either the sender sees -1 or the loop sees the sender).
-    std::atomic<int> msg_fd_{-1};
-    std::atomic<int> msg_senders_{0};
-    EventLoop* loop_;
-    int wake_fd_; // guarded by the mutex after construction
-    std::unique_ptr<Guarded> g_;
-};
-
-} // namespace detail
-
 /// asyncio's event loop over one io_uring. Runs on one thread at a time; a loop that uses
 /// IORING_SETUP_SINGLE_ISSUER stays bound to the first thread that runs it.
 ///
@@ -319,7 +124,7 @@ private:
 /// deadline order, then run exactly the entries that were ready when the pass began.
 ///
 /// Thread safety: only call_soon_threadsafe may be called from other threads.
-class EventLoop {
+class EventLoop : private detail::LoopCore {
 public:
     using clock = std::chrono::steady_clock;
     using time_point = clock::time_point;
@@ -450,12 +255,6 @@ public:
     /// Like remove_reader, for the writer (asyncio's loop.remove_writer).
     bool remove_writer(int fd) noexcept { return remove_fd_callback(fd, true); }
 
-    /// The loop's cross-thread door, for code that posts from other threads and may outlive
-    /// the loop (executors). Thread safety: safe from any thread.
-    const std::shared_ptr<detail::ThreadsafeQueue>& threadsafe_queue() const noexcept {
-        return threadsafe_;
-    }
-
     /// Sets the handler called for errors nobody else can receive; nullptr restores the default.
     void set_exception_handler(ExceptionHandler handler) { handler_ = std::move(handler); }
 
@@ -556,12 +355,6 @@ public:
     /// "loop 'name'" or "loop 0x7f..." for error messages.
     std::string describe() const;
 
-    /// For ThreadsafeQueue::push on this loop's thread: adds s (one more reference) to the batch
-    /// for target that leaves as one IORING_OP_MSG_RING SQE when this loop next enters the
-    /// kernel. False when this loop cannot (path off, not running) or target does not accept
-    /// messages; s is untouched then.
-    bool send_message(const std::shared_ptr<detail::ThreadsafeQueue>& target,
-                      detail::HandleState* s);
     // ---- Debugging tools (coring/debug.hpp, coring/metrics.hpp; defined in loop_debug.cpp) ----
 
     /// Blocking-call watchdog: a watcher thread reports every callback or task step that runs
@@ -601,89 +394,13 @@ public:
     /// Ends the trace: writes what is buffered and closes the file. Does nothing when off.
     void stop_trace() noexcept;
 
-    /// The state of the debugging tools, null while all are off (for coring's layers).
-    detail::LoopDebug* debug_state() const noexcept { return dbg_; }
-
-    /// Whether debug mode or any debugging tool is on: task steps and callbacks take the
-    /// instrumented path (one branch on this flag when off).
-    bool instrumented() const noexcept { return instrumented_; }
-
-    // ---- For coring's own layers (awaiters, tasks); not part of the asyncio API. ----
-
-    /// The io_uring behind this loop.
-    detail::Ring& ring() noexcept { return ring_; }
+    // ---- Introspection, for tests and tools. ----
 
     /// The I/O backend this loop runs on.
     Backend backend() const noexcept { return ring_.backend(); }
 
-    /// Appends an entry to the ready queue.
-    void schedule(detail::ReadyEntry entry) { ready_.push(entry); }
-
-    /// Queues a timer for the loop's time when (nanoseconds on the loop clock).
-    void add_timer(detail::TimerNode& node, std::int64_t when_ns) { timers_.push(node, when_ns); }
-
-    void remove_timer(detail::TimerNode& node) noexcept { timers_.remove(node); }
-
     /// The task whose step is running, or nullptr.
     detail::TaskBase* current_task() const noexcept { return current_task_; }
-
-    void set_current_task(detail::TaskBase* t) noexcept { current_task_ = t; }
-
-    /// Registers a Future or Task so close() can detach it.
-    void register_future(detail::FutureBase& f) noexcept;
-
-    /// Registers loop-thread state held for another thread, or for kernel operations that no
-    /// coroutine frame owns; close() releases it after the kernel has handed every operation
-    /// back.
-    void register_resource(detail::LoopResource& r) noexcept { resources_.push_back(r); }
-
-    /// Runs node's function once at the start of the next iteration, just before the loop
-    /// submits to the kernel, so that what tasks queued during this pass (several writes to one
-    /// stream) becomes few SQEs sent with this iteration's io_uring_enter. Does nothing when node
-    /// is queued already. A function that defers its own node again runs again in the same
-    /// pass, so it may do so only when it has made progress.
-    void defer_flush(detail::FlushNode& node) noexcept {
-        if (!node.is_linked()) {
-            flushes_.push_back(node);
-        }
-    }
-
-    /// Next task number, for default names ("Task-N").
-    static std::uint64_t next_task_id() noexcept;
-
-    /// Visits every live (registered) future and task.
-    template <class F>
-    void for_each_future(F&& f) {
-        live_.for_each(std::forward<F>(f));
-    }
-
-    /// Turns the loop's clock into virtual time (see coring::testing::VirtualClock): whenever the
-    /// loop has nothing to do but wait for a timer, the clock jumps to the timer instead.
-    void set_virtual_time(bool enabled) noexcept { virtual_time_ = enabled; }
-
-    bool virtual_time() const noexcept { return virtual_time_; }
-
-    /// Moves the clock forward by d without waiting (virtual time only). Saturates: a huge d
-    /// makes every finite deadline due, never a never-due one; a negative d does nothing.
-    void advance_time(duration d) noexcept { advance_time_ns(d.count()); }
-
-    /// advance_time in nanoseconds.
-    void advance_time_ns(std::int64_t d) noexcept {
-        if (d > 0 && __builtin_add_overflow(virtual_offset_ns_, d, &virtual_offset_ns_)) {
-            virtual_offset_ns_ = detail::never_ns;
-        }
-    }
-
-    /// The default executor (executor.hpp) and whether it was shut down; for coring's layers.
-    std::shared_ptr<Executor>& default_executor_slot() noexcept { return default_executor_; }
-
-    bool& executor_shutdown_called() noexcept { return executor_shutdown_called_; }
-
-    /// Debug mode's warning: "Executing <what> took 0.150 seconds".
-    void report_slow_callback(const std::string& what, duration took) noexcept;
-
-    /// Runs exactly one iteration (asyncio's _run_once). For tests and run_until_idle.
-    void run_once();
 
     /// Whether anything is ready, scheduled or in flight.
     bool has_pending_work() const noexcept {
@@ -699,50 +416,29 @@ public:
         return ring_.in_flight() - (wake_armed_ ? 1 : 0) - background_io_;
     }
 
-    /// Counts (+1) or uncounts (-1) an operation that coring's own machinery keeps in flight for
-    /// the loop's lifetime (the signalfd read of signals.hpp), so that io_in_flight() leaves it
-    /// out as it leaves out the wake-up read: it is nobody's pending work.
-    void count_background_io(int delta) noexcept {
-        background_io_ =
-                static_cast<std::uint64_t>(static_cast<std::int64_t>(background_io_) + delta);
-    }
-
     /// Loop iterations run so far.
     std::uint64_t iteration_count() const noexcept { return iterations_; }
 
-    /// Nanoseconds on the loop clock for a time point of it in any unit, saturated (see
-    /// detail/deadline.hpp).
-    template <class Dur>
-    static std::int64_t to_ns(std::chrono::time_point<clock, Dur> t) noexcept {
-        return detail::saturated_ns(t);
-    }
+    /// Turns the loop's clock into virtual time (see coring::testing::VirtualClock): whenever the
+    /// loop has nothing to do but wait for a timer, the clock jumps to the timer instead.
+    void set_virtual_time(bool enabled) noexcept { virtual_time_ = enabled; }
 
-    /// The time point for nanoseconds on the loop clock; detail::never_ns gives
-    /// time_point::max().
-    static time_point from_ns(std::int64_t ns) noexcept { return time_point(duration(ns)); }
+    bool virtual_time() const noexcept { return virtual_time_; }
 
-    /// time() in nanoseconds: never negative, always below detail::never_ns.
-    std::int64_t now_ns() const noexcept {
-        return detail::clock_ns(clock::now().time_since_epoch().count(), virtual_offset_ns_);
-    }
+    /// Moves the clock forward by d without waiting (virtual time only). Saturates: a huge d
+    /// makes every finite deadline due, never a never-due one; a negative d does nothing.
+    void advance_time(duration d) noexcept { advance_time_ns(d.count()); }
 
 private:
+    friend class detail::LoopAccess;
     friend class detail::HandleState;
     friend class detail::Readiness;
 
     friend std::size_t testing::run_until_idle(EventLoop& loop, std::size_t max_iterations);
 
-    // Marks the loop running on this thread for its lifetime (run_forever, run_until_idle).
-    class RunningScope {
-    public:
-        explicit RunningScope(EventLoop& loop);
-        RunningScope(const RunningScope&) = delete;
-        RunningScope& operator=(const RunningScope&) = delete;
-        ~RunningScope();
-
-    private:
-        EventLoop& loop_;
-    };
+    // Marks the loop running on this thread for its lifetime (run_forever, run_until_idle);
+    // defined in event_loop.cpp.
+    class RunningScope;
 
     template <class F, class... Args>
     detail::HandleState* make_handle(F&& f, Args&&... args) {
@@ -805,72 +501,27 @@ private:
     static void flush_batches(detail::FlushNode* node) noexcept;
     void drain_incoming_messages() noexcept;
 
-    detail::Ring ring_;
-    detail::ReadyQueue ready_;
-    detail::TimerHeap timers_;
-    detail::IntrusiveList<detail::FutureBase, detail::LoopTag> live_;
-    detail::IntrusiveList<detail::LoopResource, detail::ResourceTag> resources_;
-    detail::IntrusiveList<detail::FlushNode, detail::FlushTag> flushes_;
-    detail::TaskBase* current_task_ = nullptr;
+    // Used by the API above and forwarded by detail::LoopAccess.
+    std::int64_t now_ns() const noexcept {
+        return detail::clock_ns(clock::now().time_since_epoch().count(), virtual_offset_ns_);
+    }
+
+    static time_point from_ns(std::int64_t ns) noexcept { return time_point(duration(ns)); }
+
+    void advance_time_ns(std::int64_t d) noexcept {
+        if (d > 0 && __builtin_add_overflow(virtual_offset_ns_, d, &virtual_offset_ns_)) {
+            virtual_offset_ns_ = detail::never_ns;
+        }
+    }
+
+    void register_future(detail::FutureBase& f) noexcept;
+    static std::uint64_t next_task_id() noexcept;
+    void report_slow_callback(const std::string& what, duration took) noexcept;
+    void run_once();
+    bool send_message(const std::shared_ptr<detail::ThreadsafeQueue>& target,
+                      detail::HandleState* s);
+
     ExceptionHandler handler_;
-    duration slow_callback_duration_ = std::chrono::milliseconds(100);
-    std::int64_t virtual_offset_ns_ = 0; // >= 0; only ever grows (advance_time_ns)
-    std::uint64_t iterations_ = 0;
-    unsigned long thread_ = 0; // pthread_self() of the thread that ran it last (no <thread>)
-    bool running_ = false;
-    bool stopping_ = false;
-    bool closed_ = false;
-    bool debug_ = false;
-    bool watchdog_chosen_ = false; // set_watchdog or CORING_WATCHDOG: debug mode leaves it alone
-    bool watchdog_auto_ = false;   // the watchdog debug mode started is on
-    bool virtual_time_ = false;
-    bool instrumented_ = false;        // debug_ || dbg_ (update_instrumented)
-    detail::LoopDebug* dbg_ = nullptr; // debugging tools (loop_debug.cpp), null while all off
-
-    // call_soon_threadsafe: other threads append to the shared queue and write the eventfd; a
-    // read on the eventfd stays in flight in the ring while the loop runs.
-    struct WakeCompletion : detail::Completion {
-        EventLoop* loop;
-    };
-
-    std::shared_ptr<detail::ThreadsafeQueue> threadsafe_;
-    bool wake_armed_ = false;         // the eventfd read is in flight
-    std::uint64_t background_io_ = 0; // see count_background_io
-    std::uint64_t wake_buf_ = 0;
-    WakeCompletion wake_completion_{};
-
-    // IORING_OP_MSG_RING posts from this loop (see send_message).
-    bool msg_ring_ok_ = false;
-    std::uint64_t msg_in_flight_ = 0; // sent, completion not reaped yet
-    std::uint64_t messages_sent_ = 0;
-    std::uint64_t messages_refused_ = 0;
-    std::uint64_t messages_received_ = 0;
-    std::string name_;
-
-    // Posts to other loops made during this pass, one batch per target (few targets: a vector).
-    struct Outbox {
-        std::shared_ptr<detail::ThreadsafeQueue> target;
-        int fd;
-        detail::MessageBatch* batch;
-    };
-
-    struct BatchFlush : detail::FlushNode {
-        using FlushNode::FlushNode;
-        EventLoop* loop = nullptr;
-    };
-
-    std::vector<Outbox> outboxes_;
-    BatchFlush batch_flush_{&EventLoop::flush_batches};
-
-    // add_reader/add_writer registrations (readiness.cpp): created on first use, so a loop that
-    // never watches an fd pays nothing; a loop resource, released by close().
-    detail::Readiness* readiness_ = nullptr;
-
-    // The default executor (executor.hpp), created on first use, shut down when the loop
-    // closes.
-    std::shared_ptr<Executor> default_executor_;
-    bool executor_shutdown_called_ = false;
-
     static inline thread_local constinit EventLoop* running_loop_ = nullptr;
 };
 
@@ -879,3 +530,5 @@ private:
 EventLoop& get_running_loop();
 
 } // namespace coring
+
+#include <coring/detail/loop_access.hpp>

@@ -133,10 +133,10 @@ auto EventLoop::run_in_executor(Executor* executor, F&& fn, Args&&... args) {
     EventLoop& loop = *this;
     Executor& ex = executor != nullptr ? *executor : detail::default_executor(loop);
     auto call = std::make_shared<detail::ExecutorCall<R>>();
-    call->door = loop.threadsafe_queue();
+    call->door = detail::LoopAccess::threadsafe_queue(loop);
     call->future = new Future<R>(loop);
     call->self = call;
-    loop.register_resource(*call);
+    detail::LoopAccess::register_resource(loop, *call);
     Future<R> result = *call->future;
     // A cancelled future stops work that has not started yet.
     result.add_done_callback(
@@ -290,7 +290,7 @@ private:
 template <class T>
 [[nodiscard]] ConcurrentFuture<T> run_coroutine_threadsafe(Task<T> coro, EventLoop& loop) {
     auto s = std::make_shared<detail::ConcurrentState<T>>();
-    s->door = loop.threadsafe_queue();
+    s->door = detail::LoopAccess::threadsafe_queue(loop);
     loop.call_soon_threadsafe(
             [resolver = detail::ConcurrentResolver<T>(s), coro = std::move(coro)]() mutable {
                 auto& st = resolver.state();

@@ -17,7 +17,6 @@
 #include <exception>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -239,7 +238,8 @@ public:
     [[nodiscard]] Task<typename detail::RemoteResult<F>::type> run_on(std::size_t i, F fn) {
         using R = typename detail::RemoteResult<F>::type;
         auto call = std::make_shared<detail::RemoteCall<R>>();
-        std::shared_ptr<detail::ThreadsafeQueue> home = get_running_loop().threadsafe_queue();
+        std::shared_ptr<detail::ThreadsafeQueue> home =
+                detail::LoopAccess::threadsafe_queue(get_running_loop());
         Future<> done;
         call->waiter = &done;
         WaiterReset<R> reset{call.get()};
@@ -303,7 +303,7 @@ public:
 private:
     struct Slot {
         EventLoop* loop = nullptr;                      // set on its thread, during run()
-        std::shared_ptr<detail::ThreadsafeQueue> queue; // guarded by mutex_
+        std::shared_ptr<detail::ThreadsafeQueue> queue; // guarded by lock_
         TaskHandle<> main;                              // loop thread only
         bool cancel_requested = false;                  // loop thread only
     };
@@ -342,8 +342,11 @@ private:
 
     LoopGroupOptions options_;
     std::vector<std::unique_ptr<Slot>> slots_;
-    mutable std::mutex mutex_;
-    bool running_ = false; // guarded by mutex_
+    // The mutex guarding the slots' queues and running_, in loop_group.cpp: this header does
+    // without <mutex>.
+    struct Lock;
+    std::unique_ptr<Lock> lock_;
+    bool running_ = false; // guarded by lock_
     std::atomic<int> signal_{0};
 };
 

@@ -31,7 +31,7 @@ public:
 
     ~SleepAwaiter() {
         if (is_queued()) {
-            task_->loop()->remove_timer(*this);
+            detail::LoopAccess::remove_timer(*task_->loop(), *this);
         }
     }
 
@@ -46,7 +46,10 @@ public:
             return;
         }
         EventLoop& loop = *task_->loop();
-        loop.add_timer(*this, detail::deadline_after(loop.now_ns(), delay_.count()));
+        detail::LoopAccess::add_timer(
+                loop,
+                *this,
+                detail::deadline_after(detail::LoopAccess::now_ns(loop), delay_.count()));
         task_->suspend_on(h, &h.promise(), *this);
     }
 
@@ -56,7 +59,7 @@ public:
         if (!is_queued()) {
             return false; // already fired: the task is scheduled to wake
         }
-        task_->loop()->remove_timer(*this);
+        detail::LoopAccess::remove_timer(*task_->loop(), *this);
         return cancel_dequeued();
     }
 
@@ -124,8 +127,8 @@ template <class Rep, class Period, class T>
 template <class Dur>
 [[nodiscard]] SleepAwaiter sleep_until(std::chrono::time_point<EventLoop::clock, Dur> when) {
     EventLoop& loop = get_running_loop();
-    std::int64_t deadline = EventLoop::to_ns(when);
-    std::int64_t now = loop.now_ns();
+    std::int64_t deadline = detail::saturated_ns(when);
+    std::int64_t now = detail::LoopAccess::now_ns(loop);
     // now >= 0, so deadline - now cannot overflow once deadline > now.
     std::int64_t delay = deadline == detail::never_ns ? detail::never_ns
                          : deadline <= now            ? 0

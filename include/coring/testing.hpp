@@ -60,7 +60,7 @@ public:
     /// never-due one (a saturated huge delay); a negative d does nothing (the clock is monotonic).
     template <class Rep, class Period>
     void advance(std::chrono::duration<Rep, Period> d) noexcept {
-        loop_.advance_time_ns(detail::saturated_ns(d));
+        detail::LoopAccess::advance_time_ns(loop_, detail::saturated_ns(d));
     }
 
     /// advance(d), then one iteration that fires the timers now due without waiting, then

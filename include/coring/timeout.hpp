@@ -63,7 +63,8 @@ public:
     /// clock's range becomes time_point::max() (never) or time_point::min() (at once).
     template <class Dur>
     void reschedule(std::chrono::time_point<EventLoop::clock, Dur> when) {
-        reschedule(std::optional<time_point>(EventLoop::from_ns(EventLoop::to_ns(when))));
+        reschedule(
+                std::optional<time_point>(detail::LoopAccess::from_ns(detail::saturated_ns(when))));
     }
 
     /// Whether the deadline passed while the body ran (Timeout.expired()).
@@ -125,7 +126,7 @@ template <class Rep, class Period>
 /// unit never expires, min() expires at once.
 template <class Dur>
 [[nodiscard]] Timeout timeout_at(std::chrono::time_point<EventLoop::clock, Dur> when) noexcept {
-    return Timeout(EventLoop::from_ns(EventLoop::to_ns(when)));
+    return Timeout(detail::LoopAccess::from_ns(detail::saturated_ns(when)));
 }
 
 namespace detail {
@@ -177,7 +178,7 @@ template <class Dur, class Body>
 [[nodiscard]] Task<detail::scope_result_t<std::decay_t<Body>, Timeout>>
 timeout_at(std::chrono::time_point<EventLoop::clock, Dur> when, Body&& body) {
     static_assert(!detail::unsafe_scope_body<Body>, CORING_AWAIT_CLOSURE_MESSAGE);
-    return detail::timeout_at(EventLoop::from_ns(EventLoop::to_ns(when)),
+    return detail::timeout_at(detail::LoopAccess::from_ns(detail::saturated_ns(when)),
                               std::decay_t<Body>(std::forward<Body>(body)));
 }
 

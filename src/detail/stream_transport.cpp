@@ -61,11 +61,12 @@ StreamTransport::StreamTransport(EventLoop& loop, int fd, TransportKind kind, st
     filter_recv_op_.self = this;
     // IORING_RECVSEND_POLL_FIRST came with Linux 5.19, as IORING_OP_SOCKET did; older kernels
     // refuse a recv whose ioprio is not zero.
-    poll_first_supported_ = kind == TransportKind::socket && loop.ring().supports(IORING_OP_SOCKET);
+    poll_first_supported_ = kind == TransportKind::socket &&
+                            detail::LoopAccess::ring(loop).supports(IORING_OP_SOCKET);
     if (kind == TransportKind::memory) {
         flush_ = &StreamTransport::flush_memory_entry; // the socket's flush pays no test for it
     }
-    loop.register_resource(*this);
+    detail::LoopAccess::register_resource(loop, *this);
 }
 
 StreamTransport::~StreamTransport() {
@@ -268,10 +269,10 @@ void StreamTransport::cancel_read() noexcept {
     }
     try {
         if (read_op_ != nullptr) {
-            loop_->ring().cancel(read_op_);
+            detail::LoopAccess::ring(*loop_).cancel(read_op_);
         }
         if (filter_recv_in_flight_) {
-            loop_->ring().cancel(&filter_recv_op_);
+            detail::LoopAccess::ring(*loop_).cancel(&filter_recv_op_);
         }
     } catch (...) {
         // A dead ring: the recv ends with the connection anyway.
@@ -306,7 +307,7 @@ void StreamTransport::start_filter_recv() noexcept {
         wire_in_.reserve_tail(wire_in_.capacity() == 0 ? first_read_capacity : min_read_room);
     }
     prep_read(sqe, wire_in_.tail(), wire_in_.room());
-    loop_->ring().track(sqe, &filter_recv_op_);
+    detail::LoopAccess::ring(*loop_).track(sqe, &filter_recv_op_);
     filter_recv_in_flight_ = true;
     add_ref();
 }
@@ -339,7 +340,7 @@ void StreamTransport::filter_received() noexcept {
         return;
     }
     if (filter_->wants_write() && loop_ != nullptr) {
-        loop_->defer_flush(*this);
+        detail::LoopAccess::defer_flush(*loop_, *this);
     }
     if (clean_eof) {
         eof_ = true;
@@ -428,7 +429,7 @@ void StreamTransport::write_eof() {
     }
     eof_requested_ = true;
     if (loop_ != nullptr) {
-        loop_->defer_flush(*this);
+        detail::LoopAccess::defer_flush(*loop_, *this);
     }
 }
 
@@ -459,7 +460,7 @@ void StreamTransport::close() noexcept {
         }
     }
     cancel_read();
-    loop_->defer_flush(*this);
+    detail::LoopAccess::defer_flush(*loop_, *this);
 }
 
 void StreamTransport::abort() noexcept {
@@ -470,7 +471,7 @@ void StreamTransport::abort() noexcept {
     }
     if (send_in_flight_ && loop_ != nullptr) {
         try {
-            loop_->ring().cancel(&send_op_);
+            detail::LoopAccess::ring(*loop_).cancel(&send_op_);
         } catch (...) {
             // The send completes on its own.
         }
@@ -539,7 +540,7 @@ bool StreamTransport::flush_filter() noexcept {
 
 io_uring_sqe* StreamTransport::get_sqe_slow() noexcept {
     try {
-        return loop_->ring().get_sqe(); // submits a full SQ and retries
+        return detail::LoopAccess::ring(*loop_).get_sqe(); // submits a full SQ and retries
     } catch (...) {
         return nullptr;
     }
@@ -563,7 +564,7 @@ void StreamTransport::submit_send() noexcept {
                             static_cast<unsigned>(n),
                             static_cast<std::uint64_t>(-1));
     }
-    loop_->ring().track(sqe, &send_op_);
+    detail::LoopAccess::ring(*loop_).track(sqe, &send_op_);
     send_in_flight_ = true;
     add_ref();
 }
@@ -591,11 +592,11 @@ void StreamTransport::on_send(Completion* c, int res, unsigned) noexcept {
             t.close_ != CloseState::open) {
             // The rest, and whatever was written meanwhile, leave together with the next
             // io_uring_enter (which is also the earliest a new SQE would be submitted).
-            t.loop_->defer_flush(t);
+            detail::LoopAccess::defer_flush(*t.loop_, t);
         }
     } else if (res == -ECANCELED && t.aborted_) {
         t.sending_.clear();
-        t.loop_->defer_flush(t);
+        detail::LoopAccess::defer_flush(*t.loop_, t);
     } else {
         t.fatal_error(-res, t.kind_ == TransportKind::socket ? "send" : "write");
     }
@@ -609,7 +610,7 @@ void StreamTransport::start_shutdown() noexcept {
         return;
     }
     io_uring_prep_shutdown(sqe, fd_, SHUT_WR);
-    loop_->ring().track(sqe, &shutdown_op_);
+    detail::LoopAccess::ring(*loop_).track(sqe, &shutdown_op_);
     shutdown_in_flight_ = true;
     add_ref();
 }
@@ -621,7 +622,7 @@ void StreamTransport::on_shutdown(Completion* c, int, unsigned) noexcept {
     t.shutdown_in_flight_ = false;
     t.eof_sent_ = true;
     if (t.close_ != CloseState::open || !t.wbuf_.empty()) {
-        t.loop_->defer_flush(t);
+        detail::LoopAccess::defer_flush(*t.loop_, t);
     }
     t.release();
 }
@@ -640,7 +641,7 @@ void StreamTransport::start_close() noexcept {
         return;
     }
     io_uring_prep_close(sqe, fd_);
-    loop_->ring().track(sqe, &close_op_);
+    detail::LoopAccess::ring(*loop_).track(sqe, &close_op_);
     closing_fd_ = fd_;
     fd_ = -1;
     close_ = CloseState::closing_fd;
@@ -701,7 +702,8 @@ void StreamTransport::lose_connection(std::exception_ptr e, bool fail_reader) no
     cancel_read();
     close(); // asyncio's _force_close
     if (loop_ != nullptr) {
-        loop_->defer_flush(*this); // close() did nothing if it was closing already
+        // close() did nothing if it was closing already
+        detail::LoopAccess::defer_flush(*loop_, *this);
     }
 }
 

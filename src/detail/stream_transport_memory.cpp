@@ -144,7 +144,7 @@ void StreamTransport::memory_wants_data() noexcept {
     StreamTransport* from = mem_->peer;
     if (from != nullptr && from->loop_ != nullptr) {
         from->mem_->wanted = true;
-        from->loop_->defer_flush(*from);
+        detail::LoopAccess::defer_flush(*from->loop_, *from);
     }
 }
 
@@ -169,7 +169,8 @@ void StreamTransport::unlink_memory() noexcept {
         p.feed_eof(); // a closed connection is EOF for the other end
     }
     if (!p.wbuf_.empty() && p.loop_ != nullptr) {
-        p.loop_->defer_flush(p); // its unsent bytes have nowhere to go: its writes fail now
+        // its unsent bytes have nowhere to go: its writes fail now
+        detail::LoopAccess::defer_flush(*p.loop_, p);
     }
 }
 

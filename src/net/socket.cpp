@@ -19,9 +19,9 @@ void close_fd(int fd) noexcept {
         return;
     }
     EventLoop* loop = EventLoop::running();
-    if (loop != nullptr && loop->ring().supports(IORING_OP_CLOSE)) {
+    if (loop != nullptr && detail::LoopAccess::ring(*loop).supports(IORING_OP_CLOSE)) {
         try {
-            io_uring_sqe* sqe = loop->ring().get_sqe();
+            io_uring_sqe* sqe = detail::LoopAccess::ring(*loop).get_sqe();
             io_uring_prep_close(sqe, fd);
             io_uring_sqe_set_data64(sqe, ignored_user_data);
             return;

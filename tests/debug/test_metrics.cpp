@@ -105,7 +105,7 @@ TEST_CASE("metrics: off by default, all zero, and on they count iterations, read
     CHECK(loop.metrics().iterations == 0);
     loop.set_metrics(false);
     CHECK_FALSE(loop.metrics().enabled);
-    CHECK(loop.debug_state() == nullptr);
+    CHECK(coring::detail::LoopAccess::debug_state(loop) == nullptr);
 }
 
 TEST_CASE("metrics: time in callbacks grows by what a blocking step took", "[debug][metrics]") {

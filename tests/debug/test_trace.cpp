@@ -149,7 +149,7 @@ TEST_CASE("trace: start_trace writes a Chrome trace of tasks, callbacks, timers 
     {
         EventLoop loop;
         loop.start_trace(path);
-        CHECK(loop.instrumented());
+        CHECK(coring::detail::LoopAccess::instrumented(loop));
         loop.run_until_complete(traced_main(sv[0], sv[1]));
         loop.close(); // completes the file
     }
@@ -170,7 +170,8 @@ TEST_CASE("trace: CORING_TRACE=path traces a loop created afterwards, and stop_t
     ::unsetenv("CORING_TRACE");
     loop.run_until_complete(traced_main(sv[0], sv[1]));
     loop.stop_trace();
-    CHECK(loop.debug_state() == nullptr); // nothing left on: back to the uninstrumented path
+    // nothing left on: back to the uninstrumented path
+    CHECK(coring::detail::LoopAccess::debug_state(loop) == nullptr);
     ::close(sv[0]);
     ::close(sv[1]);
     // Later loops write path.1, path.2, ...: this test's file is the one it named, or a
@@ -183,6 +184,6 @@ TEST_CASE("trace: CORING_TRACE=path traces a loop created afterwards, and stop_t
 TEST_CASE("trace: an unwritable path throws and leaves the loop uninstrumented", "[debug][trace]") {
     EventLoop loop;
     CHECK_THROWS_AS(loop.start_trace("/nonexistent-dir/trace.json"), std::system_error);
-    CHECK(loop.debug_state() == nullptr);
-    CHECK_FALSE(loop.instrumented());
+    CHECK(coring::detail::LoopAccess::debug_state(loop) == nullptr);
+    CHECK_FALSE(coring::detail::LoopAccess::instrumented(loop));
 }

@@ -183,20 +183,20 @@ TEST_CASE("watchdog: steps under the threshold are not reported, and off means n
     int before = thread_count();
     {
         EventLoop loop;
-        CHECK(loop.debug_state() == nullptr); // off: no state, no thread
-        CHECK_FALSE(loop.instrumented());
+        CHECK(coring::detail::LoopAccess::debug_state(loop) == nullptr); // off: no state, no thread
+        CHECK_FALSE(coring::detail::LoopAccess::instrumented(loop));
         CHECK(loop.watchdog() == 0ms);
         loop.set_watchdog(10s, fds[1]);
         // (Compared with counts taken around it: TSan starts a thread of its own with the first
         // thread a process creates.)
         int on = thread_count();
         CHECK(on > before);
-        CHECK(loop.instrumented());
+        CHECK(coring::detail::LoopAccess::instrumented(loop));
         loop.run_until_complete(coring::sleep(20ms));
         loop.set_watchdog(0ms);
         CHECK(thread_count() == on - 1); // the watcher thread is gone
-        CHECK(loop.debug_state() == nullptr);
-        CHECK_FALSE(loop.instrumented());
+        CHECK(coring::detail::LoopAccess::debug_state(loop) == nullptr);
+        CHECK_FALSE(coring::detail::LoopAccess::instrumented(loop));
     }
     char buf[16];
     CHECK(::read(fds[0], buf, sizeof buf) < 0); // nothing was written
@@ -256,7 +256,7 @@ TEST_CASE("watchdog: debug mode turns it on at debug_watchdog_threshold, unless 
     loop.set_debug(false);
     loop.run_until_complete(sleep(1ms));
     CHECK(loop.watchdog() == 0ms); // and stops when it next runs without debug mode
-    CHECK(loop.debug_state() == nullptr);
+    CHECK(coring::detail::LoopAccess::debug_state(loop) == nullptr);
     loop.close();
 
     EventLoop off; // set_watchdog(0) is a choice debug mode keeps

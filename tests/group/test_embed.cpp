@@ -84,7 +84,8 @@ TEST_CASE("Embedding: a server and a client on loopback driven from a plain poll
         CHECK(readable > 0);
     }
     INFO("steps " << steps << ", DEFER_TASKRUN "
-                  << ((loop.ring().setup_flags() & IORING_SETUP_DEFER_TASKRUN) != 0));
+                  << ((coring::detail::LoopAccess::ring(loop).setup_flags() &
+                       IORING_SETUP_DEFER_TASKRUN) != 0));
     CHECK(steps < 1000);
     // Let the connection tasks finish, then the loop has nothing left but its own wake-up read.
     for (int k = 0; k < 100 && loop.has_pending_work(); ++k) {

@@ -524,8 +524,8 @@ TEST_CASE("LoopGroup: the loops' rings share loop 0's kernel worker pool (ATTACH
     for (bool share : {true, false}) {
         LoopGroup group({.loops = 3, .share_kernel_workers = share});
         std::vector<bool> attached = group.run([](std::size_t) -> Task<bool> {
-            co_return (coring::get_running_loop().ring().setup_flags() & IORING_SETUP_ATTACH_WQ) !=
-                    0;
+            co_return (coring::detail::LoopAccess::ring(coring::get_running_loop()).setup_flags() &
+                       IORING_SETUP_ATTACH_WQ) != 0;
         });
         INFO("share " << share);
         CHECK(attached == std::vector<bool>{false, share, share});
@@ -543,11 +543,12 @@ TEST_CASE("EventLoopOptions::attach_wq_fd: a fd that is no ring gives a pool of 
     options.attach_wq_fd = fds[0];
     {
         coring::EventLoop loop(options);
-        CHECK((loop.ring().setup_flags() & IORING_SETUP_ATTACH_WQ) == 0);
+        CHECK((coring::detail::LoopAccess::ring(loop).setup_flags() & IORING_SETUP_ATTACH_WQ) == 0);
         coring::EventLoopOptions attached{};
-        attached.attach_wq_fd = loop.ring().fd();
+        attached.attach_wq_fd = coring::detail::LoopAccess::ring(loop).fd();
         coring::EventLoop second(attached);
-        CHECK((second.ring().setup_flags() & IORING_SETUP_ATTACH_WQ) != 0);
+        CHECK((coring::detail::LoopAccess::ring(second).setup_flags() & IORING_SETUP_ATTACH_WQ) !=
+              0);
     }
     ::close(fds[0]);
     ::close(fds[1]);

@@ -32,7 +32,7 @@ namespace {
 
 bool kernel_has_msg_ring() {
     EventLoop loop;
-    return loop.ring().supports(IORING_OP_MSG_RING);
+    return coring::detail::LoopAccess::ring(loop).supports(IORING_OP_MSG_RING);
 }
 
 struct Counters {
@@ -111,7 +111,7 @@ TEST_CASE("MSG_RING: a target the kernel refuses gets the post through its event
     group.run([&](std::size_t i) -> Task<> {
         EventLoop& loop = coring::get_running_loop();
         if (i == 1) {
-            loop.threadsafe_queue()->open_messages(not_a_ring);
+            coring::detail::LoopAccess::threadsafe_queue(loop)->open_messages(not_a_ring);
             stage.store(1);
             while (ran.load() < 3) {
                 co_await coring::sleep(1ms);

@@ -453,10 +453,10 @@ TEST_CASE("EventLoop: a steady-state iteration makes at most one io_uring_enter"
         }
     };
     auto t = loop.create_task(pinger(200));
-    std::uint64_t enters_before = loop.ring().enter_count();
+    std::uint64_t enters_before = coring::detail::LoopAccess::ring(loop).enter_count();
     std::uint64_t iterations_before = loop.iteration_count();
     loop.run_until_complete(t);
-    std::uint64_t enters = loop.ring().enter_count() - enters_before;
+    std::uint64_t enters = coring::detail::LoopAccess::ring(loop).enter_count() - enters_before;
     std::uint64_t iterations = loop.iteration_count() - iterations_before;
     INFO("enters " << enters << " iterations " << iterations);
     CHECK(enters <= iterations);
@@ -476,7 +476,7 @@ TEST_CASE("EventLoop: iterations with only ready work make no system call", "[lo
     auto t = loop.create_task(yielder(1000));
     loop.run_until_complete(t);
     // Only the first iteration (which arms the wake-up read) and the final one may enter.
-    CHECK(loop.ring().enter_count() <= 3);
+    CHECK(coring::detail::LoopAccess::ring(loop).enter_count() <= 3);
 }
 
 TEST_CASE("EventLoop: call_soon_threadsafe on the loop thread keeps FIFO order with call_soon",

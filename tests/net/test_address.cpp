@@ -70,7 +70,7 @@ CORING_TEST_CASE("getaddrinfo: numeric hosts resolve on the loop thread", "[net]
               "getaddrinfo not.numeric.invalid:80: Name or service not known");
     }
     CHECK(code == EAI_NONAME);
-    CHECK(!loop.default_executor_slot()); // no executor was ever needed
+    CHECK(!coring::detail::LoopAccess::default_executor(loop)); // no executor was ever needed
 }
 
 TEST_CASE("getaddrinfo: names resolve on the default executor", "[net][address][threads]") {
@@ -87,7 +87,7 @@ TEST_CASE("getaddrinfo: names resolve on the default executor", "[net][address][
         auto infos = co_await coring::getaddrinfo("localhost", 8080, AF_INET, SOCK_STREAM);
         REQUIRE(!infos.empty());
         CHECK(infos[0].address.to_string() == "127.0.0.1:8080");
-        CHECK(coring::get_running_loop().default_executor_slot() != nullptr);
+        CHECK(coring::detail::LoopAccess::default_executor(coring::get_running_loop()) != nullptr);
         auto [host, service] = co_await coring::getnameinfo(infos[0].address, NI_NUMERICSERV);
         CHECK(!host.empty());
         CHECK(service == "8080");
@@ -101,5 +101,5 @@ CORING_TEST_CASE("getnameinfo: numeric flags answer on the loop thread", "[net][
                                                         NI_NUMERICHOST | NI_NUMERICSERV);
     CHECK(host == "::1");
     CHECK(service == "22");
-    CHECK(!coring::get_running_loop().default_executor_slot());
+    CHECK(!coring::detail::LoopAccess::default_executor(coring::get_running_loop()));
 }

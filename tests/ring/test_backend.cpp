@@ -109,18 +109,19 @@ TEST_CASE("Backend: CORING_BACKEND=epoll and =uring choose the backend", "[ring]
         BackendEnv env("epoll");
         EventLoop loop;
         CHECK(loop.backend() == Backend::epoll);
-        CHECK(loop.ring().poll_fd() >= 0);
-        CHECK(loop.ring().fd() == -1);
+        CHECK(coring::detail::LoopAccess::ring(loop).poll_fd() >= 0);
+        CHECK(coring::detail::LoopAccess::ring(loop).fd() == -1);
     }
     {
         BackendEnv env("uring");
         EventLoop loop;
         CHECK(loop.backend() == Backend::uring);
-        CHECK(loop.ring().fd() >= 0);
-        int fd = loop.ring().poll_fd(); // an eventfd registered with the ring
+        CHECK(coring::detail::LoopAccess::ring(loop).fd() >= 0);
+        int fd = coring::detail::LoopAccess::ring(loop)
+                         .poll_fd(); // an eventfd registered with the ring
         CHECK(fd >= 0);
-        CHECK(fd != loop.ring().fd());
-        CHECK(loop.ring().poll_fd() == fd);
+        CHECK(fd != coring::detail::LoopAccess::ring(loop).fd());
+        CHECK(coring::detail::LoopAccess::ring(loop).poll_fd() == fd);
     }
 }
 
@@ -368,7 +369,7 @@ TEST_CASE("Backend epoll: timers and timeouts", "[ring][backend]") {
 
 TEST_CASE("Backend epoll: multishot accept serves many connections", "[ring][backend]") {
     EventLoop loop(epoll_options());
-    CHECK(loop.ring().supports(IORING_OP_ACCEPT));
+    CHECK(coring::detail::LoopAccess::ring(loop).supports(IORING_OP_ACCEPT));
     auto body = []() -> Task<> {
         coring::Socket listener(AF_INET, SOCK_STREAM);
         listener.bind(coring::SocketAddress::ip("127.0.0.1", 0));
@@ -385,7 +386,7 @@ TEST_CASE("Backend epoll: multishot accept serves many connections", "[ring][bac
             }
             self.more = (flags & IORING_CQE_F_MORE) != 0;
         };
-        auto& ring = coring::get_running_loop().ring();
+        auto& ring = coring::detail::LoopAccess::ring(coring::get_running_loop());
         io_uring_sqe* sqe = ring.get_sqe();
         io_uring_prep_multishot_accept(sqe, listener.fd(), nullptr, nullptr, SOCK_CLOEXEC);
         ring.track(sqe, &acc);
@@ -414,8 +415,8 @@ TEST_CASE("Backend epoll: multishot accept serves many connections", "[ring][bac
 TEST_CASE("Backend epoll: an opcode it does not execute completes with -EINVAL",
           "[ring][backend]") {
     EventLoop loop(epoll_options());
-    CHECK(!loop.ring().supports(IORING_OP_MSG_RING));
-    CHECK(loop.ring().supports(IORING_OP_SPLICE));
+    CHECK(!coring::detail::LoopAccess::ring(loop).supports(IORING_OP_MSG_RING));
+    CHECK(coring::detail::LoopAccess::ring(loop).supports(IORING_OP_SPLICE));
 
     struct Result final : coring::detail::Completion {
         int res = 1;
@@ -424,9 +425,9 @@ TEST_CASE("Backend epoll: an opcode it does not execute completes with -EINVAL",
     r.complete = [](coring::detail::Completion* c, int res, unsigned) noexcept {
         static_cast<Result&>(*c).res = res;
     };
-    io_uring_sqe* sqe = loop.ring().get_sqe();
+    io_uring_sqe* sqe = coring::detail::LoopAccess::ring(loop).get_sqe();
     io_uring_prep_rw(IORING_OP_MSG_RING, sqe, 0, nullptr, 0, 0);
-    loop.ring().track(sqe, &r);
+    coring::detail::LoopAccess::ring(loop).track(sqe, &r);
     auto body = []() -> Task<> {
         co_await coring::sleep(1ms);
     };

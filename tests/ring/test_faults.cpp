@@ -199,9 +199,11 @@ TEST_CASE("Faults: 10000 operations queued in one iteration on a 16-entry SQ all
     int completed = 0;
     std::uint64_t enters = 0;
     run_on_ring(16, [&]() -> Task<> {
-        std::uint64_t before = coring::get_running_loop().ring().enter_count();
+        std::uint64_t before =
+                coring::detail::LoopAccess::ring(coring::get_running_loop()).enter_count();
         co_await many_nops(many, completed);
-        enters = coring::get_running_loop().ring().enter_count() - before;
+        enters =
+                coring::detail::LoopAccess::ring(coring::get_running_loop()).enter_count() - before;
     });
     CHECK(completed == many);
     CHECK(enters >= many / 16); // the full SQ was flushed, not grown
@@ -256,9 +258,11 @@ TEST_CASE("Faults: 10000 completions at once on a 32-entry CQ are all delivered"
     int completed = 0;
     bool nodrop = true;
     run_on_ring(16, [&]() -> Task<> {
-        nodrop = (coring::get_running_loop().ring().features() & IORING_FEAT_NODROP) != 0;
+        nodrop = (coring::detail::LoopAccess::ring(coring::get_running_loop()).features() &
+                  IORING_FEAT_NODROP) != 0;
         co_await many_nops(many, completed);
-        CHECK(coring::get_running_loop().ring().in_flight() <= 1); // the loop's wake-up read
+        CHECK(coring::detail::LoopAccess::ring(coring::get_running_loop()).in_flight() <=
+              1); // the loop's wake-up read
     });
     if (!nodrop) {
         CORING_SKIP("the kernel has no IORING_FEAT_NODROP: an overflowing CQ drops completions");
@@ -345,7 +349,7 @@ TEST_CASE("Faults: without IORING_OP_SOCKET and IORING_OP_CLOSE streams fall bac
     faults.hidden_ops.set(IORING_OP_CLOSE);
     std::string reply;
     run_on_ring(64, [&]() -> Task<> {
-        auto& ring = coring::get_running_loop().ring();
+        auto& ring = coring::detail::LoopAccess::ring(coring::get_running_loop());
         CHECK_FALSE(ring.supports(IORING_OP_SOCKET));
         CHECK_FALSE(ring.supports(IORING_OP_CLOSE));
         CHECK(ring.supports(IORING_OP_NOP));
@@ -727,8 +731,8 @@ TEST_CASE("Faults: an error injected into the 3rd recv completion surfaces as th
     std::string first_two;
     bool deferred = true;
     run_on_ring(64, [&]() -> Task<> {
-        deferred =
-                (coring::get_running_loop().ring().setup_flags() & IORING_SETUP_DEFER_TASKRUN) != 0;
+        deferred = (coring::detail::LoopAccess::ring(coring::get_running_loop()).setup_flags() &
+                    IORING_SETUP_DEFER_TASKRUN) != 0;
         if (!deferred) {
             co_return;
         }

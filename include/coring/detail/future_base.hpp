@@ -139,7 +139,7 @@ protected:
 
     void attach(EventLoop& loop) noexcept {
         loop_ = &loop;
-        loop.register_future(*this);
+        detail::LoopAccess::register_future(loop, *this);
     }
 
     /// Sets the state and schedules every done callback.

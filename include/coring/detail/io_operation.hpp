@@ -52,7 +52,7 @@ public:
             task_->suspend_yield(h, &h.promise());
             return;
         }
-        Ring& ring = task_->loop()->ring();
+        Ring& ring = detail::LoopAccess::ring(*task_->loop());
         io_uring_sqe* sqe = ring.get_sqe();
         static_cast<Derived*>(this)->prepare(sqe);
         ring.track(sqe, this);
@@ -67,7 +67,7 @@ public:
         if (!cancel_requested_) {
             cancel_requested_ = true;
             try {
-                task_->loop()->ring().cancel(this);
+                detail::LoopAccess::ring(*task_->loop()).cancel(this);
             } catch (...) {
                 // get_sqe flushes a full SQ and cannot fail short of a dead ring; if it does,
                 // the operation simply completes on its own.

@@ -279,7 +279,7 @@ public:
             if (loop_->get_debug() && EventLoop::running() != loop_) [[unlikely]] {
                 throw_wrong_loop("StreamWriter.write"); // debug mode only: writes are hot
             }
-            loop_->defer_flush(*this);
+            detail::LoopAccess::defer_flush(*loop_, *this);
         }
         if (!paused_ && write_buffer_size() > high_water_) {
             paused_ = true; // asyncio's _maybe_pause_protocol
@@ -476,7 +476,8 @@ private:
 
     /// A free SQE, or null when the ring cannot give one (it is dead).
     io_uring_sqe* get_sqe() noexcept {
-        if (io_uring_sqe* sqe = io_uring_get_sqe(loop_->ring().native())) [[likely]] {
+        if (io_uring_sqe* sqe = io_uring_get_sqe(detail::LoopAccess::ring(*loop_).native()))
+                [[likely]] {
             return sqe;
         }
         return get_sqe_slow();

@@ -67,7 +67,7 @@ public:
     /// Marks the waiter woken and schedules on_wake_ (never resumes inline).
     void wake() {
         state_ = WaitState::woken;
-        task_->loop()->schedule(on_wake_);
+        detail::LoopAccess::schedule(*task_->loop(), on_wake_);
     }
 
     // Written by await_suspend before anything reads it (see QueuedWaiter::task_).

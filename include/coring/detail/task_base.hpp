@@ -84,7 +84,7 @@ public:
     }
 
     /// Schedules the task's next step (appends it to the ready queue).
-    void wake() { loop_->schedule({&TaskBase::step_entry, this}); }
+    void wake() { detail::LoopAccess::schedule(*loop_, {&TaskBase::step_entry, this}); }
 
     /// Throws the pending cancellation, if any. Awaiters call it from await_resume: asyncio
     /// throws CancelledError into the coroutine when _must_cancel is set at the next step.

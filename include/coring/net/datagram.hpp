@@ -141,7 +141,7 @@ public:
         unlink();
         closed_ = true;
         try {
-            this->loop().ring().cancel(this);
+            detail::LoopAccess::ring(this->loop()).cancel(this);
         } catch (...) {
             // A dead ring: the receive ends with it.
         }
