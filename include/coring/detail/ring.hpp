@@ -70,10 +70,23 @@ public:
     /// A fresh SQE. When the submission queue is full, submits what it holds and retries, so this
     /// never fails.
     io_uring_sqe* get_sqe() {
-        if (io_uring_sqe* sqe = io_uring_get_sqe(&ring_)) [[likely]] {
+        if (io_uring_sqe* sqe = try_get_sqe()) [[likely]] {
             return sqe;
         }
         return get_sqe_slow();
+    }
+
+    /// A fresh SQE, or null when the submission queue is full: liburing's io_uring_get_sqe for
+    /// a ring without IORING_SETUP_SQPOLL and IORING_SETUP_SQE128 (coring sets neither), which
+    /// saves it testing both on every call.
+    io_uring_sqe* try_get_sqe() noexcept {
+        io_uring_sq& sq = ring_.sq;
+        unsigned tail = sq.sqe_tail;
+        if (tail + 1 - IO_URING_READ_ONCE(*sq.khead) > sq.ring_entries) [[unlikely]] {
+            return nullptr;
+        }
+        sq.sqe_tail = tail + 1;
+        return &sq.sqes[tail & sq.ring_mask];
     }
 
     /// Points the SQE's user_data at c and counts the operation as in flight.

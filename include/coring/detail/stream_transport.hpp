@@ -476,7 +476,7 @@ private:
 
     /// A free SQE, or null when the ring cannot give one (it is dead).
     io_uring_sqe* get_sqe() noexcept {
-        if (io_uring_sqe* sqe = io_uring_get_sqe(loop_->ring().native())) [[likely]] {
+        if (io_uring_sqe* sqe = loop_->ring().try_get_sqe()) [[likely]] {
             return sqe;
         }
         return get_sqe_slow();
