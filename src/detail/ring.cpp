@@ -220,6 +220,10 @@ void Ring::setup_uring(const RingOptions& options, bool forced) {
         }
         throw_setup_error(err, options.entries);
     }
+    // The inline SQ and CQ code (ring.hpp) assumes these are off.
+    CORING_ASSERT(
+            (setup_flags_ & (IORING_SETUP_SQPOLL | IORING_SETUP_SQE128 | IORING_SETUP_CQE32)) == 0,
+            "unexpected io_uring setup flags");
     enabled_ = !(setup_flags_ & IORING_SETUP_R_DISABLED);
     std::unique_ptr<io_uring_probe, void (*)(io_uring_probe*)> probe(
             sys.io_uring_get_probe_ring(&ring_), &io_uring_free_probe);

@@ -57,7 +57,8 @@ public:
         static_cast<Derived*>(this)->prepare(sqe);
         ring.track(sqe, this);
         state_ = State::in_flight;
-        task_->suspend_on(h, &h.promise(), *this);
+        // Preparing and tracking the SQE runs no code that could cancel the task.
+        task_->suspend_on_uncancelled(h, &h.promise(), *this);
     }
 
     bool cancel(const std::string&) noexcept override {

@@ -70,10 +70,23 @@ public:
     /// A fresh SQE. When the submission queue is full, submits what it holds and retries, so this
     /// never fails.
     io_uring_sqe* get_sqe() {
-        if (io_uring_sqe* sqe = io_uring_get_sqe(&ring_)) [[likely]] {
+        if (io_uring_sqe* sqe = try_get_sqe()) [[likely]] {
             return sqe;
         }
         return get_sqe_slow();
+    }
+
+    /// A fresh SQE, or null when the submission queue is full: liburing's io_uring_get_sqe for
+    /// a ring without IORING_SETUP_SQPOLL and IORING_SETUP_SQE128 (coring sets neither), which
+    /// saves it testing both on every call.
+    io_uring_sqe* try_get_sqe() noexcept {
+        io_uring_sq& sq = ring_.sq;
+        unsigned tail = sq.sqe_tail;
+        if (tail + 1 - IO_URING_READ_ONCE(*sq.khead) > sq.ring_entries) [[unlikely]] {
+            return nullptr;
+        }
+        sq.sqe_tail = tail + 1;
+        return &sq.sqes[tail & sq.ring_mask];
     }
 
     /// Points the SQE's user_data at c and counts the operation as in flight.
@@ -120,27 +133,35 @@ public:
     /// marks them seen. Completions of untracked SQEs (cancel requests) are skipped.
     template <class OnCqe>
     unsigned reap(OnCqe&& on_cqe) {
-        unsigned head;
-        unsigned n = 0;
-        io_uring_cqe* cqe;
-        io_uring_for_each_cqe(&ring_, head, cqe) {
-            ++n;
+        // liburing's io_uring_for_each_cqe with the CQ's geometry read once (it never changes,
+        // but the compiler must assume on_cqe might change it) and 16-byte CQEs (no
+        // IORING_SETUP_CQE32). The tail is read again when the batch is done, so completions posted
+        // meanwhile (a handler's submit can post some) are reaped in this pass too.
+        io_uring_cqe* const cqes = ring_.cq.cqes;
+        const unsigned mask = ring_.cq.ring_mask;
+        const unsigned first = *ring_.cq.khead;
+        unsigned head = first;
+        unsigned tail = io_uring_smp_load_acquire(ring_.cq.ktail);
+        while (head != tail) {
+            io_uring_cqe* cqe = &cqes[head & mask];
+            ++head;
             std::uint64_t ud = cqe->user_data;
-            if (ud == ignored_user_data) {
-                continue;
-            }
             if ((ud & message_tag) != 0) [[unlikely]] {
                 ++messages_received_;
                 on_message_(message_ctx_, ud & ~message_tag);
-                continue;
+            } else if (ud != ignored_user_data) {
+                if (!(cqe->flags & IORING_CQE_F_MORE)) {
+                    --in_flight_;
+                }
+                on_cqe(reinterpret_cast<Completion*>(ud), cqe->res, cqe->flags);
             }
-            if (!(cqe->flags & IORING_CQE_F_MORE)) {
-                --in_flight_;
+            if (head == tail) {
+                tail = io_uring_smp_load_acquire(ring_.cq.ktail);
             }
-            on_cqe(reinterpret_cast<Completion*>(ud), cqe->res, cqe->flags);
         }
-        io_uring_cq_advance(&ring_, n);
-        return n;
+        // The kernel only reads the head: storing it is io_uring_cq_advance(head - first).
+        io_uring_smp_store_release(ring_.cq.khead, head);
+        return head - first;
     }
 
     /// Receives the payload (user_data without message_tag) of every CQE another ring posted here

@@ -476,8 +476,7 @@ private:
 
     /// A free SQE, or null when the ring cannot give one (it is dead).
     io_uring_sqe* get_sqe() noexcept {
-        if (io_uring_sqe* sqe = io_uring_get_sqe(detail::LoopAccess::ring(*loop_).native()))
-                [[likely]] {
+        if (io_uring_sqe* sqe = detail::LoopAccess::ring(*loop_).try_get_sqe()) [[likely]] {
             return sqe;
         }
         return get_sqe_slow();

@@ -75,6 +75,14 @@ public:
         }
     }
 
+    /// suspend_on for a caller that has just seen must_cancel() false, with nothing since that
+    /// could have set it: the test is not made again.
+    void suspend_on_uncancelled(std::coroutine_handle<> h, TaskBase* inner, Waiter& w) noexcept {
+        handle_ = h;
+        link_ = inner;
+        waiter_ = &w;
+    }
+
     /// Called by an awaiter that only yields (sleep(0)): resume at h on the next iteration.
     void suspend_yield(std::coroutine_handle<> h, TaskBase* inner) {
         handle_ = h;
