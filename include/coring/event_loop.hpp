@@ -8,6 +8,7 @@
 #include <coring/detail/deadline.hpp>
 #include <coring/detail/frame_allocator.hpp>
 #include <coring/detail/intrusive_list.hpp>
+#include <coring/detail/owned_op.hpp>
 #include <coring/detail/ready_queue.hpp>
 #include <coring/detail/ref.hpp>
 #include <coring/detail/ring.hpp>
@@ -696,7 +697,7 @@ public:
     std::size_t timer_count() const noexcept { return timers_.size(); }
 
     std::uint64_t io_in_flight() const noexcept {
-        return ring_.in_flight() - (wake_armed_ ? 1 : 0) - background_io_;
+        return ring_.in_flight() - (wake_op_.in_flight() ? 1 : 0) - background_io_;
     }
 
     /// Counts (+1) or uncounts (-1) an operation that coring's own machinery keeps in flight for
@@ -796,7 +797,7 @@ private:
     void drop_debug_if_unused() noexcept;
     void follow_debug_mode() noexcept; // starts or stops debug mode's watchdog
     void finish_iteration_hooked(detail::LoopDebug& dbg);
-    static void on_wakeup(detail::Completion* c, int res, unsigned flags) noexcept;
+    void on_wakeup(int res, unsigned flags) noexcept;
     static void on_message(void* self, std::uint64_t payload) noexcept;
     static void on_message_sent(detail::Completion* c, int res, unsigned flags) noexcept;
     void finish_outgoing_messages() noexcept;
@@ -829,15 +830,10 @@ private:
 
     // call_soon_threadsafe: other threads append to the shared queue and write the eventfd; a
     // read on the eventfd stays in flight in the ring while the loop runs.
-    struct WakeCompletion : detail::Completion {
-        EventLoop* loop;
-    };
-
     std::shared_ptr<detail::ThreadsafeQueue> threadsafe_;
-    bool wake_armed_ = false;         // the eventfd read is in flight
     std::uint64_t background_io_ = 0; // see count_background_io
     std::uint64_t wake_buf_ = 0;
-    WakeCompletion wake_completion_{};
+    detail::OwnedOp<EventLoop, &EventLoop::on_wakeup> wake_op_{this}; // the eventfd read
 
     // IORING_OP_MSG_RING posts from this loop (see send_message).
     bool msg_ring_ok_ = false;
