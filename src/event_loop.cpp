@@ -134,8 +134,6 @@ EventLoop::EventLoop(const EventLoopOptions& options)
         throw std::system_error(err, std::system_category(), "coring: eventfd for the event loop");
     }
     threadsafe_ = std::make_shared<detail::ThreadsafeQueue>(this, fd);
-    wake_completion_.complete = &EventLoop::on_wakeup;
-    wake_completion_.loop = this;
     batch_flush_.flush_ = &EventLoop::flush_batches;
     ring_.set_message_handler(&EventLoop::on_message, this);
     msg_ring_ok_ = ring_.supports(IORING_OP_MSG_RING);
@@ -340,7 +338,7 @@ void EventLoop::close() {
         }
         ring_.abandon_in_flight();
     }
-    wake_armed_ = false;
+    wake_op_.forget();
     drain_incoming_messages();
 
     while (!ready_.empty()) {
@@ -452,26 +450,23 @@ std::vector<HandleState*> ThreadsafeQueue::close() {
 } // namespace detail
 
 void EventLoop::arm_wakeup() {
-    if (wake_armed_ || closed_) {
+    if (wake_op_.in_flight() || closed_) {
         return;
     }
     io_uring_sqe* sqe = ring_.get_sqe();
     io_uring_prep_read(sqe, threadsafe_->wake_fd(), &wake_buf_, sizeof wake_buf_, 0);
-    ring_.track(sqe, &wake_completion_);
-    wake_armed_ = true;
+    wake_op_.submit(ring_, sqe);
 }
 
-void EventLoop::on_wakeup(detail::Completion* c, int res, unsigned) noexcept {
-    EventLoop& loop = *static_cast<WakeCompletion*>(c)->loop;
-    loop.wake_armed_ = false;
-    for (detail::HandleState* s : loop.threadsafe_->take()) {
-        loop.ready_.push({&detail::HandleState::run_entry, s});
+void EventLoop::on_wakeup(int res, unsigned) noexcept {
+    for (detail::HandleState* s : threadsafe_->take()) {
+        ready_.push({&detail::HandleState::run_entry, s});
     }
-    if (res != -ECANCELED && !loop.closed_) {
+    if (res != -ECANCELED && !closed_) {
         try {
-            loop.arm_wakeup();
+            arm_wakeup();
         } catch (...) {
-            loop.call_exception_handler(
+            call_exception_handler(
                     {"could not re-arm the loop's wake-up read", std::current_exception(), {}, {}});
         }
     }

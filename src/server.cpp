@@ -81,8 +81,7 @@ void set_multishot_accept(bool enabled) noexcept {
 }
 
 ServerState::Listener::Listener(ServerState& s, int listen_fd) noexcept
-    : Completion{&ServerState::on_accept}, TimerNode(&ServerState::on_retry), server(&s),
-      fd(listen_fd) {
+    : TimerNode(&ServerState::on_retry), server(&s), fd(listen_fd) {
 }
 
 ServerState::ServerState(EventLoop& loop,
@@ -135,7 +134,7 @@ void ServerState::arm_idle_listeners() noexcept {
         if (!below_limit()) {
             return; // paused: the backlog holds the next connections until one closes
         }
-        if (!l->accept_in_flight && !l->retry_pending) {
+        if (!l->accept_op.in_flight() && !l->retry_pending) {
             arm(*l);
         }
     }
@@ -164,16 +163,18 @@ void ServerState::arm(Listener& l) noexcept {
 #else
     io_uring_prep_accept(sqe, l.fd, nullptr, nullptr, SOCK_CLOEXEC);
 #endif
-    detail::LoopAccess::ring(*loop_).track(sqe, &l);
+    l.accept_op.submit(detail::LoopAccess::ring(*loop_), sqe);
     l.multishot = multishot;
-    l.accept_in_flight = true;
     ++accepts_in_flight_;
     add_ref();
 }
 
-void ServerState::on_accept(Completion* c, int res, unsigned flags) noexcept {
-    auto& l = static_cast<Listener&>(*c);
-    ServerState& s = *l.server;
+void ServerState::Listener::on_accept(int res, unsigned flags) noexcept {
+    ServerState& s = *server;
+    bool ended = !(flags & IORING_CQE_F_MORE); // the accept (multishot or single) has ended
+    if (ended) {
+        --s.accepts_in_flight_;
+    }
     if (res >= 0) {
         if (s.serving_) {
             s.accepted(res);
@@ -181,20 +182,19 @@ void ServerState::on_accept(Completion* c, int res, unsigned flags) noexcept {
             close_fd(res); // accepted while the server was closing
         }
     } else if (s.serving_) {
-        s.accept_failed(l, -res);
+        s.accept_failed(*this, -res);
     }
     // An error while not serving is close() ending the accept (ECANCELED, or EINVAL from the
     // shutdown of its socket): nothing to report, and no reason to give up multishot accepts.
-    if (!(flags & IORING_CQE_F_MORE)) {
-        // The accept (multishot or single) has ended: arm the next, or finish closing.
-        l.accept_in_flight = false;
-        --s.accepts_in_flight_;
+    if (ended) {
+        // Arm the next, unless what ran above did already (a connection that closed at once),
+        // or finish closing.
         if (s.serving_) {
-            if (!l.retry_pending && s.below_limit()) {
-                s.arm(l); // (at max_connections, connection_closed arms it again)
+            if (!accept_op.in_flight() && !retry_pending && s.below_limit()) {
+                s.arm(*this); // (at max_connections, connection_closed arms it again)
             }
         } else if (s.closed_) {
-            s.listener_done(l);
+            s.listener_done(*this);
         }
         s.release();
     }
@@ -282,7 +282,7 @@ void ServerState::on_retry(TimerNode* node, bool discard) noexcept {
     auto& l = static_cast<Listener&>(*node);
     ServerState& s = *l.server;
     l.retry_pending = false;
-    if (!discard && s.serving_ && !l.accept_in_flight && s.below_limit()) {
+    if (!discard && s.serving_ && !l.accept_op.in_flight() && s.below_limit()) {
         s.arm(l);
     }
     s.release();
@@ -326,13 +326,10 @@ void ServerState::close() noexcept {
             l.retry_pending = false;
             release(); // the timer's reference; a handle or the caller still holds one
         }
-        if (l.accept_in_flight && loop_ != nullptr) {
-            try {
-                detail::LoopAccess::ring(*loop_).cancel(&l);
-            } catch (...) {
-                // The accept stays armed until the ring goes; its completions close what
-                // they accept.
-            }
+        if (l.accept_op.in_flight() && loop_ != nullptr) {
+            // Without an SQE for the cancel, the accept stays armed until the ring goes; its
+            // completions close what they accept.
+            l.accept_op.cancel(detail::LoopAccess::ring(*loop_));
         } else {
             listener_done(l);
         }
@@ -393,8 +390,7 @@ void ServerState::on_loop_close() noexcept {
     serving_ = false;
     int held = 0;
     for (auto& l : listeners_) {
-        if (l->accept_in_flight) {
-            l->accept_in_flight = false;
+        if (l->accept_op.forget()) {
             --accepts_in_flight_;
             ++held;
         }

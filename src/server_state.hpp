@@ -8,7 +8,7 @@
 #include <coring/streams.hpp>
 
 #include <coring/detail/intrusive_list.hpp>
-#include <coring/detail/ring.hpp>
+#include <coring/detail/owned_op.hpp>
 #include <coring/detail/stream_transport.hpp>
 #include <coring/detail/timer_heap.hpp>
 #include <coring/detail/wait_queue.hpp>
@@ -29,13 +29,15 @@ namespace coring::detail {
 class ServerState final : public LoopResource {
 public:
     /// One listening socket and its accept operation.
-    struct Listener final : Completion, TimerNode {
+    struct Listener final : TimerNode {
         Listener(ServerState& s, int listen_fd) noexcept;
+
+        void on_accept(int res, unsigned flags) noexcept;
 
         ServerState* server;
         int fd;         // the listening socket (owned by sockets_ or closing)
         Socket closing; // the socket, moved here by close() until its accept ends
-        bool accept_in_flight = false;
+        OwnedOp<Listener, &Listener::on_accept, true> accept_op{this}; // single or multishot
         bool multishot = false;     // the accept in flight is multishot
         bool retry_pending = false; // the retry timer is queued
     };
@@ -106,7 +108,6 @@ private:
     void maybe_wake_closed() noexcept;
     void report(const char* message, int err) noexcept;
 
-    static void on_accept(Completion* c, int res, unsigned flags) noexcept;
     static void on_retry(TimerNode* node, bool discard) noexcept;
 
     ClientConnectedCallback callback_;

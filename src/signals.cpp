@@ -5,6 +5,7 @@
 #include <coring/run.hpp>
 #include <coring/signals.hpp>
 
+#include <coring/detail/owned_op.hpp>
 #include <coring/detail/sys.hpp>
 
 #include <fmt/format.h>
@@ -97,12 +98,9 @@ void check_signal(int sig) {
 
 // The signals of one loop: its signalfd, its handlers, and the read kept in flight.
 // Loop thread only, except where the registry's mutex says otherwise.
-class LoopSignals final : public LoopResource, public Completion {
+class LoopSignals final : public LoopResource {
 public:
-    explicit LoopSignals(EventLoop& loop) : loop_(&loop) {
-        complete = &LoopSignals::on_complete;
-        sigemptyset(&mask_);
-    }
+    explicit LoopSignals(EventLoop& loop) : loop_(&loop) { sigemptyset(&mask_); }
 
     LoopSignals(const LoopSignals&) = delete;
     LoopSignals& operator=(const LoopSignals&) = delete;
@@ -152,7 +150,7 @@ public:
 
     // Keeps one read of the signalfd in flight while there are handlers.
     void arm() {
-        if (state_ != State::idle || empty() || loop_->is_closed()) {
+        if (read_.in_flight() || empty() || loop_->is_closed()) {
             return;
         }
         Ring& ring = detail::LoopAccess::ring(*loop_);
@@ -161,54 +159,34 @@ public:
             // The kernel returned EAGAIN for a read of the non-blocking signalfd instead of
             // waiting for it (older kernels do for O_NONBLOCK files): wait for readiness first.
             io_uring_prep_poll_add(sqe, fd_, POLLIN);
-            state_ = State::polling;
         } else {
             io_uring_prep_read(sqe, fd_, buffer_.data(), sizeof buffer_, 0);
-            state_ = State::reading;
         }
-        ring.track(sqe, this);
+        read_.submit(ring, sqe);
         detail::LoopAccess::count_background_io(*loop_, +1);
     }
 
-    // Cancels the read in flight (the last handler went away); it completes later.
-    void disarm() noexcept {
-        if (state_ == State::idle || cancel_requested_) {
-            return;
-        }
-        cancel_requested_ = true;
-        try {
-            detail::LoopAccess::ring(*loop_).cancel(this);
-        } catch (...) {
-            // the read then completes when the next signal comes, and is not re-armed
-        }
-    }
+    // Cancels the read in flight (the last handler went away); it completes later (without an
+    // SQE for the cancel: when the next signal comes), and is not re-armed.
+    void disarm() noexcept { read_.cancel(detail::LoopAccess::ring(*loop_)); }
 
     // The loop closed: its ring was drained already, so nothing of ours is in the kernel.
     void on_loop_close() noexcept override;
 
 private:
-    enum class State : std::uint8_t {
-        idle,    // nothing in flight
-        reading, // an IORING_OP_READ of the signalfd is in flight
-        polling, // an IORING_OP_POLL_ADD of the signalfd is in flight (EAGAIN fallback)
-    };
-
     static std::size_t index(int sig) noexcept { return static_cast<std::size_t>(sig); }
 
-    static void on_complete(Completion* c, int res, unsigned) noexcept {
-        auto& self = static_cast<LoopSignals&>(*c);
-        State was = self.state_;
-        self.state_ = State::idle;
-        self.cancel_requested_ = false;
-        detail::LoopAccess::count_background_io(*self.loop_, -1);
-        if (was == State::reading && res > 0) {
-            self.dispatch(static_cast<std::size_t>(res) / sizeof(signalfd_siginfo));
-        } else if (was == State::reading && res == -EAGAIN) {
-            self.use_poll_ = true;
-        } else if (was == State::polling && res >= 0) {
-            self.use_poll_ = false; // readable now: read it
+    void on_complete(int res, unsigned) noexcept {
+        bool polled = use_poll_; // what arm() submitted: a poll, or a read
+        detail::LoopAccess::count_background_io(*loop_, -1);
+        if (!polled && res > 0) {
+            dispatch(static_cast<std::size_t>(res) / sizeof(signalfd_siginfo));
+        } else if (!polled && res == -EAGAIN) {
+            use_poll_ = true;
+        } else if (polled && res >= 0) {
+            use_poll_ = false; // readable now: read it
         } else if (res < 0 && res != -ECANCELED && res != -EINTR) {
-            self.loop_->call_exception_handler(
+            loop_->call_exception_handler(
                     {fmt::format("coring: reading the signalfd failed: {}", std::strerror(-res)),
                      {},
                      {},
@@ -216,12 +194,12 @@ private:
             return; // do not spin on a broken descriptor
         }
         try {
-            self.arm();
+            arm();
         } catch (...) {
-            self.loop_->call_exception_handler({"coring: could not re-arm the signalfd read",
-                                                std::current_exception(),
-                                                {},
-                                                {}});
+            loop_->call_exception_handler({"coring: could not re-arm the signalfd read",
+                                           std::current_exception(),
+                                           {},
+                                           {}});
         }
     }
 
@@ -262,9 +240,8 @@ private:
     std::array<std::shared_ptr<SignalCallback>, NSIG> handlers_{};
     std::size_t count_ = 0;
     std::array<signalfd_siginfo, 8> buffer_{}; // the kernel writes here while a read is in flight
-    State state_ = State::idle;
-    bool cancel_requested_ = false;
-    bool use_poll_ = false;
+    OwnedOp<LoopSignals, &LoopSignals::on_complete> read_{this}; // reads (or polls) fd_
+    bool use_poll_ = false; // wait for readiness before reading (set by an EAGAIN)
 };
 
 LoopSignals* find_state(EventLoop& loop) noexcept {
@@ -301,9 +278,8 @@ void release_signal(int sig) noexcept {
 }
 
 void LoopSignals::on_loop_close() noexcept {
-    if (state_ != State::idle) {
+    if (read_.forget()) {
         // EventLoop::close() drained the ring before closing resources: the read is over.
-        state_ = State::idle;
         detail::LoopAccess::count_background_io(*loop_, -1);
     }
     {

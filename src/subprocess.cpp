@@ -136,7 +136,6 @@ private:
 
 ProcessState::ProcessState(EventLoop& loop, pid_t pid, int pidfd)
     : loop_(&loop), pid_(pid), pidfd_(pidfd) {
-    complete = &ProcessState::on_poll;
     detail::LoopAccess::register_resource(loop, *this);
     registered_ = true;
     arm();
@@ -152,32 +151,29 @@ void ProcessState::arm() {
     Ring& ring = detail::LoopAccess::ring(*loop_);
     io_uring_sqe* sqe = ring.get_sqe();
     io_uring_prep_poll_add(sqe, pidfd_, POLLIN);
-    ring.track(sqe, this);
-    polling_ = true;
+    poll_.submit(ring, sqe);
     sync_background();
 }
 
 // The poll is the loop's own work while nobody waits (asyncio's child watcher), so it must not
 // keep io_in_flight() above zero then; a task waiting in wait() makes it that task's I/O.
 void ProcessState::sync_background() noexcept {
-    bool want = polling_ && waiters_.empty() && loop_ != nullptr;
+    bool want = poll_.in_flight() && waiters_.empty() && loop_ != nullptr;
     if (want != background_) {
         detail::LoopAccess::count_background_io(*loop_, want ? +1 : -1);
         background_ = want;
     }
 }
 
-void ProcessState::on_poll(Completion* c, int res, unsigned) noexcept {
-    auto& self = static_cast<ProcessState&>(*c);
-    self.polling_ = false;
-    self.sync_background();
-    if (self.try_reap()) {
-        return; // may have deleted self
+void ProcessState::on_poll(int res, unsigned) noexcept {
+    sync_background();
+    if (try_reap()) {
+        return; // may have deleted this
     }
     if (res < 0 && res != -EINTR && res != -ECANCELED) {
-        self.loop_->call_exception_handler(
+        loop_->call_exception_handler(
                 {fmt::format("coring: polling the pidfd of child process {} failed: {}",
-                             self.pid_,
+                             pid_,
                              std::strerror(-res)),
                  {},
                  {},
@@ -185,12 +181,12 @@ void ProcessState::on_poll(Completion* c, int res, unsigned) noexcept {
         return;
     }
     try {
-        self.arm(); // woken without an exit (cannot happen for a pidfd, but be safe)
+        arm(); // woken without an exit (cannot happen for a pidfd, but be safe)
     } catch (...) {
-        self.loop_->call_exception_handler({"coring: could not re-arm a child's pidfd poll",
-                                            std::current_exception(),
-                                            {},
-                                            {}});
+        loop_->call_exception_handler({"coring: could not re-arm a child's pidfd poll",
+                                       std::current_exception(),
+                                       {},
+                                       {}});
     }
 }
 
@@ -260,7 +256,7 @@ void ProcessState::maybe_delete() noexcept {
 
 void ProcessState::on_loop_close() noexcept {
     registered_ = false; // close() unlinked us
-    polling_ = false;    // close() drained the ring: the poll is over
+    poll_.forget();      // close() drained the ring: the poll is over
     sync_background();
     waiters_.clear(); // their tasks are destroyed next, never resumed
     if (!try_reap_at_close()) {

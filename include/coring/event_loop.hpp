@@ -7,6 +7,7 @@
 
 #include <coring/detail/deadline.hpp>
 #include <coring/detail/loop_core.hpp>
+#include <coring/detail/owned_op.hpp>
 #include <coring/detail/ref.hpp>
 
 #include <atomic>
@@ -413,7 +414,7 @@ public:
     std::size_t timer_count() const noexcept { return timers_.size(); }
 
     std::uint64_t io_in_flight() const noexcept {
-        return ring_.in_flight() - (wake_armed_ ? 1 : 0) - background_io_;
+        return ring_.in_flight() - (wake_op_.in_flight() ? 1 : 0) - background_io_;
     }
 
     /// Loop iterations run so far.
@@ -492,7 +493,7 @@ private:
     void drop_debug_if_unused() noexcept;
     void follow_debug_mode() noexcept; // starts or stops debug mode's watchdog
     void finish_iteration_hooked(detail::LoopDebug& dbg);
-    static void on_wakeup(detail::Completion* c, int res, unsigned flags) noexcept;
+    void on_wakeup(int res, unsigned flags) noexcept;
     static void on_message(void* self, std::uint64_t payload) noexcept;
     static void on_message_sent(detail::Completion* c, int res, unsigned flags) noexcept;
     void finish_outgoing_messages() noexcept;
@@ -522,6 +523,8 @@ private:
                       detail::HandleState* s);
 
     ExceptionHandler handler_;
+    // The eventfd read that wakes the loop for call_soon_threadsafe (see ThreadsafeQueue).
+    detail::OwnedOp<EventLoop, &EventLoop::on_wakeup> wake_op_{this};
     static inline thread_local constinit EventLoop* running_loop_ = nullptr;
 };
 

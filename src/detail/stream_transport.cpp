@@ -51,14 +51,6 @@ void ignore_sigpipe() noexcept {
 
 StreamTransport::StreamTransport(EventLoop& loop, int fd, TransportKind kind, std::size_t limit)
     : FlushNode(&StreamTransport::flush_entry), loop_(&loop), fd_(fd), kind_(kind), limit_(limit) {
-    send_op_.complete = &StreamTransport::on_send;
-    send_op_.self = this;
-    shutdown_op_.complete = &StreamTransport::on_shutdown;
-    shutdown_op_.self = this;
-    close_op_.complete = &StreamTransport::on_close;
-    close_op_.self = this;
-    filter_recv_op_.complete = &StreamTransport::on_filter_recv;
-    filter_recv_op_.self = this;
     // IORING_RECVSEND_POLL_FIRST came with Linux 5.19, as IORING_OP_SOCKET did; older kernels
     // refuse a recv whose ioprio is not zero.
     poll_first_supported_ = kind == TransportKind::socket &&
@@ -98,18 +90,9 @@ void StreamTransport::on_loop_close() noexcept {
     eof_ = true;
     read_op_ = nullptr;
     int held = 0;
-    if (send_in_flight_) {
-        send_in_flight_ = false;
-        ++held;
-    }
-    if (shutdown_in_flight_) {
-        shutdown_in_flight_ = false;
-        ++held;
-    }
-    if (filter_recv_in_flight_) {
-        filter_recv_in_flight_ = false;
-        ++held;
-    }
+    held += send_op_.forget() ? 1 : 0;
+    held += shutdown_op_.forget() ? 1 : 0;
+    held += filter_recv_op_.forget() ? 1 : 0;
     switch (close_) {
     case CloseState::open:
         close_ = CloseState::closing;
@@ -121,6 +104,7 @@ void StreamTransport::on_loop_close() noexcept {
         // Submitted, so done: an IORING_OP_CLOSE runs when it is submitted.
         close_ = CloseState::closed;
         fd_ = -1;
+        close_op_.forget();
         held += 2; // the operation's and close()'s
         break;
     case CloseState::closed:
@@ -236,7 +220,7 @@ void StreamTransport::feed_data(std::string_view data) {
     if (eof_) {
         throw InvalidStateError("feed_data after feed_eof");
     }
-    if (read_op_ != nullptr || filter_recv_in_flight_) {
+    if (read_op_ != nullptr || filter_recv_op_.in_flight()) {
         throw InvalidStateError("feed_data while a read is in flight");
     }
     if (data.empty()) {
@@ -271,9 +255,7 @@ void StreamTransport::cancel_read() noexcept {
         if (read_op_ != nullptr) {
             detail::LoopAccess::ring(*loop_).cancel(read_op_);
         }
-        if (filter_recv_in_flight_) {
-            detail::LoopAccess::ring(*loop_).cancel(&filter_recv_op_);
-        }
+        filter_recv_op_.cancel(detail::LoopAccess::ring(*loop_));
     } catch (...) {
         // A dead ring: the recv ends with the connection anyway.
     }
@@ -294,7 +276,7 @@ void StreamTransport::set_filter(std::unique_ptr<StreamFilter> f,
 }
 
 void StreamTransport::start_filter_recv() noexcept {
-    if (filter_recv_in_flight_ || read_finished() || close_ != CloseState::open ||
+    if (filter_recv_op_.in_flight() || read_finished() || close_ != CloseState::open ||
         loop_ == nullptr) {
         return;
     }
@@ -307,27 +289,24 @@ void StreamTransport::start_filter_recv() noexcept {
         wire_in_.reserve_tail(wire_in_.capacity() == 0 ? first_read_capacity : min_read_room);
     }
     prep_read(sqe, wire_in_.tail(), wire_in_.room());
-    detail::LoopAccess::ring(*loop_).track(sqe, &filter_recv_op_);
-    filter_recv_in_flight_ = true;
+    filter_recv_op_.submit(detail::LoopAccess::ring(*loop_), sqe);
     add_ref();
 }
 
-void StreamTransport::on_filter_recv(Completion* c, int res, unsigned flags) noexcept {
-    StreamTransport& t = *static_cast<OpCompletion*>(c)->self;
-    t.filter_recv_in_flight_ = false;
-    t.note_read_flags(flags);
+void StreamTransport::on_filter_recv(int res, unsigned flags) noexcept {
+    note_read_flags(flags);
     if (res > 0) {
-        t.wire_in_.commit(static_cast<std::size_t>(res));
-        t.filter_received();
+        wire_in_.commit(static_cast<std::size_t>(res));
+        filter_received();
     } else if (res == 0) {
-        if (!t.eof_ && !t.read_error_) {
-            t.read_error_ = t.filter_->unexpected_eof();
-            t.feed_waiters_.notify_all();
+        if (!eof_ && !read_error_) {
+            read_error_ = filter_->unexpected_eof();
+            feed_waiters_.notify_all();
         }
-    } else if (res != -ECANCELED || !(t.eof_ || t.read_error_)) {
-        t.fatal_error(-res, "recv");
+    } else if (res != -ECANCELED || !(eof_ || read_error_)) {
+        fatal_error(-res, "recv");
     }
-    t.release();
+    release();
 }
 
 void StreamTransport::filter_received() noexcept {
@@ -363,7 +342,7 @@ void StreamTransport::filter_error(std::exception_ptr e) noexcept {
     }
     aborted_ = true; // nothing more goes out through a broken filter
     wbuf_.clear();
-    if (!send_in_flight_) {
+    if (!send_op_.in_flight()) {
         sending_.clear();
     }
     paused_ = false;
@@ -466,15 +445,11 @@ void StreamTransport::close() noexcept {
 void StreamTransport::abort() noexcept {
     aborted_ = true;
     wbuf_.clear();
-    if (!send_in_flight_) {
+    if (!send_op_.in_flight()) {
         sending_.clear();
     }
-    if (send_in_flight_ && loop_ != nullptr) {
-        try {
-            detail::LoopAccess::ring(*loop_).cancel(&send_op_);
-        } catch (...) {
-            // The send completes on its own.
-        }
+    if (loop_ != nullptr) {
+        send_op_.cancel(detail::LoopAccess::ring(*loop_));
     }
     paused_ = false;
     close();
@@ -488,7 +463,7 @@ void StreamTransport::flush_entry(FlushNode* node) noexcept {
 }
 
 void StreamTransport::flush() noexcept {
-    if (loop_ == nullptr || send_in_flight_ || shutdown_in_flight_ ||
+    if (loop_ == nullptr || send_op_.in_flight() || shutdown_op_.in_flight() ||
         close_ >= CloseState::closing_fd) {
         return;
     }
@@ -564,43 +539,40 @@ void StreamTransport::submit_send() noexcept {
                             static_cast<unsigned>(n),
                             static_cast<std::uint64_t>(-1));
     }
-    detail::LoopAccess::ring(*loop_).track(sqe, &send_op_);
-    send_in_flight_ = true;
+    send_op_.submit(detail::LoopAccess::ring(*loop_), sqe);
     add_ref();
 }
 
-void StreamTransport::on_send(Completion* c, int res, unsigned) noexcept {
-    StreamTransport& t = *static_cast<OpCompletion*>(c)->self;
-    t.send_in_flight_ = false;
+// Inlined into send_op_'s completion function, its only caller: sends are on every request's path.
+[[gnu::always_inline]] inline void StreamTransport::on_send(int res, unsigned) noexcept {
     if (res >= 0) {
-        t.sending_.consume(static_cast<std::size_t>(res));
-        if (t.sending_.empty()) {
-            if (t.release_send_buffers_) {
-                t.sending_.reset();
-                if (t.wbuf_.empty()) {
-                    t.wbuf_.reset(); // a filter's plaintext buffer, or the idle half
+        sending_.consume(static_cast<std::size_t>(res));
+        if (sending_.empty()) {
+            if (release_send_buffers_) {
+                sending_.reset();
+                if (wbuf_.empty()) {
+                    wbuf_.reset(); // a filter's plaintext buffer, or the idle half
                 }
             } else {
-                t.sending_.shrink_if_idle(keep_send_capacity);
+                sending_.shrink_if_idle(keep_send_capacity);
             }
         }
-        if (t.aborted_) {
-            t.sending_.clear();
+        if (aborted_) {
+            sending_.clear();
         }
-        t.maybe_resume_writing();
-        if (!t.sending_.empty() || !t.wbuf_.empty() || t.eof_requested_ ||
-            t.close_ != CloseState::open) {
+        maybe_resume_writing();
+        if (!sending_.empty() || !wbuf_.empty() || eof_requested_ || close_ != CloseState::open) {
             // The rest, and whatever was written meanwhile, leave together with the next
             // io_uring_enter (which is also the earliest a new SQE would be submitted).
-            detail::LoopAccess::defer_flush(*t.loop_, t);
+            detail::LoopAccess::defer_flush(*loop_, *this);
         }
-    } else if (res == -ECANCELED && t.aborted_) {
-        t.sending_.clear();
-        detail::LoopAccess::defer_flush(*t.loop_, t);
+    } else if (res == -ECANCELED && aborted_) {
+        sending_.clear();
+        detail::LoopAccess::defer_flush(*loop_, *this);
     } else {
-        t.fatal_error(-res, t.kind_ == TransportKind::socket ? "send" : "write");
+        fatal_error(-res, kind_ == TransportKind::socket ? "send" : "write");
     }
-    t.release();
+    release();
 }
 
 void StreamTransport::start_shutdown() noexcept {
@@ -610,21 +582,18 @@ void StreamTransport::start_shutdown() noexcept {
         return;
     }
     io_uring_prep_shutdown(sqe, fd_, SHUT_WR);
-    detail::LoopAccess::ring(*loop_).track(sqe, &shutdown_op_);
-    shutdown_in_flight_ = true;
+    shutdown_op_.submit(detail::LoopAccess::ring(*loop_), sqe);
     add_ref();
 }
 
-void StreamTransport::on_shutdown(Completion* c, int, unsigned) noexcept {
+void StreamTransport::on_shutdown(int, unsigned) noexcept {
     // An error (ENOTCONN: the peer is gone) is the reader's business, as in asyncio where
     // the next recv reports it.
-    StreamTransport& t = *static_cast<OpCompletion*>(c)->self;
-    t.shutdown_in_flight_ = false;
-    t.eof_sent_ = true;
-    if (t.close_ != CloseState::open || !t.wbuf_.empty()) {
-        detail::LoopAccess::defer_flush(*t.loop_, t);
+    eof_sent_ = true;
+    if (close_ != CloseState::open || !wbuf_.empty()) {
+        detail::LoopAccess::defer_flush(*loop_, *this);
     }
-    t.release();
+    release();
 }
 
 void StreamTransport::start_close() noexcept {
@@ -641,17 +610,16 @@ void StreamTransport::start_close() noexcept {
         return;
     }
     io_uring_prep_close(sqe, fd_);
-    detail::LoopAccess::ring(*loop_).track(sqe, &close_op_);
+    close_op_.submit(detail::LoopAccess::ring(*loop_), sqe);
     closing_fd_ = fd_;
     fd_ = -1;
     close_ = CloseState::closing_fd;
     add_ref();
 }
 
-void StreamTransport::on_close(Completion* c, int, unsigned) noexcept {
-    StreamTransport& t = *static_cast<OpCompletion*>(c)->self;
-    t.finish_close();
-    t.release();
+void StreamTransport::on_close(int, unsigned) noexcept {
+    finish_close();
+    release();
 }
 
 void StreamTransport::finish_close() noexcept {
@@ -691,7 +659,7 @@ void StreamTransport::lose_connection(std::exception_ptr e, bool fail_reader) no
         read_error_ = conn_lost_; // asyncio: connection_lost(exc) sets the reader's exception
     }
     wbuf_.clear();
-    if (!send_in_flight_) {
+    if (!send_op_.in_flight()) {
         sending_.clear();
     }
     paused_ = false;

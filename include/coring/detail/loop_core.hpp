@@ -247,15 +247,9 @@ protected:
 
     // call_soon_threadsafe: other threads append to the shared queue and write the eventfd; a
     // read on the eventfd stays in flight in the ring while the loop runs.
-    struct WakeCompletion : Completion {
-        EventLoop* loop;
-    };
-
     std::shared_ptr<ThreadsafeQueue> threadsafe_;
-    bool wake_armed_ = false;         // the eventfd read is in flight
     std::uint64_t background_io_ = 0; // see count_background_io
     std::uint64_t wake_buf_ = 0;
-    WakeCompletion wake_completion_{};
 
     // IORING_OP_MSG_RING posts from this loop (see send_message).
     bool msg_ring_ok_ = false;

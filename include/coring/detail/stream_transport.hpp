@@ -14,6 +14,7 @@
 #include <coring/detail/frame_allocator.hpp>
 #include <coring/detail/intrusive_list.hpp>
 #include <coring/detail/io_operation.hpp>
+#include <coring/detail/owned_op.hpp>
 #include <coring/detail/ref.hpp>
 #include <coring/detail/task_base.hpp>
 #include <coring/detail/wait_queue.hpp>
@@ -164,7 +165,7 @@ public:
     void release() noexcept {
         if (--refs_ == 0) {
             last_release();
-        } else if (refs_ == 1 && filter_recv_in_flight_) [[unlikely]] {
+        } else if (refs_ == 1 && filter_recv_op_.in_flight()) [[unlikely]] {
             // Only the filter's own recv holds the transport: every handle is gone (the task of
             // a waiting read was cancelled, say) and nobody will read what it brings. Close, as
             // last_release does, rather than keep the socket open until the peer sends or
@@ -275,7 +276,7 @@ public:
             return;
         }
         wbuf_.append(p, n);
-        if (!send_in_flight_) {
+        if (!send_op_.in_flight()) {
             if (loop_->get_debug() && EventLoop::running() != loop_) [[unlikely]] {
                 throw_wrong_loop("StreamWriter.write"); // debug mode only: writes are hot
             }
@@ -397,10 +398,6 @@ private:
     friend class ReadOperation;
     friend class ReadRequest;
 
-    struct OpCompletion : Completion {
-        StreamTransport* self;
-    };
-
     /// The close sequence.
     enum class CloseState : std::uint8_t {
         open,
@@ -484,10 +481,10 @@ private:
 
     io_uring_sqe* get_sqe_slow() noexcept;
 
-    static void on_send(Completion* c, int res, unsigned flags) noexcept;
-    static void on_shutdown(Completion* c, int res, unsigned flags) noexcept;
-    static void on_close(Completion* c, int res, unsigned flags) noexcept;
-    static void on_filter_recv(Completion* c, int res, unsigned flags) noexcept;
+    void on_send(int res, unsigned flags) noexcept;
+    void on_shutdown(int res, unsigned flags) noexcept;
+    void on_close(int res, unsigned flags) noexcept;
+    void on_filter_recv(int res, unsigned flags) noexcept;
 
     EventLoop* loop_;     // null once the loop has closed
     int fd_;              // -1 once closed (or for kind none)
@@ -516,23 +513,20 @@ private:
     std::exception_ptr conn_lost_;
     WaitQueue drain_waiters_;
     WaitQueue close_waiters_;
-    OpCompletion send_op_{};
-    OpCompletion shutdown_op_{};
-    OpCompletion close_op_{};
+    OwnedOp<StreamTransport, &StreamTransport::on_send> send_op_{this};
+    OwnedOp<StreamTransport, &StreamTransport::on_shutdown> shutdown_op_{this};
+    OwnedOp<StreamTransport, &StreamTransport::on_close> close_op_{this};
 
-    bool paused_ = false;         // above the high-water mark: drain() waits
-    bool aborted_ = false;        // abort(): buffered data is dropped, not sent
-    bool send_in_flight_ = false; // send_op_ is in the kernel
-    bool eof_requested_ = false;  // write_eof() was called
-    bool eof_sent_ = false;       // the shutdown (or pipe close) was done
-    bool shutdown_in_flight_ = false;
+    bool paused_ = false;               // above the high-water mark: drain() waits
+    bool aborted_ = false;              // abort(): buffered data is dropped, not sent
+    bool eof_requested_ = false;        // write_eof() was called
+    bool eof_sent_ = false;             // the shutdown (or pipe close) was done
     bool release_send_buffers_ = false; // set_release_send_buffers
 
     // A filter (TLS): the transport's own recv of wire bytes, made while a reader waits.
     std::unique_ptr<StreamFilter> filter_;
     ByteBuffer wire_in_; // wire bytes received, not yet decrypted
-    OpCompletion filter_recv_op_{};
-    bool filter_recv_in_flight_ = false;
+    OwnedOp<StreamTransport, &StreamTransport::on_filter_recv> filter_recv_op_{this};
     bool close_notify_sent_ = false;
     bool server_side_ = false;
     std::chrono::milliseconds shutdown_timeout_{0};

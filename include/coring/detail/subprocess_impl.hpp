@@ -9,8 +9,8 @@
 #include <coring/task.hpp>
 
 #include <coring/detail/intrusive_list.hpp>
+#include <coring/detail/owned_op.hpp>
 #include <coring/detail/queued_waiter.hpp>
-#include <coring/detail/ring.hpp>
 #include <coring/detail/task_base.hpp>
 
 #include <sys/types.h>
@@ -47,7 +47,7 @@ struct ProcessWaitTag {};
 /// does, so returncode() becomes known even when nobody waits and a dropped Process never
 /// leaves a zombie. Owned by its Process and, until the child is reaped, by its loop (it is a
 /// LoopResource); deleted when both have let go. Loop thread only.
-class ProcessState final : public LoopResource, public Completion {
+class ProcessState final : public LoopResource {
 public:
     /// Takes pidfd; starts watching it on loop. Throws: what Ring::get_sqe throws.
     ProcessState(EventLoop& loop, pid_t pid, int pidfd);
@@ -75,7 +75,7 @@ private:
 
     ~ProcessState();
 
-    static void on_poll(Completion* c, int res, unsigned flags) noexcept;
+    void on_poll(int res, unsigned flags) noexcept;
     void arm();
     bool try_reap() noexcept;
     bool try_reap_at_close() noexcept;
@@ -90,7 +90,7 @@ private:
     int pidfd_;
     std::optional<int> returncode_;
     IntrusiveList<ProcessWaitAwaiter, ProcessWaitTag> waiters_;
-    bool polling_ = false;    // the POLL_ADD on pidfd_ is in flight
+    OwnedOp<ProcessState, &ProcessState::on_poll> poll_{this}; // the POLL_ADD on pidfd_
     bool background_ = false; // counted with count_background_io (in flight, nobody waits)
     bool process_alive_ = true;
     bool registered_ = false; // linked in the loop's resources
