@@ -333,14 +333,9 @@ void StreamTransport::filter_received() noexcept {
     }
 }
 
-void StreamTransport::filter_error(std::exception_ptr e) noexcept {
-    if (!read_error_) {
-        read_error_ = e;
-    }
-    if (!conn_lost_) {
-        conn_lost_ = std::move(e);
-    }
-    aborted_ = true; // nothing more goes out through a broken filter
+// The connection is gone: unsent bytes are dropped (the one in the kernel stays until its
+// completion) and every waiter wakes to see why.
+void StreamTransport::drop_writes_and_wake() noexcept {
     wbuf_.clear();
     if (!send_op_.in_flight()) {
         sending_.clear();
@@ -350,6 +345,17 @@ void StreamTransport::filter_error(std::exception_ptr e) noexcept {
         drain_waiters_.notify_all();
         feed_waiters_.notify_all();
     }
+}
+
+void StreamTransport::filter_error(std::exception_ptr e) noexcept {
+    if (!read_error_) {
+        read_error_ = e;
+    }
+    if (!conn_lost_) {
+        conn_lost_ = std::move(e);
+    }
+    aborted_ = true; // nothing more goes out through a broken filter
+    drop_writes_and_wake();
     close();
 }
 
@@ -658,15 +664,7 @@ void StreamTransport::lose_connection(std::exception_ptr e, bool fail_reader) no
     if (fail_reader && !read_error_) {
         read_error_ = conn_lost_; // asyncio: connection_lost(exc) sets the reader's exception
     }
-    wbuf_.clear();
-    if (!send_op_.in_flight()) {
-        sending_.clear();
-    }
-    paused_ = false;
-    if (loop_ != nullptr) {
-        drain_waiters_.notify_all();
-        feed_waiters_.notify_all();
-    }
+    drop_writes_and_wake();
     cancel_read();
     close(); // asyncio's _force_close
     if (loop_ != nullptr) {

@@ -458,6 +458,7 @@ private:
     /// Ends the connection with e (asyncio's _force_close): unsent bytes are dropped, drain()
     /// and wait_closed() raise e, and, with fail_reader, the reader too.
     void lose_connection(std::exception_ptr e, bool fail_reader) noexcept;
+    void drop_writes_and_wake() noexcept;
     void filter_error(std::exception_ptr e) noexcept;
     void maybe_resume_writing() noexcept;
     void detach_server() noexcept;
