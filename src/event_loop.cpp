@@ -69,6 +69,7 @@ EventLoop::EventLoop(const EventLoopOptions& options)
     }
     threadsafe_ = std::make_shared<detail::ThreadsafeQueue>(this, fd);
     batch_flush_.flush_ = &EventLoop::flush_batches;
+    batch_flush_.loop = this;
     ring_.set_message_handler(&EventLoop::on_message, this);
     msg_ring_ok_ = ring_.supports(IORING_OP_MSG_RING);
     update_instrumented();
@@ -390,7 +391,6 @@ bool EventLoop::send_message(const std::shared_ptr<detail::ThreadsafeQueue>& tar
     }
     s->add_ref();
     ++messages_sent_;
-    batch_flush_.loop = this;
     detail::LoopAccess::defer_flush(*this, batch_flush_);
     return true;
 }
